@@ -1,0 +1,110 @@
+"""inklabel: annotation tool and labelling backend for tattoo photos.
+
+`create_app(config=None)` is the app factory; `config` overrides settings read from the environment.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from flask import Flask, jsonify, send_from_directory
+
+from .config import INSECURE_SECRET_KEYS, load_config, normalize_database_url
+
+FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+SECRET_KEY_FILE = "secret_key"
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def ensure_workspace(workspace: str | Path) -> Path:
+    """Create the workspace folders and its secret key if missing (what `init` does; every command may call it)."""
+    from .taxonomy import ensure_taxonomy
+
+    root = Path(workspace)
+    for sub in ("", "blobs", "exports", "models", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    key_file = root / SECRET_KEY_FILE
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    ensure_taxonomy(root)
+    return root
+
+
+def _secret_key(app: Flask) -> str:
+    key = app.config.get("SECRET_KEY")
+    if key is None:
+        key_file = Path(app.config["WORKSPACE"]) / SECRET_KEY_FILE
+        key = key_file.read_text().strip() if key_file.exists() else ""
+    if key in INSECURE_SECRET_KEYS and not app.config.get("TESTING"):
+        raise RuntimeError(
+            "No usable secret key: run `python manage.py init` to make one in the workspace, "
+            "or set INKLABEL_SECRET_KEY to a long random value."
+        )
+    return key or secrets.token_hex(32)
+
+
+def create_app(config: dict | None = None) -> Flask:
+    from . import db as dbsetup
+    from .api import register_api
+    from .commands import register_commands
+    from .errors import register_error_handlers
+    from .extensions import db, migrate
+
+    app = Flask(__name__, static_folder=None)
+    app.config.update(load_config())
+    app.config.update(config or {})
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if app.config.get("CREATE_WORKSPACE", True):
+        ensure_workspace(app.config["WORKSPACE"])
+    app.config["SECRET_KEY"] = _secret_key(app)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", dbsetup.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(dbsetup.MIGRATIONS_DIR))
+    with app.app_context():
+        dbsetup.setup_engine(db, app)
+
+    register_error_handlers(app)
+    register_api(app)
+    register_commands(app)
+    _register_pages(app)
+    _register_headers(app)
+    return app
+
+
+def _register_pages(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz():
+        return jsonify({"status": "ok"})
+
+    @app.get("/")
+    def index():
+        return send_from_directory(FRONTEND_DIR, "index.html", max_age=0)
+
+    @app.get("/<path:filename>")
+    def frontend_file(filename: str):
+        # send_from_directory refuses paths that leave FRONTEND_DIR (traversal → 404).
+        if filename.startswith("api/"):
+            from .errors import not_found
+
+            raise not_found("route")
+        return send_from_directory(FRONTEND_DIR, filename, max_age=0)
+
+
+def _register_headers(app: Flask) -> None:
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if response.mimetype == "application/json":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response

@@ -1,0 +1,4 @@
+"""/api/v1 annotations routes."""
+from flask import Blueprint
+
+bp = Blueprint("annotations", __name__, url_prefix="/api/v1")

@@ -1,0 +1,211 @@
+"""Endpoint declarations: one decorator validates a request with pydantic models and records the same models
+for the OpenAPI document, so the spec can never drift from what the server checks.
+
+    @bp.put("/images/<int:image_id>/annotation")
+    @endpoint("Save the annotation document", body=SaveAnnotation, response=AnnotationDocument, role="annotator")
+    def save_annotation(image_id, body): ...
+
+The view gets the validated `body` (and `query`) as keyword arguments and `g.user` is the caller. Returning a
+pydantic model or a dict sends JSON with the declared status.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any, Callable
+
+from flask import current_app, g, jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from ..auth import require_user
+from ..errors import APIError
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass
+class Endpoint:
+    summary: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    role: str | None = "annotator"  # None: public
+    multipart: dict[str, str] | None = None  # form field -> description, for uploads
+    produces: str = "application/json"
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_json_body() -> Any:
+    """Strict JSON: right content type, size limit, no NaN/Infinity, clear errors."""
+    if not request.is_json:
+        raise APIError(415, "unsupported_media_type", "Send a JSON body with Content-Type: application/json.")
+    limit = current_app.config["MAX_JSON_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise APIError(413, "too_large", f"JSON bodies are limited to {limit} bytes.")
+    raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        raise APIError(413, "too_large", f"JSON bodies are limited to {limit} bytes.")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        raise APIError(400, "malformed_json", f"The body is not valid JSON: {err}") from None
+
+
+def validation_details(err: ValidationError) -> dict:
+    return {
+        "errors": [
+            {"loc": [str(part) for part in e["loc"]], "message": e["msg"], "type": e["type"]}
+            for e in err.errors(include_url=False, include_input=False)
+        ]
+    }
+
+
+def validate(model: type[BaseModel], data: Any, what: str) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        details = validation_details(err)
+        first = details["errors"][0]
+        where = ".".join(first["loc"]) or what
+        raise APIError(422, "invalid_" + what, f"Invalid {what} at {where}: {first['message']}", details) from None
+
+
+def _query_dict() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in request.args:
+        values = request.args.getlist(key)
+        out[key] = values if len(values) > 1 else values[0]
+    return out
+
+
+def endpoint(summary: str, **options) -> Callable:
+    meta = Endpoint(summary=summary, **options)
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if meta.role is not None:
+                g.user = require_user(meta.role)
+            if meta.query is not None:
+                kwargs["query"] = validate(meta.query, _query_dict(), "query")
+            if meta.body is not None:
+                kwargs["body"] = validate(meta.body, parse_json_body(), "body")
+            result = view(*args, **kwargs)
+            if isinstance(result, BaseModel):
+                result = result.model_dump(mode="json")
+            if isinstance(result, (dict, list)):
+                response = jsonify(result)
+                response.status_code = meta.status
+                return response
+            return result
+
+        wrapper.endpoint_meta = meta
+        return wrapper
+
+    return decorate
+
+
+# --- OpenAPI ----------------------------------------------------------------------------------------------------
+
+_CONVERTER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
+_PARAM_TYPES = {"int": {"type": "integer"}, "float": {"type": "number"}, None: {"type": "string"}, "string": {"type": "string"}}
+
+
+def _schema_ref(model: type[BaseModel], components: dict) -> dict:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="validation")
+    for name, sub in schema.pop("$defs", {}).items():
+        components[name] = sub
+    components[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _error_response(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def build_openapi(app) -> dict:
+    components: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "details"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}},
+                }
+            },
+        }
+    }
+    paths: dict[str, dict] = {}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(API_PREFIX):
+            continue
+        view = app.view_functions[rule.endpoint]
+        meta: Endpoint | None = getattr(view, "endpoint_meta", None)
+        if meta is None:
+            continue
+        path = _CONVERTER.sub(lambda m: "{" + m.group(2) + "}", rule.rule)
+        parameters = [
+            {"name": m.group(2), "in": "path", "required": True, "schema": _PARAM_TYPES.get(m.group(1), {"type": "string"})}
+            for m in _CONVERTER.finditer(rule.rule)
+        ]
+        if meta.query is not None:
+            qschema = meta.query.model_json_schema()
+            required = set(qschema.get("required", []))
+            for name, prop in qschema.get("properties", {}).items():
+                prop = {k: v for k, v in prop.items() if k != "title"}
+                parameters.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+        op: dict[str, Any] = {
+            "operationId": rule.endpoint.replace(".", "_"),
+            "summary": meta.summary,
+            "tags": meta.tags or [rule.endpoint.split(".")[0]],
+            "parameters": parameters,
+            "responses": {},
+            "x-role": meta.role or "public",
+        }
+        if meta.description:
+            op["description"] = meta.description
+        if meta.body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _schema_ref(meta.body, components)}}}
+        elif meta.multipart is not None:
+            props = {name: {"type": "string", "format": "binary", "description": desc} for name, desc in meta.multipart.items()}
+            op["requestBody"] = {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": {"type": "object", "properties": props}}},
+            }
+        if meta.produces == "application/json":
+            schema = _schema_ref(meta.response, components) if meta.response is not None else {"type": "object"}
+            ok = {"description": "OK", "content": {"application/json": {"schema": schema}}}
+        else:
+            ok = {"description": "OK", "content": {meta.produces: {"schema": {"type": "string", "format": "binary"}}}}
+        op["responses"][str(meta.status)] = ok
+        codes = set(meta.errors) | {400, 404, 405, 413, 415, 422}
+        if meta.role is not None:
+            codes |= {401, 403}
+            op["security"] = [{"bearer": []}, {"session": []}]
+        for code in sorted(codes):
+            op["responses"][str(code)] = _error_response("Error")
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "inklabel", "version": "1", "description": "Annotation backend for tattoo photos."},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "inklabel_session"},
+            },
+        },
+    }

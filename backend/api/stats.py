@@ -1,0 +1,4 @@
+"""/api/v1 stats routes."""
+from flask import Blueprint
+
+bp = Blueprint("stats", __name__, url_prefix="/api/v1")

@@ -1,0 +1,96 @@
+"""CLI commands: init, create-user, create-token, serve."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from ..db import init_db
+from ..extensions import db
+from ..models import ROLES, User
+
+
+def prepare_workspace() -> None:
+    """Every command calls this first: a new workspace gets its folders, key, taxonomy and schema."""
+    init_db(current_app._get_current_object())
+
+
+@click.command("init")
+@with_appcontext
+def init_command():
+    """Create or upgrade the workspace: folders, secret key, taxonomy and database schema.
+
+    The workspace is INKLABEL_WORKSPACE (default annotations/); the database is DATABASE_URL (default SQLite in
+    the workspace). Safe to run again: it only adds what is missing and applies new migrations.
+    """
+    prepare_workspace()
+    click.echo(f"workspace ready: {current_app.config['WORKSPACE']}")
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), default="annotator", show_default=True,
+              help="annotators label; reviewers also accept/reject; admins also manage users, exports and models")
+@click.option("--password", help="for scripts; without it you are asked (twice, hidden)")
+@with_appcontext
+def create_user_command(username, role, password):
+    """Create a user who can log in to the browser tool."""
+    from ..auth import create_user
+
+    prepare_workspace()
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = create_user(username, password, role)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"created {user.role} {user.username!r}", err=True)
+
+
+@click.command("create-token")
+@click.argument("username")
+@click.option("--name", default="", help="a label to recognise the token by in listings")
+@with_appcontext
+def create_token_command(username, name):
+    """Print a new API token for USERNAME (only the token on stdout).
+
+    Scripts send it as `Authorization: Bearer <token>`. It is stored hashed: keep it, it cannot be shown again.
+    """
+    from ..auth import create_token
+
+    prepare_workspace()
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user {username!r}; create one with `manage.py create-user {username}`")
+    click.echo(create_token(user, name))
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0 for all)")
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--prod", "mode", flag_value="prod", help="gunicorn with the settings in backend/gunicorn_conf.py")
+@click.option("--dev", "mode", flag_value="dev", default=True, help="Flask's threaded server (the default)")
+@with_appcontext
+def serve_command(host, port, mode):
+    """Start the annotation tool and print its URL."""
+    prepare_workspace()
+    users = db.session.scalar(select(db.func.count(User.id)))
+    url = f"http://{'localhost' if host in ('0.0.0.0', '127.0.0.1') else host}:{port}/"
+    click.echo(f"inklabel: open {url}")
+    if not users:
+        click.echo("No users yet: create one with `python manage.py create-user NAME --role admin`.")
+    else:
+        click.echo("Log in with a user made by `python manage.py create-user` (or the demo login `manage.py demo` printed).")
+    sys.stdout.flush()
+    if mode == "prod":
+        env = dict(os.environ, INKLABEL_WORKSPACE=current_app.config["WORKSPACE"])
+        args = [sys.executable, "-m", "gunicorn", "-c", "python:backend.gunicorn_conf", "-b", f"{host}:{port}", "backend.wsgi:app"]
+        os.execvpe(args[0], args, env)
+    current_app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+
+
+COMMANDS = [init_command, create_user_command, create_token_command, serve_command]
