@@ -55,6 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .commands import register_commands
     from .errors import register_error_handlers
     from .extensions import db, migrate
+    from .observability import init_observability
 
     app = Flask(__name__, static_folder=None)
     app.config.update(load_config())
@@ -72,6 +73,7 @@ def create_app(config: dict | None = None) -> Flask:
         dbsetup.setup_engine(db, app)
 
     register_error_handlers(app)
+    init_observability(app)
     register_api(app)
     register_commands(app)
     _register_pages(app)

@@ -1,4 +1,15 @@
-"""Users, roles, browser sessions and API tokens. Passwords hashed with werkzeug.security; tokens stored hashed."""
+"""Users, roles, browser sessions and API tokens. Passwords hashed with werkzeug.security; tokens stored hashed.
+
+- Sessions: the cookie (HttpOnly, SameSite=Lax, Secure on HTTPS or when INKLABEL_SECURE_COOKIES=1, no lifetime:
+  gone when the browser closes) holds only a random key and the CSRF token; the server keeps an AuthSession row per
+  login, so logout (or an expiry) invalidates a copied cookie. Every login rotates the key and revokes the
+  browser's previous session. Writes from a session need the X-CSRF-Token header.
+- Login attempts are rate limited per user name and per client address (LoginFailure rows: every worker and host
+  counts the same); over the limit the answer is 429 with Retry-After, before the password is even checked.
+- API tokens (`Authorization: Bearer ink_…`): shown once, stored as sha256, listed with a prefix, revocable.
+- Authorisation follows backend/security.py: `require_user(role)` answers 401/403, or 404 where a 403 would
+  confirm that an object the caller may not see exists.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -6,16 +17,19 @@ import hmac
 import secrets
 from datetime import datetime, timedelta, timezone
 
-from flask import current_app, g, request, session
-from sqlalchemy import select
+from flask import current_app, g, has_request_context, request, session
+from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .errors import APIError
+from .errors import APIError, not_found
 from .extensions import db
-from .models import ROLES, ApiToken, AuthSession, User, utcnow
+from .models import ROLES, ApiToken, AuthSession, LoginFailure, User, utcnow
+from .security import hidden_kind
 
 TOKEN_PREFIX = "ink_"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+TOKEN_TOUCH_SECONDS = 300  # last_used_at is refreshed at most this often (a write per request would be wasteful)
 # Checked against when a user name is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
@@ -28,13 +42,28 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+# --- users ---------------------------------------------------------------------------------------------------------
+
+def check_username(username: str) -> str:
+    if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum() \
+            or not username.isascii():
+        raise ValueError("user names are 1-64 ASCII letters, digits, '.', '-' or '_'")
+    return username
+
+
+def check_password(password: str) -> str:
+    if len(password) < 8:
+        raise ValueError("passwords need at least 8 characters")
+    if len(password) > 1024:
+        raise ValueError("passwords are at most 1024 characters")
+    return password
+
+
 def create_user(username: str, password: str, role: str = "annotator") -> User:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise ValueError("user names are 1-64 letters, digits, '.', '-' or '_'")
-    if len(password) < 8:
-        raise ValueError("passwords need at least 8 characters")
+    check_username(username)
+    check_password(password)
     if db.session.scalar(select(User).where(User.username == username)):
         raise ValueError(f"user {username!r} exists already")
     user = User(username=username, password_hash=generate_password_hash(password), role=role)
@@ -51,16 +80,116 @@ def authenticate(username: str, password: str) -> User | None:
     return user if check_password_hash(user.password_hash, password) else None
 
 
-def create_token(user: User, name: str = "") -> str:
-    """Return a new token; only its hash is stored, so this is the one time it can be shown."""
-    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    db.session.add(ApiToken(user_id=user.id, token_hash=_sha256(raw), prefix=raw[:10], name=name))
-    db.session.commit()
-    return raw
+# --- login rate limit ----------------------------------------------------------------------------------------------
 
+class RateLimited(APIError):
+    def __init__(self, retry_after: int):
+        super().__init__(429, "too_many_attempts",
+                         f"Too many failed logins; try again in {retry_after} seconds.", {"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+def client_address() -> str:
+    """The client's IP: REMOTE_ADDR, or with PROXY_COUNT trusted proxies in front, the address they recorded."""
+    hops = int(current_app.config.get("PROXY_COUNT", 0) or 0)
+    if hops > 0:
+        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops][:64]
+    return (request.remote_addr or "unknown")[:64]
+
+
+def _login_limits() -> tuple[int, int, int]:
+    config = current_app.config
+    return (int(config.get("LOGIN_MAX_FAILURES", 5)), int(config.get("LOGIN_MAX_FAILURES_PER_ADDRESS", 30)),
+            int(config.get("LOGIN_WINDOW_SECONDS", 900)))
+
+
+def check_login_rate(username: str, address: str) -> None:
+    """Raise RateLimited when the user name or the address has too many recent failures."""
+    per_user, per_address, window = _login_limits()
+    since = utcnow() - timedelta(seconds=window)
+    name = username.lower()[:64]
+    for column, value, limit in ((LoginFailure.username, name, per_user), (LoginFailure.address, address, per_address)):
+        if limit <= 0:
+            continue
+        count, oldest = db.session.execute(
+            select(func.count(), func.min(LoginFailure.created_at)).where(column == value, LoginFailure.created_at > since)
+        ).one()
+        if count >= limit:
+            retry = int((_aware(oldest) + timedelta(seconds=window) - utcnow()).total_seconds()) + 1
+            raise RateLimited(max(1, retry))
+
+
+def record_login_failure(username: str, address: str) -> None:
+    _per_user, _per_address, window = _login_limits()
+    now = utcnow()
+    db.session.execute(delete(LoginFailure).where(LoginFailure.created_at < now - timedelta(seconds=window)))
+    db.session.add(LoginFailure(username=username.lower()[:64], address=address, created_at=now))
+    db.session.commit()
+
+
+def login(username: str, password: str) -> User:
+    """Check the rate limit, then the password. Returns the user, or raises 429 / 401."""
+    address = client_address()
+    check_login_rate(username, address)
+    user = authenticate(username, password)
+    if user is None:
+        record_login_failure(username, address)
+        raise APIError(401, "invalid_credentials", "Wrong user name or password.")
+    db.session.execute(delete(LoginFailure).where(LoginFailure.username == username.lower()[:64]))
+    return user
+
+
+# --- API tokens ----------------------------------------------------------------------------------------------------
+
+def issue_token(user: User, name: str = "") -> tuple[ApiToken, str]:
+    """A new token row and its secret; only the hash is stored, so this is the one time the secret can be shown."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, token_hash=_sha256(raw), prefix=raw[:10], name=name)
+    db.session.add(token)
+    db.session.commit()
+    return token, raw
+
+
+def create_token(user: User, name: str = "") -> str:
+    return issue_token(user, name)[1]
+
+
+def visible_token(token_id: int, actor: User) -> ApiToken:
+    """The token if `actor` owns it or is an admin; otherwise the same 404 as for a token that does not exist."""
+    token = db.session.get(ApiToken, token_id)
+    if token is None or (token.user_id != actor.id and not actor.has_role("admin")):
+        raise not_found("token")
+    return token
+
+
+def revoke_token(token: ApiToken) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    db.session.commit()
+
+
+def revoke_user_credentials(user: User) -> None:
+    """Revoke every token and browser session of a user (deactivation, role change)."""
+    now = utcnow()
+    for model, column in ((ApiToken, ApiToken.user_id), (AuthSession, AuthSession.user_id)):
+        for row in db.session.scalars(select(model).where(column == user.id, model.revoked_at.is_(None))):
+            row.revoked_at = now
+
+
+# --- browser sessions ----------------------------------------------------------------------------------------------
 
 def start_session(user: User) -> str:
-    """Rotate the cookie session and record a server-side session row. Returns the CSRF token."""
+    """Rotate the cookie session and record a server-side session row. Returns the CSRF token.
+
+    The browser's previous session (if any) is revoked, so a cookie planted before login (session fixation) or
+    kept from an earlier login stops working."""
+    old = session.get("sid")
+    if old:
+        row = db.session.get(AuthSession, _sha256(old))
+        if row is not None and row.revoked_at is None:
+            row.revoked_at = utcnow()
     session.clear()
     key = secrets.token_urlsafe(32)
     hours = current_app.config["SESSION_HOURS"]
@@ -86,11 +215,34 @@ def csrf_token() -> str | None:
     return session.get("csrf")
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie session, with the Secure flag also set whenever the request came over HTTPS (directly,
+    or through a proxy that gunicorn trusts for X-Forwarded-Proto) — not only when INKLABEL_SECURE_COOKIES=1."""
+
+    def get_cookie_secure(self, app) -> bool:
+        if app.config.get("SESSION_COOKIE_SECURE"):
+            return True
+        return has_request_context() and request.is_secure
+
+
+def init_sessions(app) -> None:
+    app.session_interface = SessionInterface()
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    if app.config.get("SESSION_COOKIE_SAMESITE") not in ("Lax", "Strict"):
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+
+
+# --- who is calling ------------------------------------------------------------------------------------------------
+
 def _user_from_token(header: str) -> User:
     raw = header[len("Bearer "):].strip()
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _sha256(raw)))
     if token is None or token.revoked_at is not None or not token.user.active:
         raise APIError(401, "invalid_token", "The API token is unknown or revoked; create one with `manage.py create-token`.")
+    now = utcnow()
+    if token.last_used_at is None or _aware(token.last_used_at) < now - timedelta(seconds=TOKEN_TOUCH_SECONDS):
+        token.last_used_at = now
+        db.session.commit()
     g.auth_method = "token"
     return token.user
 
@@ -123,5 +275,8 @@ def require_user(role: str = "annotator") -> User:
     if user is None:
         raise APIError(401, "unauthorized", "Log in or send an API token (Authorization: Bearer <token>).")
     if not user.has_role(role):
+        kind = hidden_kind(request.endpoint, user.role)
+        if kind is not None:
+            raise not_found(kind)  # the same answer as for an id that does not exist
         raise APIError(403, "forbidden", f"This needs the {role} role; you are {user.role}.")
     return user

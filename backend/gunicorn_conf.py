@@ -1,15 +1,101 @@
-"""gunicorn settings for `manage.py serve --prod` (override any with GUNICORN_* environment variables)."""
-import multiprocessing
-import os
+"""gunicorn settings for `manage.py serve --prod` and the Docker image (override with GUNICORN_* variables).
 
-workers = int(os.environ.get("GUNICORN_WORKERS", max(2, multiprocessing.cpu_count())))
-threads = int(os.environ.get("GUNICORN_THREADS", 4))
+    gunicorn -c python:backend.gunicorn_conf -b 0.0.0.0:8000 backend.wsgi:app
+
+- Workers x threads: gthread workers; each process loads the app (and model weights, lazily) once and shares them
+  between its threads. Default: 2 processes x 8 threads, enough for ~20 annotators saving every second; add
+  processes for CPU-bound work (pre-fill on CPU), threads for waiting on the database.
+- preload (GUNICORN_PRELOAD=1, the default): the app is imported once in the master and forked, which saves
+  memory and start time; `post_fork` then drops the database connections the child inherited so no two processes
+  ever share one, and the Prometheus per-process files live in PROMETHEUS_MULTIPROC_DIR so /metrics adds up all
+  workers.
+- Reload: `kill -HUP <master>` starts new workers and stops the old ones gracefully (each finishes its requests
+  within graceful_timeout). With preload the code is not re-imported by HUP: to deploy new code restart the
+  service (or `kill -USR2` the master, then `-TERM` the old one once the new one answers /readyz).
+- Limits: request line, header count and header size here; request bodies are limited by the app
+  (INKLABEL_MAX_REQUEST_BYTES → 413 before parsing) and should also be limited by the proxy in front.
+- A worker that stops answering for `timeout` seconds is killed and replaced; the request it was writing is rolled
+  back by the database (an annotation save is one transaction), so documents are never half-written.
+"""
+import os
+import shutil
+import tempfile
+
+_env = os.environ.get
+
+
+def _flag(name: str, default: str) -> bool:
+    return _env(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+bind = _env("GUNICORN_BIND", "127.0.0.1:8000")  # `-b` on the command line wins
+workers = int(_env("GUNICORN_WORKERS", "2"))
+threads = int(_env("GUNICORN_THREADS", "8"))
 worker_class = "gthread"
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", 120))
-graceful_timeout = 30
-keepalive = 5
+preload_app = _flag("GUNICORN_PRELOAD", "1")
+timeout = int(_env("GUNICORN_TIMEOUT", "120"))  # a worker silent this long is killed and replaced
+graceful_timeout = int(_env("GUNICORN_GRACEFUL_TIMEOUT", "30"))  # in-flight requests get this long on reload/stop
+keepalive = int(_env("GUNICORN_KEEPALIVE", "5"))
+max_requests = int(_env("GUNICORN_MAX_REQUESTS", "0"))  # >0 recycles workers after that many requests
+max_requests_jitter = int(_env("GUNICORN_MAX_REQUESTS_JITTER", "0"))
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", None)
+forwarded_allow_ips = _env("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")  # the proxy's address(es)
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # heartbeat files off slow/overlay disks
+accesslog = _env("GUNICORN_ACCESSLOG") or None  # the app writes its own access log lines with request ids
 errorlog = "-"
+loglevel = _env("GUNICORN_LOGLEVEL", "info")
+proc_name = "inklabel"
+# gunicorn >= 27 opens a control socket at one fixed path per user; several servers on one host would collide.
+control_socket_disable = not _flag("GUNICORN_CONTROL_SOCKET", "0")
+
+os.environ.setdefault("INKLABEL_LOG_FORMAT", "json")
+
+# Must be set before prometheus_client is imported by the app (it picks its storage at import).
+_own_metrics_dir = not _env("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="inklabel-metrics-")
+
+
+def on_starting(server):
+    """Start with empty metric files (a previous run's counters must not leak into this one)."""
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        target = os.path.join(path, name)
+        if os.path.isdir(target):
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            os.unlink(target)
+
+
+def post_fork(server, worker):
+    """Forget the database connections inherited from the master (preload): each worker opens its own."""
+    import sys
+
+    module = sys.modules.get("backend.wsgi")
+    if module is None:  # not preloaded: the worker imports the app itself, nothing inherited
+        return
+    from backend.extensions import db
+
+    with module.app.app_context():
+        db.engine.dispose(close=False)
+    module.app.extensions.pop("inklabel_executor", None)  # a thread pool does not survive fork
+    module.app.extensions.pop("inklabel_reaper", None)
+
+
+def child_exit(server, worker):
+    """Let /metrics stop counting a dead worker's live gauges (its counters stay in the totals)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_abort(worker):
+    worker.log.warning("worker %s timed out and is being replaced; its open transactions roll back", worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -88,6 +88,17 @@ class AuthSession(Base):
     user: Mapped[User] = relationship()
 
 
+class LoginFailure(Base):
+    """A failed login, kept for the rate limit (backend/auth.py): counted per user name and per client address
+    over a sliding window, so every gunicorn worker and host sees the same count. Old rows are pruned."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)  # lower-cased, as typed (may not exist)
+    address: Mapped[str] = mapped_column(String(64), index=True)  # client IP (request.remote_addr)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
 class Image(Base):
     __tablename__ = "images"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -104,11 +115,28 @@ class Image(Base):
     phash: Mapped[Optional[str]] = mapped_column(String(16))  # perceptual hash, hex, for leak-free splits
     assignee_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     lock_expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    # Chosen for a second, independent annotation (agreement); cleared when a second annotator claims it.
+    needs_second_annotator: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    uploaded_by: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     annotation: Mapped["Annotation"] = relationship(back_populates="image", uselist=False)
 
     __table_args__ = (Index("ix_images_status_id", "status", "id"),)
+
+
+class ImageTag(Base):
+    """One row per entry of Image.styles (kind "style") and Image.flags (kind "flag"), so the image list can filter
+    by style or flag through an index on SQLite and PostgreSQL alike. Kept in sync by backend.ingest: automatically
+    on every ORM flush that changes Image.styles or Image.flags; write_image_tags / sync_image_tags after Core
+    UPDATEs; rebuild_image_tags after bulk inserts."""
+
+    __tablename__ = "image_tags"
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # style | flag
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    __table_args__ = (Index("ix_image_tags_kind_key_image", "kind", "key", "image_id"),)
 
 
 class Annotation(Base):
@@ -224,6 +252,7 @@ class Job(Base):
     error: Mapped[Optional[str]] = mapped_column(Text)
     result: Mapped[Optional[dict[str, Any]]] = mapped_column()
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # starts so far; a dead worker's job is retried
     worker: Mapped[Optional[str]] = mapped_column(String(128))
     created_by: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -254,3 +283,5 @@ class Assignment(Base):
     document: Mapped[Optional[dict[str, Any]]] = mapped_column()  # the independent document of an agreement copy
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     completed_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    lock_expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))  # lease of an agreement copy
+    time_spent_ms: Mapped[int] = mapped_column(Integer, default=0)  # active time on an agreement copy

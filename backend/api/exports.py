@@ -1,4 +1,192 @@
-"""/api/v1 exports routes."""
-from flask import Blueprint
+"""/api/v1/exports and /api/v1/imports: training sets out, labelled datasets in (admins only).
+
+    POST /exports            ExportOptions -> 202 {"export_id", "job_id"}; the job writes workspace/exports/<id>.zip
+    GET  /exports            newest first; GET /exports/<id> one export with its manifest summary
+    GET  /exports/<id>/download   the zip (attachment, streamed from disk); 409 until the job has finished
+    DELETE /exports/<id>     removes the zip and the row (not while it is being written)
+    POST /imports?format=coco|labelme|yolo|yolo-seg   multipart `file` (a .zip, or one COCO/LabelMe .json) -> 202
+                             {"job_id"}; the archive is checked (zip slip, absolute paths, links, bombs) before the
+                             job is queued and refused with 422 and the reason; the job's result is the import report
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal, Optional
+
+from flask import Blueprint, current_app, g, request, send_file
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from ..datasets.archive import ArchiveLimits, ArchiveRefused, copy_limited, inspect_zip
+from ..datasets.export import export_file, exports_dir
+from ..datasets.options import ExportOptions
+from ..errors import APIError, not_found
+from ..extensions import db
+from ..jobs import submit_job
+from ..models import Export
+from ..tasks.exports import upload_dir
+from .schemas import QueryModel
+from .spec import endpoint
 
 bp = Blueprint("exports", __name__, url_prefix="/api/v1")
+
+
+class ExportCreated(BaseModel):
+    export_id: str
+    job_id: str
+
+
+class ExportOut(BaseModel):
+    id: str
+    status: str
+    options: dict[str, Any]
+    manifest: Optional[dict[str, Any]] = Field(None, description="manifest.json without its image and file lists")
+    size_bytes: Optional[int]
+    job_id: Optional[str]
+    created_by: Optional[int]
+    created_at: Optional[str]
+    download_url: Optional[str]
+
+
+class ExportList(BaseModel):
+    items: list[ExportOut]
+    total: int
+
+
+class ExportQuery(QueryModel):
+    status: Optional[Literal["queued", "running", "succeeded", "failed", "cancelled"]] = None
+    page: int = Field(1, ge=1, le=100_000)
+    per_page: int = Field(20, ge=1, le=200)
+
+
+class ImportQuery(QueryModel):
+    format: Literal["coco", "labelme", "yolo", "yolo-seg"]
+    status: Optional[Literal["new", "in_progress", "submitted", "accepted", "rejected"]] = Field(
+        None, description="status of images whose labels are imported (default: submitted; YOLO box drafts: new)")
+    source: str = Field("import", pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$", description="recorded on new images")
+
+
+class ImportQueued(BaseModel):
+    job_id: str
+
+
+def _export_dict(export: Export, summary: bool = True) -> dict:
+    return {
+        "id": export.id,
+        "status": export.status,
+        "options": export.options or {},
+        "manifest": export.manifest if summary else None,
+        "size_bytes": export.size_bytes,
+        "job_id": export.job_id,
+        "created_by": export.created_by,
+        "created_at": export.created_at.isoformat() if export.created_at else None,
+        "download_url": f"/api/v1/exports/{export.id}/download" if export.status == "succeeded" else None,
+    }
+
+
+def _export(export_id: str) -> Export:
+    export = db.session.get(Export, export_id)
+    if export is None:
+        raise not_found("export")
+    return export
+
+
+@bp.post("/exports")
+@endpoint("Start an export (a background job); the zip appears under /exports/<id>/download",
+          body=ExportOptions, response=ExportCreated, status=202, role="admin", tags=["exports"])
+def create_export_route(body: ExportOptions):
+    export = Export(status="queued", options=body.model_dump(mode="json"), created_by=g.user.id)
+    db.session.add(export)
+    db.session.commit()
+    export_id = export.id
+    job = submit_job("export", {"export_id": export_id, "options": body.model_dump(mode="json"),
+                                "user_id": g.user.id}, user_id=g.user.id)
+    job_id = job.id
+    db.session.rollback()
+    export = db.session.get(Export, export_id)
+    export.job_id = job_id
+    db.session.commit()
+    return {"export_id": export_id, "job_id": job_id}
+
+
+@bp.get("/exports")
+@endpoint("Exports, newest first", query=ExportQuery, response=ExportList, role="admin", tags=["exports"])
+def list_exports(query: ExportQuery):
+    stmt = select(Export)
+    if query.status:
+        stmt = stmt.where(Export.status == query.status)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.order_by(Export.created_at.desc(), Export.id)
+                              .limit(query.per_page).offset((query.page - 1) * query.per_page))
+    return {"items": [_export_dict(e, summary=False) for e in rows], "total": total}
+
+
+@bp.get("/exports/<export_id>")
+@endpoint("One export: status, options and manifest summary (counts, splits, excluded images)",
+          response=ExportOut, role="admin", tags=["exports"])
+def get_export(export_id: str):
+    return _export_dict(_export(export_id))
+
+
+@bp.get("/exports/<export_id>/download")
+@endpoint("Download the export zip", role="admin", produces="application/zip", errors=(409,), tags=["exports"])
+def download_export(export_id: str):
+    export = _export(export_id)
+    if export.status != "succeeded":
+        raise APIError(409, "not_ready", f"The export is {export.status}; download it once it has succeeded.",
+                       {"status": export.status})
+    path = export_file(export, current_app.config["WORKSPACE"])
+    if path is None:
+        raise APIError(410, "gone", "The export's file is no longer on disk; make a new export.")
+    return send_file(path, mimetype="application/zip", as_attachment=True,
+                     download_name=f"inklabel-export-{export.id}.zip", conditional=True, max_age=0)
+
+
+@bp.delete("/exports/<export_id>")
+@endpoint("Delete an export and its zip", role="admin", errors=(409,), tags=["exports"])
+def delete_export(export_id: str):
+    export = _export(export_id)
+    if export.status in ("queued", "running"):
+        raise APIError(409, "busy", "The export is still being written; cancel its job first.",
+                       {"job_id": export.job_id})
+    path = export_file(export, current_app.config["WORKSPACE"])
+    db.session.delete(export)
+    db.session.commit()
+    if path is not None:
+        path.unlink(missing_ok=True)
+    return {"ok": True}
+
+
+@bp.post("/imports")
+@endpoint("Import a labelled dataset (zip, or one COCO/LabelMe JSON) as a background job", query=ImportQuery,
+          multipart={"file": "the dataset: a .zip archive (images + labels) or a single .json"},
+          response=ImportQueued, status=202, role="admin", tags=["exports"])
+def create_import(query: ImportQuery):
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise APIError(400, "missing_file", "Send the dataset as a multipart form field named 'file'.")
+    head = upload.stream.read(4)
+    upload.stream.seek(0)
+    if head.startswith(b"PK\x03\x04"):
+        suffix = ".zip"
+    elif query.format in ("coco", "labelme") and head.lstrip()[:1] in (b"{", b"\xef"):
+        suffix = ".json"
+    else:
+        raise APIError(415, "unsupported_media_type",
+                       "Upload a .zip archive (or, for COCO and LabelMe, one .json file).")
+    name = f"{uuid.uuid4().hex}{suffix}"
+    path = upload_dir() / name
+    try:
+        with open(path, "xb") as out:
+            copy_limited(upload.stream, out, current_app.config["MAX_CONTENT_LENGTH"] or 2**40)
+        if suffix == ".zip":
+            inspect_zip(path, ArchiveLimits.from_config(current_app.config))
+    except ArchiveRefused as err:
+        path.unlink(missing_ok=True)
+        raise APIError(422, err.code, err.message, err.details) from None
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    job = submit_job("import", {"upload": name, "format": query.format, "source": query.source,
+                                "user_id": g.user.id, "status": query.status}, user_id=g.user.id)
+    return {"job_id": job.id}

@@ -1,4 +1,299 @@
-"""/api/v1 images routes."""
-from flask import Blueprint
+"""/api/v1/images: upload, list with filters and paging, metadata, and the bytes (original, display, thumbnail).
+
+The annotation document routes (/images/<id>/annotation, /submit) live in api/annotations.py.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal, Optional
+
+from flask import Blueprint, current_app, g, request, send_file
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from werkzeug.utils import secure_filename
+
+from ..errors import APIError, not_found
+from ..extensions import db
+from ..imaging import ImageRejected, extension, mime_type
+from ..ingest import SOURCE_PATTERN, display_name, ingest_bytes
+from ..models import IMAGE_STATUSES, Annotation, Image, ImageTag, Region
+from ..storage import BlobStore
+from ..taxonomy import flag_keys, load_taxonomy, style_keys
+from .schemas import QueryModel
+from .spec import endpoint
 
 bp = Blueprint("images", __name__, url_prefix="/api/v1")
+
+CACHE_FOREVER = "private, max-age=31536000, immutable"
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+# --- schemas --------------------------------------------------------------------------------------------------------
+
+class UploadedImage(BaseModel):
+    id: int
+    width: int
+    height: int
+    sha256: str
+    duplicate: bool
+    original_filename: str
+
+
+class RejectedFile(BaseModel):
+    filename: str
+    code: str
+    message: str
+
+
+class UploadResponse(BaseModel):
+    images: list[UploadedImage]
+    rejected: list[RejectedFile]
+
+
+class ImageSummary(BaseModel):
+    id: int
+    sha256: str
+    width: int
+    height: int
+    format: str
+    size_bytes: int
+    original_filename: str
+    source: str
+    status: str
+    flags: list[str]
+    styles: list[str]
+    created_at: str
+    version: int = Field(description="version of the image's annotation document")
+    region_count: int
+    thumb_url: str
+    display_url: str
+
+
+class ImageDetail(ImageSummary):
+    phash: Optional[str]
+    updated_at: str
+    uploaded_by: Optional[int]
+    assignee_id: Optional[int]
+    lock_expires_at: Optional[str]
+    original_url: str
+
+
+class ImageList(BaseModel):
+    items: list[ImageSummary]
+    total: int
+    page: int
+    per_page: int
+
+
+class ImageListQuery(QueryModel):
+    status: Optional[Literal[IMAGE_STATUSES]] = Field(None, description="new | in_progress | submitted | accepted | rejected")
+    style: Optional[str] = Field(None, pattern=KEY_PATTERN, description="a style key of the taxonomy (image or region)")
+    flag: Optional[str] = Field(None, pattern=KEY_PATTERN, description="a flag key of the taxonomy")
+    source: Optional[str] = Field(None, pattern=SOURCE_PATTERN.pattern, description="upload | import | synthetic | ...")
+    page: int = Field(1, ge=1, le=1_000_000)
+    per_page: int = Field(50, ge=1, le=500)
+
+
+class FileQuery(QueryModel):
+    size: Literal["thumb", "display", "original"] = Field(
+        "display", description="thumb (long side <= THUMB_MAX_SIDE), display (<= DISPLAY_MAX_SIDE), original bytes"
+    )
+
+
+# --- helpers --------------------------------------------------------------------------------------------------------
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored in UTC
+        value = value.replace(tzinfo=timezone.utc)
+    return value.isoformat()
+
+
+def _summary(image: Image, version: int | None, region_count: int) -> dict:
+    base = f"/api/v1/images/{image.id}/file"
+    return {
+        "id": image.id,
+        "sha256": image.sha256,
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+        "size_bytes": image.size_bytes,
+        "original_filename": image.original_filename or "",
+        "source": image.source,
+        "status": image.status,
+        "flags": list(image.flags or []),
+        "styles": list(image.styles or []),
+        "created_at": _iso(image.created_at),
+        "version": version or 0,
+        "region_count": region_count,
+        "thumb_url": f"{base}?size=thumb",
+        "display_url": f"{base}?size=display",
+    }
+
+
+def _region_counts(ids: list[int]) -> dict[int, int]:
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(Region.image_id, func.count()).where(Region.image_id.in_(ids)).group_by(Region.image_id)
+    ).all()
+    return dict(rows)
+
+
+def _get_image(image_id: int) -> Image:
+    image = db.session.get(Image, image_id)
+    if image is None:
+        raise not_found("image")
+    return image
+
+
+def _store() -> BlobStore:
+    return BlobStore.from_config(current_app.config)
+
+
+# --- routes ---------------------------------------------------------------------------------------------------------
+
+@bp.post("/images")
+@endpoint(
+    "Upload images (multipart, field `file`, repeatable)",
+    multipart={"file": "a JPEG, PNG or WebP image; repeat the field for several files"},
+    response=UploadResponse,
+    status=201,
+    errors=(413, 415),
+    description=(
+        "Each file is checked on its content (never its name or client type), EXIF-rotated upright, and stored "
+        "under its sha256. Same bytes as a stored image: that image with duplicate=true. Rejected files are "
+        "listed with a code and message; when every file is rejected the answer is the first rejection's 4xx "
+        "status with all of them in error.details.rejected."
+    ),
+)
+def upload_images():
+    user_id = g.user.id
+    db.session.commit()  # end the auth lookup's transaction before reading and decoding files
+    if request.mimetype != "multipart/form-data":
+        raise APIError(415, "unsupported_media_type", "Upload with Content-Type multipart/form-data, field name `file`.")
+    limit = current_app.config["MAX_UPLOAD_BYTES"]
+    images, rejected, first_status = [], [], None
+    for upload in request.files.getlist("file"):
+        shown = upload.filename or ""
+        try:
+            data = upload.stream.read(limit + 1)  # never more than one byte past the limit
+            if not shown and not data:
+                continue  # an empty file input of a browser form
+            result = ingest_bytes(data, shown, source="upload", user_id=user_id)
+        except ImageRejected as err:
+            db.session.rollback()
+            rejected.append({"filename": display_name(shown), "code": err.code, "message": err.message})
+            first_status = first_status or err.status
+            continue
+        finally:
+            upload.close()
+        image = result.image
+        images.append({
+            "id": image.id, "width": image.width, "height": image.height, "sha256": image.sha256,
+            "duplicate": result.duplicate, "original_filename": image.original_filename or "",
+        })
+    if not images and not rejected:
+        raise APIError(400, "no_file", "No file in the upload: send one or more files in the multipart field `file`.")
+    if not images:
+        first = rejected[0]
+        raise APIError(first_status or 422, first["code"], first["message"], {"rejected": rejected})
+    return UploadResponse(images=images, rejected=rejected)
+
+
+@bp.get("/images")
+@endpoint("List images, filtered and paged (stable order: id)", query=ImageListQuery, response=ImageList)
+def list_images(query: ImageListQuery):
+    conditions = []
+    if query.status:
+        conditions.append(Image.status == query.status)
+    if query.source:
+        conditions.append(Image.source == query.source)
+    if query.style or query.flag:
+        taxonomy = load_taxonomy(current_app.config["WORKSPACE"])
+        for kind, value, known in (("style", query.style, style_keys), ("flag", query.flag, flag_keys)):
+            if value is None:
+                continue
+            if value not in known(taxonomy):
+                raise APIError(422, "invalid_query", f"Unknown {kind} {value!r}: see GET /api/v1/taxonomy.",
+                               {"errors": [{"loc": [kind], "message": f"unknown {kind}", "type": "value_error"}]})
+            tagged = select(ImageTag.image_id).where(ImageTag.kind == kind, ImageTag.key == value)
+            conditions.append(Image.id.in_(tagged))
+    total = db.session.scalar(select(func.count()).select_from(Image).where(*conditions))
+    rows = db.session.execute(
+        select(Image, Annotation.version)
+        .outerjoin(Annotation, Annotation.image_id == Image.id)
+        .where(*conditions)
+        .order_by(Image.id)
+        .offset((query.page - 1) * query.per_page)
+        .limit(query.per_page)
+    ).all()
+    counts = _region_counts([image.id for image, _ in rows])
+    items = [_summary(image, version, counts.get(image.id, 0)) for image, version in rows]
+    return {"items": items, "total": total, "page": query.page, "per_page": query.per_page}
+
+
+@bp.get("/images/<int:image_id>")
+@endpoint("One image's metadata", response=ImageDetail)
+def get_image(image_id: int):
+    image = _get_image(image_id)
+    version = db.session.scalar(select(Annotation.version).where(Annotation.image_id == image_id))
+    out = _summary(image, version, _region_counts([image_id]).get(image_id, 0))
+    out.update(
+        phash=image.phash,
+        updated_at=_iso(image.updated_at),
+        uploaded_by=image.uploaded_by,
+        assignee_id=image.assignee_id,
+        lock_expires_at=_iso(image.lock_expires_at),
+        original_url=f"/api/v1/images/{image.id}/file?size=original",
+    )
+    return out
+
+
+def _download_name(image_name: str, sha: str, fmt: str) -> str:
+    stem = image_name.rsplit(".", 1)[0] if "." in image_name else image_name
+    stem = secure_filename(stem)[:100] or sha[:16]
+    return f"{stem}.{extension(fmt)}"
+
+
+@bp.get("/images/<int:image_id>/file")
+@endpoint(
+    "An image's bytes: thumb, display (upright JPEG, long side bounded) or the original as uploaded",
+    query=FileQuery,
+    produces="image/*",
+    description="Cacheable forever (the URL's content never changes); ETag is the sha256, If-None-Match gives 304.",
+)
+def image_file(image_id: int, query: FileQuery):
+    image = _get_image(image_id)
+    sha, fmt, name = image.sha256, image.format, image.original_filename or ""
+    db.session.commit()  # no transaction (on SQLite: no write lock) while a derivative is made
+    store = _store()
+    size = query.size
+    etag = sha if size == "original" else f"{sha}-{size}{store.sides[size]}"
+    headers = {"Cache-Control": CACHE_FOREVER, "X-Content-Type-Options": "nosniff"}
+    if request.if_none_match.contains_weak(etag):
+        response = current_app.response_class(status=304)
+        response.set_etag(etag)
+        response.headers.update(headers)
+        return response
+    try:
+        if size == "original":
+            path = store.original_path(sha, fmt)
+            if not path.is_file():
+                raise FileNotFoundError(path)
+            response = send_file(path, mimetype=mime_type(fmt), as_attachment=True,
+                                 download_name=_download_name(name, sha, fmt), conditional=False, etag=False)
+        else:
+            path = store.derivative_path(sha, fmt, size)
+            response = send_file(path, mimetype="image/jpeg", download_name=_download_name(name, sha, "jpeg"),
+                                 conditional=False, etag=False)
+    except FileNotFoundError:
+        current_app.logger.error("image %s: original %s missing from the blob store", image_id, sha)
+        raise APIError(404, "file_missing", "The image's file is missing from the store (see the server log).") from None
+    except ImageRejected as err:
+        current_app.logger.error("image %s: stored original %s cannot be decoded: %s", image_id, sha, err.message)
+        raise APIError(422, err.code, f"The stored image cannot be decoded: {err.message}") from None
+    response.set_etag(etag)
+    response.headers.update(headers)
+    return response

@@ -1,4 +1,286 @@
-"""/api/v1 models routes."""
-from flask import Blueprint
+"""/api/v1 model registry (list, train, promote), pre-fill and ink-aware assist.
+
+    GET  /models?kind=             model versions, newest first, with their metrics
+    GET  /models/<id>              one model version
+    POST /models/train             admin: train a segmenter or classifier on an export (background job, 202)
+    POST /models/<id>/promote      admin: make a model version the current one of its kind
+    POST /images/<id>/prefill      regions + style suggestions + concentration + uncertainty (not saved; cached)
+    GET  /images/<id>/prediction   the cached pre-fill of the current models, 404 when there is none
+    POST /images/<id>/assist       classical ink segmentation: grabcut (box), wand (points), box (ink in a box)
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal, Optional
+
+from flask import Blueprint, current_app, g
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import func, select
+
+from ..errors import APIError, not_found
+from ..extensions import db
+from ..jobs import submit_job
+from ..models import Image, ModelVersion
+from ..tasks.prefill import cached_prediction, decode_work_image, prefill_image
+from ..tasks.training import export_zip, model_dict, promote_model
+from .schemas import QueryModel, StrictModel
+from .spec import endpoint
 
 bp = Blueprint("models", __name__, url_prefix="/api/v1")
+
+ASSIST_MAX_SIDE = 1600  # assist works on the image scaled to this long side; geometry comes back in full pixels
+
+
+# --- schemas -------------------------------------------------------------------------------------------------------
+
+class Headline(BaseModel):
+    metric: str
+    value: Optional[float]
+
+
+class ModelOut(BaseModel):
+    id: int
+    kind: str
+    name: str
+    architecture: dict[str, Any]
+    export_id: Optional[str]
+    is_current: bool
+    created_at: Optional[str]
+    headline: Headline
+    metrics: dict[str, Any] = Field(description="val/test metrics (IoU, Dice; accuracy, per-style F1, confusion), "
+                                                "training history, timing")
+
+
+class ModelList(BaseModel):
+    items: list[ModelOut]
+    total: int
+
+
+class ModelQuery(QueryModel):
+    kind: Optional[Literal["segmenter", "classifier"]] = None
+    current: Optional[bool] = Field(None, description="only the current (promoted) models")
+    page: int = Field(1, ge=1, le=100_000)
+    per_page: int = Field(50, ge=1, le=200)
+
+
+class TrainIn(StrictModel):
+    kind: Literal["segmenter", "classifier"]
+    export_id: str = Field(min_length=1, max_length=64)
+    epochs: Optional[int] = Field(None, ge=1, le=1000)
+    batch_size: Optional[int] = Field(None, ge=1, le=1024)
+    input_size: Optional[int] = Field(None, ge=32, le=2048, description="letterbox side; a multiple of 32 for "
+                                                                         "segmenters (default 512; classifier 128)")
+    lr: Optional[float] = Field(None, gt=0, le=1)
+    arch: Optional[str] = Field(None, max_length=32, description="segmenter architecture (smp), default Unet")
+    encoder: Optional[str] = Field(None, max_length=64, description="segmenter encoder, default resnet18")
+    backbone: Optional[str] = Field(None, max_length=64, description="classifier timm backbone, default resnet18")
+    encoder_weights: Optional[Literal["imagenet"]] = Field(
+        None, description="start from ImageNet weights when reachable (offline: random init with a warning)")
+    device: Optional[Literal["auto", "cpu", "cuda"]] = None
+    promote: Literal["never", "if_better", "always"] = "if_better"
+
+
+class TrainStarted(BaseModel):
+    job_id: str
+    kind: str
+    export_id: str
+
+
+class RegionOut(BaseModel):
+    id: str
+    geometry: dict[str, Any]
+    style: Optional[str]
+    motifs: list[str]
+    source: str
+    model_version: Optional[int]
+    confidence: Optional[float] = Field(description="the classifier's probability of the suggested style")
+
+
+class PrefillOut(BaseModel):
+    image_id: int
+    segmenter_id: Optional[int]
+    classifier_id: Optional[int]
+    regions: list[RegionOut] = Field(description="suggested regions, in the shape PUT /annotation accepts")
+    details: list[dict[str, Any]] = Field(description="per region (same order, same id): style_probs, area, bbox, "
+                                                      "mask_confidence")
+    concentration: float = Field(description="tattoo pixels / image pixels")
+    low_concentration: bool
+    low_concentration_threshold: float
+    suggested_flags: list[str] = Field(description='["not_tattoo"] when the model finds (almost) no ink')
+    style_probs: dict[str, float] = Field(description="image-level style probabilities (area-weighted)")
+    uncertainty: dict[str, Any] = Field(description="active-learning scores (backend.ml.uncertainty)")
+    cached: bool
+    created_at: Optional[str]
+
+
+class PrefillQuery(QueryModel):
+    refresh: bool = Field(False, description="recompute even when a cached prediction exists")
+
+
+class AssistIn(StrictModel):
+    tool: Literal["grabcut", "wand", "box"]
+    box: Optional[list[float]] = Field(None, min_length=4, max_length=4, description="[x0, y0, x1, y1] in pixels")
+    points: Optional[list[list[float]]] = Field(None, min_length=1, max_length=50,
+                                                description="wand seed points [[x, y], ...] in pixels")
+    tolerance: Optional[float] = Field(None, gt=0, le=255, description="wand: Lab distance per channel (default 14)")
+
+    @field_validator("points")
+    @classmethod
+    def _pairs(cls, value):
+        if value is not None and any(len(p) != 2 for p in value):
+            raise ValueError("each point must be [x, y]")
+        return value
+
+
+class AssistOut(BaseModel):
+    tool: str
+    geometry: Optional[dict[str, Any]] = Field(description="Polygon/MultiPolygon in image pixels, null when no ink "
+                                                           "was found")
+    area: float
+    bbox: Optional[list[float]]
+    region: Optional[RegionOut] = Field(description="the geometry as a draft region (source assist)")
+
+
+# --- model registry ------------------------------------------------------------------------------------------------
+
+@bp.get("/models")
+@endpoint("Model versions, newest first", query=ModelQuery, response=ModelList, tags=["models"])
+def list_models(query: ModelQuery):
+    stmt = select(ModelVersion)
+    if query.kind:
+        stmt = stmt.where(ModelVersion.kind == query.kind)
+    if query.current is not None:
+        stmt = stmt.where(ModelVersion.is_current.is_(query.current))
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.order_by(ModelVersion.id.desc()).limit(query.per_page)
+                              .offset((query.page - 1) * query.per_page))
+    return {"items": [model_dict(m) for m in rows], "total": total}
+
+
+@bp.get("/models/<int:model_id>")
+@endpoint("One model version with its metrics", response=ModelOut, tags=["models"])
+def get_model(model_id: int):
+    mv = db.session.get(ModelVersion, model_id)
+    if mv is None:
+        raise not_found("model version")
+    return model_dict(mv)
+
+
+@bp.post("/models/train")
+@endpoint("Train a segmenter or style classifier on an export (background job; follow it at /jobs/<id>)",
+          body=TrainIn, response=TrainStarted, status=202, role="admin", errors=(409,), tags=["models"])
+def train_model(body: TrainIn):
+    export_zip(body.export_id)  # 404 / 409 now rather than a failed job later
+    options = body.model_dump(exclude_none=True, exclude={"kind", "export_id", "promote"})
+    if body.kind == "segmenter":
+        options.pop("backbone", None)
+        if options.get("input_size", 32) % 32:
+            raise APIError(422, "invalid_body", "input_size of a segmenter must be a multiple of 32",
+                           {"errors": [{"loc": ["input_size"], "message": "not a multiple of 32"}]})
+    else:
+        for key in ("arch", "encoder"):
+            options.pop(key, None)
+    _check_names(body)
+    job = submit_job("train", {"kind": body.kind, "export_id": body.export_id, "options": options,
+                               "promote": body.promote}, user_id=g.user.id)
+    return {"job_id": job.id, "kind": body.kind, "export_id": body.export_id}
+
+
+def _check_names(body: TrainIn) -> None:
+    from ..ml.nets import classifier_architecture, segmenter_architecture
+
+    try:
+        if body.kind == "segmenter":
+            segmenter_architecture(body.arch or "Unet", body.encoder or "resnet18")
+        else:
+            classifier_architecture(body.backbone or "resnet18", 2)
+    except ValueError as err:
+        raise APIError(422, "invalid_body", str(err)) from None
+
+
+@bp.post("/models/<int:model_id>/promote")
+@endpoint("Make a model version the current one of its kind", response=ModelOut, role="admin", errors=(409,),
+          tags=["models"])
+def promote(model_id: int):
+    return model_dict(promote_model(model_id))
+
+
+# --- pre-fill ------------------------------------------------------------------------------------------------------
+
+@bp.post("/images/<int:image_id>/prefill")
+@endpoint("Pre-fill an image with the current models: regions, style suggestions, concentration, uncertainty "
+          "(not saved into the annotation; cached per image and model versions)",
+          query=PrefillQuery, response=PrefillOut, errors=(409,), tags=["models"])
+def prefill(image_id: int, query: PrefillQuery):
+    return prefill_image(image_id, refresh=query.refresh)
+
+
+@bp.get("/images/<int:image_id>/prediction")
+@endpoint("The cached pre-fill of an image by the current models (made at upload or by a pre-fill run)",
+          response=PrefillOut, tags=["models"])
+def get_prediction(image_id: int):
+    if db.session.get(Image, image_id) is None:
+        raise not_found("image")
+    payload = cached_prediction(image_id)
+    if payload is None:
+        raise APIError(404, "no_prediction", "no pre-fill for this image yet: POST /api/v1/images/<id>/prefill")
+    return payload
+
+
+# --- assist --------------------------------------------------------------------------------------------------------
+
+@bp.post("/images/<int:image_id>/assist")
+@endpoint("Ink-aware assist: grabcut from a box, wand from points (Lab flood fill), box → the ink inside it",
+          body=AssistIn, response=AssistOut, tags=["models"])
+def assist(image_id: int, body: AssistIn):
+    from ..geometry import GeometryError, area_bbox, validate_geometry
+    from ..ml.assist import run_tool
+    from ..ml.prefill import mask_geometry
+    from ..storage import BlobStore
+
+    image = db.session.get(Image, image_id)
+    if image is None:
+        raise not_found("image")
+    width, height = image.width, image.height
+    if body.tool in ("grabcut", "box"):
+        if body.box is None:
+            raise APIError(422, "invalid_body", f"{body.tool} needs a box [x0, y0, x1, y1]")
+        x0, y0, x1, y1 = body.box
+        if min(x1, width) - max(x0, 0) < 2 or min(y1, height) - max(y0, 0) < 2:
+            raise APIError(422, "invalid_box", "the box must cover at least 2×2 pixels of the image "
+                                               "(x0 < x1, y0 < y1, inside the image)")
+    if body.tool == "wand":
+        if not body.points:
+            raise APIError(422, "invalid_body", "wand needs points [[x, y], ...]")
+        for x, y in body.points:
+            if not (0 <= x < width and 0 <= y < height):
+                raise APIError(422, "invalid_point", f"point [{x}, {y}] lies outside the {width}×{height} image")
+    sha, fmt = image.sha256, image.format
+    db.session.commit()
+    try:
+        rgb, scale = decode_work_image(BlobStore.from_config(current_app.config), sha, fmt, width, height,
+                                       ASSIST_MAX_SIDE)
+    except FileNotFoundError:
+        raise APIError(409, "image_file_missing", "the stored file of this image is missing") from None
+    box = [v / scale for v in body.box] if body.box else None
+    points = [[x / scale, y / scale] for x, y in body.points] if body.points else None
+    try:
+        mask = run_tool(rgb, body.tool, box, points, body.tolerance)
+    except ValueError as err:
+        raise APIError(422, "invalid_assist", str(err)) from None
+    geometry = mask_geometry(mask, scale)
+    if geometry is not None:
+        try:
+            geometry = validate_geometry(geometry, width, height, current_app.config.get("MAX_REGION_VERTICES", 10000))
+        except GeometryError:
+            geometry = mask_geometry(mask, scale, simplify_tolerance=2.5)
+            try:
+                geometry = validate_geometry(geometry, width, height) if geometry else None
+            except GeometryError:
+                geometry = None
+    if geometry is None:
+        return {"tool": body.tool, "geometry": None, "area": 0.0, "bbox": None, "region": None}
+    area, bbox = area_bbox(geometry)
+    region = {"id": uuid.uuid4().hex, "geometry": geometry, "style": None, "motifs": [], "source": "assist",
+              "model_version": None, "confidence": None}
+    return {"tool": body.tool, "geometry": geometry, "area": round(area, 1), "bbox": bbox, "region": region}

@@ -1,2 +1,104 @@
-"""CLI commands: datasets."""
-COMMANDS = []
+"""CLI commands: export (training sets out). Imports are `manage.py import PATH --format ...` (commands/ingest.py)."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from ..datasets.options import FORMATS, parse_split_spec
+from .core import prepare_workspace
+
+
+class _Bar:
+    """progress(done, total, message) for create_export, drawn with tqdm on stderr."""
+
+    def __init__(self, enabled: bool | None):
+        self.bar = tqdm(total=0, unit="img", desc="export", file=sys.stderr, dynamic_ncols=True,
+                        disable=None if enabled is None else not enabled)
+
+    def __call__(self, done: int, total: int | None = None, message: str = "", **_):
+        if total is not None and self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self):
+        self.bar.close()
+
+
+@click.command("export")
+@click.option("--formats", default=",".join(FORMATS), show_default=True,
+              help="comma-separated: coco (COCO instances), masks (semantic + 16-bit instance PNGs), crops "
+                   "(per-region JPEGs for the style classifier + crops/labels.csv), yolo (YOLO-seg), labelme")
+@click.option("--status", "statuses", default="accepted", show_default=True,
+              help="comma-separated image statuses to export, e.g. accepted,submitted")
+@click.option("--split", "split_spec", default="val=0.1,test=0.1,seed=0", show_default=True,
+              help="val and test shares, seed, and distance (pHash bits) under which images count as near-"
+                   "duplicates and stay in one split, e.g. val=0.1,test=0.1,seed=0,distance=8")
+@click.option("--images/--no-images", default=True, show_default=True,
+              help="include images/{split}/<sha256>.jpg (COCO, LabelMe and YOLO refer to them)")
+@click.option("--crop-margin", type=float, default=0.1, show_default=True,
+              help="context around each crop, as a share of the region's longer side")
+@click.option("--mask-crops", is_flag=True, help="paint crop pixels outside the region with the ImageNet mean")
+@click.option("--include-excluded", is_flag=True,
+              help="also write images flagged out of training to a separate 'excluded' split")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="also copy the zip to this file (it stays in the workspace's exports/ either way)")
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: only on a terminal)")
+@with_appcontext
+def export_command(formats, statuses, split_spec, images, crop_margin, mask_crops, include_excluded, out, progress):
+    """Write a training set zip: images, COCO, masks, crops, YOLO-seg and LabelMe with leak-free splits.
+
+    \b
+    By default only accepted images are exported. Images flagged not-a-tattoo,
+    bad example, store front or artist portrait are left out of the training
+    splits (manifest.json lists them). Near-duplicate images (perceptual hash)
+    always land in the same split; the same data, options and seed give the
+    same files with the same sha256 (listed in manifest.json).
+    The zip is written to <workspace>/exports/<export id>.zip; its path is
+    printed on stdout at the end.
+    """
+    from ..datasets.export import create_export
+
+    prepare_workspace()
+    try:
+        options = {
+            "formats": [f.strip() for f in formats.split(",") if f.strip()],
+            "filter": {"status": [s.strip() for s in statuses.split(",") if s.strip()]},
+            "split": parse_split_spec(split_spec),
+            "images": images,
+            "crops": {"margin": crop_margin, "mask_background": mask_crops},
+            "include_excluded": include_excluded,
+        }
+        from ..datasets.options import ExportOptions
+
+        options = ExportOptions.model_validate(options)
+    except ValueError as err:
+        if isinstance(err, ValidationError):
+            first = err.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise click.BadParameter(f"{where}: {first['msg']}") from None
+        raise click.BadParameter(str(err)) from None
+    bar = _Bar(progress)
+    try:
+        export = create_export(options, progress=bar)
+    finally:
+        bar.close()
+    path = Path(current_app.config["WORKSPACE"]) / "exports" / export.path
+    counts = (export.manifest or {}).get("counts", {})
+    images_per_split = ", ".join(f"{k} {v}" for k, v in counts.get("images", {}).items())
+    click.echo(f"export {export.id}: {images_per_split}; {counts.get('excluded_images', 0)} excluded, "
+               f"{counts.get('skipped_images', 0)} skipped; {export.size_bytes:,} bytes", err=True)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out)
+        path = out
+    click.echo(str(path))
+
+
+COMMANDS = [export_command]

@@ -1,0 +1,199 @@
+"""COCO instance segmentation (`coco/{split}.json`), written in pieces and read back by the importer.
+
+How the tool's data maps onto COCO:
+
+- one category, `{"id": 1, "name": "tattoo"}`: the segmenter's class. A region's **style and motifs are
+  attributes** of its annotation: `"attributes": {"style": "japanese" | null, "motifs": [...], "region_id": ...,
+  "source": "human" | "model" | "assist"}`, so a style change never renumbers categories and unstyled regions
+  still train the segmenter. The taxonomy's styles are listed under `info.styles`.
+- image ids are the tool's image ids (stable across exports); annotation ids are `image_id * 100000 + n` for the
+  n-th region (1-based) of the image's document, stable while the document does not change.
+- `segmentation`: polygons (`[[x1, y1, x2, y2, ...], ...]`, one list per part) for regions without holes; a
+  region with holes is a compressed RLE (`{"size": [h, w], "counts": "..."}`) of the tool's own rasterisation,
+  since COCO polygons cannot express holes. `iscrowd` is 0 either way.
+- `area` is the region's area in square pixels (holes subtracted), `bbox` is `[x, y, width, height]`.
+- each image entry carries `sha256`, `file_name` (`images/{split}/<sha256>.jpg`, relative to the export root),
+  and `inklabel`: `{"status", "version", "tags": {"styles", "flags"}, "original_filename"}`.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from typing import IO, Any, Iterator
+
+import numpy as np
+
+from ..geometry import DEFAULT_MAX_VERTICES
+
+CATEGORY = {"id": 1, "name": "tattoo", "supercategory": "tattoo"}
+ANNOTATION_ID_STRIDE = 100_000
+COORD_DECIMALS = 3
+
+
+def has_holes(geojson: dict) -> bool:
+    polygons = [geojson["coordinates"]] if geojson["type"] == "Polygon" else geojson["coordinates"]
+    return any(len(poly) > 1 for poly in polygons)
+
+
+def polygon_segmentation(geojson: dict) -> list[list[float]]:
+    """COCO polygons: the outer ring of each part, flattened, without the closing point."""
+    polygons = [geojson["coordinates"]] if geojson["type"] == "Polygon" else geojson["coordinates"]
+    out = []
+    for poly in polygons:
+        ring = poly[0]
+        if len(ring) > 1 and ring[0] == ring[-1]:
+            ring = ring[:-1]
+        out.append(np.round(np.asarray(ring, dtype=np.float64), COORD_DECIMALS).ravel().tolist())
+    return out
+
+
+def rle_segmentation(full_mask_fortran: np.ndarray) -> dict:
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(full_mask_fortran)
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def annotation_entry(image_id: int, index: int, region: dict, area: float, bbox: list[float],
+                     segmentation: Any) -> dict:
+    if index + 1 >= ANNOTATION_ID_STRIDE:
+        raise ValueError(f"too many regions in image {image_id} for stable COCO annotation ids")
+    x0, y0, x1, y1 = bbox
+    return {
+        "id": image_id * ANNOTATION_ID_STRIDE + index + 1,
+        "image_id": image_id,
+        "category_id": CATEGORY["id"],
+        "segmentation": segmentation,
+        "area": round(float(area), 3),
+        "bbox": [round(x0, COORD_DECIMALS), round(y0, COORD_DECIMALS),
+                 round(x1 - x0, COORD_DECIMALS), round(y1 - y0, COORD_DECIMALS)],
+        "iscrowd": 0,
+        "attributes": {
+            "style": region.get("style"),
+            "motifs": list(region.get("motifs") or []),
+            "region_id": region.get("id"),
+            "source": region.get("source", "human"),
+        },
+    }
+
+
+def image_entry(image_id: int, file_name: str, width: int, height: int, sha256: str, status: str, version: int,
+                tags: dict, original_filename: str) -> dict:
+    return {
+        "id": image_id,
+        "file_name": file_name,
+        "width": width,
+        "height": height,
+        "sha256": sha256,
+        "inklabel": {
+            "status": status,
+            "version": version,
+            "tags": {"styles": list(tags.get("styles", [])), "flags": list(tags.get("flags", []))},
+            "original_filename": original_filename,
+        },
+    }
+
+
+class CocoSplitWriter:
+    """One split's COCO file, assembled from two temporary files so that memory stays flat.
+
+    Images and annotations arrive interleaved (image by image); they are appended as JSON lines to their own
+    temporary file and joined into one document by `write_to`.
+    """
+
+    def __init__(self, info: dict):
+        self.info = info
+        self._images = tempfile.TemporaryFile("w+b")
+        self._annotations = tempfile.TemporaryFile("w+b")
+        self.n_images = 0
+        self.n_annotations = 0
+
+    @staticmethod
+    def _append(fh: IO[bytes], first: bool, item: dict) -> None:
+        fh.write((b"" if first else b",\n") + json.dumps(item, separators=(",", ":")).encode())
+
+    def add(self, image: dict, annotations: list[dict]) -> None:
+        self._append(self._images, self.n_images == 0, image)
+        self.n_images += 1
+        for ann in annotations:
+            self._append(self._annotations, self.n_annotations == 0, ann)
+            self.n_annotations += 1
+
+    def chunks(self) -> Iterator[bytes]:
+        """The whole COCO document as byte chunks (for ZipOut.write_chunks)."""
+        head = {"info": self.info, "licenses": [], "categories": [CATEGORY]}
+        yield json.dumps(head, separators=(",", ":"))[:-1].encode() + b',\n"images":[\n'
+        for part, tail in ((self._images, b'\n],\n"annotations":[\n'), (self._annotations, b"\n]}\n")):
+            part.seek(0)
+            while chunk := part.read(1024 * 1024):
+                yield chunk
+            yield tail
+
+    def close(self) -> None:
+        self._images.close()
+        self._annotations.close()
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+
+
+def is_coco(document: Any) -> bool:
+    return (isinstance(document, dict) and isinstance(document.get("images"), list)
+            and isinstance(document.get("annotations"), list))
+
+
+def segmentation_to_geometries(segmentation: Any, width: int, height: int,
+                               max_vertices: int = DEFAULT_MAX_VERTICES) -> list[dict]:
+    """GeoJSON polygons from a COCO segmentation (polygon lists, compressed or uncompressed RLE).
+
+    Polygon lists become one Polygon/MultiPolygon (the parts of one object); RLE is decoded and traced back to
+    polygons with holes (geometry.mask_to_polygons). Raises ValueError when it is neither.
+    """
+    if isinstance(segmentation, list):
+        parts = []
+        for flat in segmentation:
+            if not isinstance(flat, list) or len(flat) < 6 or len(flat) % 2:
+                raise ValueError("a COCO polygon needs at least 3 points as [x1, y1, x2, y2, ...]")
+            ring = [[flat[i], flat[i + 1]] for i in range(0, len(flat), 2)]
+            parts.append([ring + [ring[0]]])
+        if not parts:
+            raise ValueError("empty segmentation")
+        if len(parts) == 1:
+            return [{"type": "Polygon", "coordinates": parts[0]}]
+        return [{"type": "MultiPolygon", "coordinates": parts}]
+    if isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
+        from pycocotools import mask as mask_utils
+
+        size = segmentation["size"]
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+            raise ValueError("RLE size must be [height, width]")
+        if size != [height, width]:
+            raise ValueError(f"RLE size {size} does not match the image ({height}x{width})")
+        counts = segmentation["counts"]
+        if isinstance(counts, list):
+            rle = mask_utils.frPyObjects(segmentation, height, width)
+        elif isinstance(counts, str):
+            rle = {"size": size, "counts": counts.encode("ascii")}
+        else:
+            raise ValueError("RLE counts must be a string or a list of integers")
+        return [mask_to_geometry(mask_utils.decode(rle), max_vertices)]
+    raise ValueError("segmentation must be a list of polygons or an RLE object")
+
+
+def mask_to_geometry(mask: np.ndarray, max_vertices: int = DEFAULT_MAX_VERTICES) -> dict:
+    """One Polygon/MultiPolygon (holes kept) tracing a binary mask.
+
+    First without simplification: the polygons then follow the pixel edges and rasterise back to exactly the same
+    mask. Only when that needs more than `max_vertices` points is it simplified (0.5, 1, 2 ... pixels).
+    """
+    from ..geometry import count_vertices, mask_to_polygons
+
+    for tolerance in (0.0, 0.5, 1.0, 2.0, 4.0):
+        polygons = mask_to_polygons(mask, simplify_tolerance=tolerance, min_area=1.0)
+        if not polygons:
+            raise ValueError("the mask is empty")
+        geometry = polygons[0] if len(polygons) == 1 else \
+            {"type": "MultiPolygon", "coordinates": [p["coordinates"] for p in polygons]}
+        if count_vertices(geometry) <= max_vertices:
+            return geometry
+    raise ValueError(f"the mask needs more than {max_vertices} vertices even when simplified")

@@ -1,0 +1,379 @@
+"""Create an export: a versioned, leak-free training set as one zip under workspace/exports/<export_id>.zip.
+
+    export = create_export({"formats": ["coco", "masks"], "split": {"val": 0.1, "test": 0.1, "seed": 0}},
+                           user_id=None, progress=None)      # inside an app context; returns the Export row
+
+Steps: pin the selected images and their annotation versions (backend/datasets/snapshot.py); leave out images
+flagged out of training (taxonomy flags with excluded_from_training) and list them in the manifest; split the rest
+by near-duplicate group (splits.py); render every image on worker threads (render.py) and write the results to
+the zip in a fixed order (train, val, test, then by image id), one entry at a time; then the COCO files, the crops
+CSV, yolo/data.yaml, README.md and manifest.json (manifest.py). The archive is written to `<id>.zip.part` and
+renamed when complete, so a listed zip is never half-written.
+
+Memory stays flat in the number of images: documents are read 200 at a time, at most `WINDOW` images are in flight,
+COCO entries, crop rows and file hashes go to temporary files.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterator
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Export, ModelVersion, new_uuid, utcnow
+from ..storage import BlobStore
+from ..taxonomy import excluded_flags, load_taxonomy, taxonomy_path, trainable_styles
+from . import coco, crops, yolo
+from .archive import ZipOut
+from .manifest import FORMAT, FORMAT_VERSION, manifest_chunks, readme_text
+from .options import ExportOptions
+from .render import EXCLUDED_SPLIT, ImageTask, Rendered, RenderSettings, render_image
+from .snapshot import PinnedImage, iter_documents, pin_images
+from .splits import SPLITS, SplitItem, assign_splits
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[..., None]
+WINDOW = 16  # images rendered ahead of the writer
+MAX_LISTED = 10_000  # excluded / skipped images listed by name in the manifest (all are counted)
+
+
+def export_workers() -> int:
+    """Render threads: INKLABEL_EXPORT_WORKERS, else the number of CPUs (at most 4).
+
+    Threads suffice: the heavy parts (rasterising, PNG deflate, JPEG encoding, RLE) run in numpy, ISA-L/zlib,
+    Pillow and pycocotools, which release the GIL. (Worker processes were measured slower on 2 cores: their
+    start-up and pickling cost more than the Python parts they would overlap.)
+    """
+    value = os.environ.get("INKLABEL_EXPORT_WORKERS")
+    if value:
+        return max(1, int(value))
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def exports_dir(workspace: str | os.PathLike) -> Path:
+    path = Path(workspace) / "exports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def export_file(export: Export, workspace: str | os.PathLike) -> Path | None:
+    """The zip of a finished export, or None."""
+    if not export.path:
+        return None
+    path = exports_dir(workspace) / Path(export.path).name
+    return path if path.is_file() else None
+
+
+class _Writer:
+    """Receives rendered images in order and writes them; keeps only counters and temporary files."""
+
+    def __init__(self, zipout: ZipOut, opts: ExportOptions, coco_info: dict):
+        self.zip = zipout
+        self.opts = opts
+        self.formats = set(opts.formats)
+        self.coco_info = coco_info
+        self.coco: dict[str, coco.CocoSplitWriter] = {}
+        self.images_index = _temp_text()
+        self.crop_rows = _temp_text()
+        self.crop_csv = csv.DictWriter(self.crop_rows, fieldnames=crops.CSV_COLUMNS, lineterminator="\n")
+        self.crop_csv.writeheader()
+        self.crop_names: set[str] = set()
+        self.images = Counter()
+        self.regions = Counter()
+        self.styles: dict[str, Counter] = {}
+        self.crops = Counter()
+        self.crops_skipped = Counter()
+        self.model_versions: set[int] = set()
+        self.excluded: list[dict] = []
+        self.excluded_count = 0
+        self.skipped: list[dict] = []
+        self.skipped_count = 0
+
+    def exclude(self, image: PinnedImage, flags: list[str]) -> None:
+        self.excluded_count += 1
+        if len(self.excluded) < MAX_LISTED:
+            self.excluded.append({"image_id": image.id, "sha256": image.sha256, "flags": sorted(flags),
+                                  "reason": "flagged out of training: " + ", ".join(sorted(flags))})
+
+    def skip(self, image_id: int, sha: str, reason: str) -> None:
+        self.skipped_count += 1
+        if len(self.skipped) < MAX_LISTED:
+            self.skipped.append({"image_id": image_id, "sha256": sha, "reason": reason})
+
+    def add(self, r: Rendered) -> None:
+        if r.error:
+            self.skip(r.image_id, r.sha256, r.error)
+            return
+        for name, data in r.files:
+            self.zip.write_bytes(name, data)
+        if "coco" in self.formats and r.coco_image is not None:
+            self._coco(r.split).add(r.coco_image, r.coco_annotations)
+        for crop in r.crops:
+            name = f"crops/{r.split}/{crop.style}/{crop.stem}.jpg"
+            if name in self.crop_names:  # region ids are unique per image only
+                name = f"crops/{r.split}/{crop.style}/{crop.stem}-{r.sha256[:12]}.jpg"
+            self.crop_names.add(name)
+            self.zip.write_bytes(name, crop.data)
+            self.crop_csv.writerow({"path": name, **crop.row})
+            self.crops[r.split] += 1
+        self.crops_skipped.update(r.crops_skipped)
+        self.images[r.split] += 1
+        self.regions[r.split] += r.regions
+        self.styles.setdefault(r.split, Counter()).update(r.styles)
+        self.model_versions |= r.model_versions
+        self.images_index.write(json.dumps({"id": r.image_id, "sha256": r.sha256, "split": r.split,
+                                            "version": r.version}) + "\n")
+
+    def _coco(self, split: str) -> coco.CocoSplitWriter:
+        if split not in self.coco:
+            self.coco[split] = coco.CocoSplitWriter(self.coco_info)
+        return self.coco[split]
+
+    def splits(self) -> list[str]:
+        return list(SPLITS) + ([EXCLUDED_SPLIT] if self.opts.include_excluded else [])
+
+    def finish(self, head: dict) -> dict:
+        if "coco" in self.formats:
+            for split in self.splits():
+                writer = self._coco(split)
+                self.zip.write_chunks(f"coco/{split}.json", writer.chunks())
+                writer.close()
+        if "crops" in self.formats:
+            self.crop_rows.seek(0)
+            self.zip.write_chunks("crops/labels.csv", (line.encode() for line in self.crop_rows))
+        if "yolo" in self.formats:
+            self.zip.write_bytes("yolo/data.yaml", yolo.data_yaml(list(SPLITS)).encode())
+        self.zip.write_bytes("README.md", readme_text(self.opts.formats, self.opts.images,
+                                                      self.opts.include_excluded).encode())
+        head["counts"] = {
+            "images": {s: self.images[s] for s in self.splits()},
+            "regions": {s: self.regions[s] for s in self.splits()},
+            "styles": {s: dict(sorted(self.styles.get(s, Counter()).items())) for s in self.splits()},
+            "crops": {s: self.crops[s] for s in SPLITS} if "crops" in self.formats else {},
+            "crops_skipped": dict(sorted(self.crops_skipped.items())),
+            "excluded_images": self.excluded_count,
+            "skipped_images": self.skipped_count,
+            "files": self.zip.count + 1,  # and manifest.json
+        }
+        head["excluded"] = self.excluded
+        head["skipped"] = self.skipped
+        head["model_versions"] = _model_versions(self.model_versions)
+        self.zip.write_chunks("manifest.json", manifest_chunks(head, self.images_index, self.zip.entries()))
+        self.close()
+        return head
+
+    def close(self) -> None:
+        for writer in self.coco.values():
+            writer.close()
+        self.images_index.close()
+        self.crop_rows.close()
+
+
+def _temp_text():
+    import tempfile
+
+    return tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
+
+
+def _model_versions(ids: set[int]) -> list[dict]:
+    if not ids:
+        return []
+    try:
+        rows = db.session.execute(
+            select(ModelVersion.id, ModelVersion.kind, ModelVersion.name, ModelVersion.created_at)
+            .where(ModelVersion.id.in_(sorted(ids))).order_by(ModelVersion.id)
+        ).all()
+    finally:
+        db.session.commit()
+    known = {r[0]: r for r in rows}
+    return [
+        {"id": i, "kind": known[i][1], "name": known[i][2],
+         "created_at": known[i][3].isoformat() if known[i][3] else None} if i in known
+        else {"id": i, "kind": None, "name": None, "deleted": True}
+        for i in sorted(ids)
+    ]
+
+
+def _taxonomy_info(workspace: str) -> dict:
+    taxonomy = load_taxonomy(workspace)
+    digest = hashlib.sha256(taxonomy_path(workspace).read_bytes()).hexdigest()
+    return {
+        "version": taxonomy.get("version"),
+        "sha256": digest,
+        "styles": [s["key"] for s in taxonomy["styles"]],
+        "trainable_styles": trainable_styles(taxonomy),
+        "excluded_flags": sorted(excluded_flags(taxonomy)),
+    }
+
+
+def _in_order(settings: RenderSettings, items: Iterator, workers: int) -> Iterator:
+    """Render the ImageTasks among `items` on `workers` threads; yield results and the other items in input
+    order. At most WINDOW items are in flight, so memory does not grow with the export."""
+    pending: deque = deque()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inklabel-export") if workers > 1 else None
+    try:
+        for item in items:
+            if isinstance(item, ImageTask):
+                item = pool.submit(render_image, item, settings) if pool else render_image(item, settings)
+            pending.append(item)
+            while len(pending) > WINDOW:
+                yield _resolved(pending.popleft())
+        while pending:
+            yield _resolved(pending.popleft())
+    finally:
+        if pool:
+            for item in pending:
+                if isinstance(item, Future):
+                    item.cancel()
+            pool.shutdown(wait=True)
+
+
+def _resolved(item):
+    return item.result() if isinstance(item, Future) else item
+
+
+def create_export(options: dict | ExportOptions | None = None, user_id: int | None = None,
+                  progress: Progress | None = None, export_id: str | None = None) -> Export:
+    """Build an export synchronously (inside an app context) and return its Export row (status succeeded).
+
+    The returned row is detached with every attribute loaded (read it freely; `db.session.get(Export, id)` for a
+    live one). `options` as in the body of POST /api/v1/exports (ExportOptions); `progress(done, total, message)` is called
+    as images are written (JobContext.progress fits; it may raise to cancel). With `export_id` an existing Export
+    row (made by the API) is filled in; otherwise a new one is created. On failure the row is marked failed, the
+    partial file deleted and the exception re-raised.
+    """
+    opts = options if isinstance(options, ExportOptions) else ExportOptions.model_validate(options or {})
+    config = current_app.config
+    workspace = config["WORKSPACE"]
+    export = db.session.get(Export, export_id) if export_id else None
+    if export is None:
+        export = Export(id=export_id or new_uuid(), created_by=user_id)
+        db.session.add(export)
+    export.status = "running"
+    export.options = opts.model_dump(mode="json")
+    export.manifest = None
+    db.session.commit()
+    export_key, created_at, created_by = export.id, export.created_at, export.created_by
+
+    final = exports_dir(workspace) / f"{export_key}.zip"
+    part = final.with_name(final.name + ".part")
+    zipout = ZipOut(part)
+    writer = None
+    try:
+        head, writer = _build(opts, zipout, config, progress)
+        head = {"format": FORMAT, "format_version": FORMAT_VERSION, "export_id": export_key,
+                "created_at": (created_at or utcnow()).isoformat(), "created_by": created_by, **head}
+        summary = writer.finish(head)
+        zipout.close()
+        os.replace(part, final)
+    except BaseException as err:
+        if writer is not None:
+            writer.close()
+        zipout.abort()
+        db.session.rollback()
+        row = db.session.get(Export, export_key)
+        if row is not None:
+            cancelled = type(err).__name__ == "JobCancelled"
+            row.status = "cancelled" if cancelled else "failed"
+            row.manifest = {"error": "cancelled by request" if cancelled else f"{type(err).__name__}: {err}"[:2000]}
+            db.session.commit()
+        raise
+    export = db.session.get(Export, export_key)
+    export.status = "succeeded"
+    export.manifest = summary
+    export.path = final.name
+    export.size_bytes = final.stat().st_size
+    db.session.commit()
+    # Hand back the row with its attributes loaded but no transaction left open (on SQLite an open read
+    # transaction holds the write lock): refreshed, detached, the read ended.
+    db.session.refresh(export)
+    db.session.expunge(export)
+    db.session.rollback()
+    return export
+
+
+def _build(opts: ExportOptions, zipout: ZipOut, config, progress: Progress | None) -> tuple[dict, _Writer]:
+    workspace = config["WORKSPACE"]
+    taxonomy_info = _taxonomy_info(workspace)
+    out_flags = set(taxonomy_info["excluded_flags"])
+    pinned = pin_images(opts.filter.status)
+
+    training = [im for im in pinned if not (set(im.flags) & out_flags)]
+    flagged = [im for im in pinned if set(im.flags) & out_flags]
+    split = assign_splits([SplitItem(im.id, im.sha256, im.phash) for im in training],
+                          val=opts.split.val, test=opts.split.test, seed=opts.split.seed,
+                          max_distance=opts.split.near_duplicate_distance)
+    by_id = {im.id: im for im in pinned}
+    order: list[tuple[str, PinnedImage]] = [
+        (name, by_id[image_id]) for name in SPLITS
+        for image_id in sorted(i for i, s in split.assignment.items() if s == name)
+    ]
+    if opts.include_excluded:
+        order += [(EXCLUDED_SPLIT, im) for im in flagged]
+
+    coco_info = {"description": "inklabel export", "version": str(FORMAT_VERSION),
+                 "styles": taxonomy_info["styles"], "trainable_styles": taxonomy_info["trainable_styles"]}
+    writer = _Writer(zipout, opts, coco_info)
+    for im in flagged:
+        writer.exclude(im, [f for f in im.flags if f in out_flags])
+
+    store = BlobStore.from_config(config)
+    settings = RenderSettings(
+        formats=frozenset(opts.formats), images=opts.images, crop_margin=opts.crops.margin,
+        crop_mask_background=opts.crops.mask_background, trainable=frozenset(taxonomy_info["trainable_styles"]),
+        max_pixels=config.get("MAX_IMAGE_PIXELS"),
+    )
+    split_of = {im.id: name for name, im in order}
+    images = [im for _, im in order]
+    total = len(images)
+    if progress:
+        progress(0, total, f"exporting {total} images")
+
+    def tasks():
+        for im, document in iter_documents(images):
+            name = split_of[im.id]
+            if document is None:
+                yield ("skip", im, "deleted during the export")
+                continue
+            flags = [f for f in document["tags"]["flags"] if f in out_flags]
+            if flags and name != EXCLUDED_SPLIT:  # flagged in the pinned version after all
+                yield ("exclude", im, flags)
+                continue
+            yield ImageTask(image_id=im.id, sha256=im.sha256, width=im.width, height=im.height, status=im.status,
+                            version=im.version, original_filename=im.original_filename, split=name,
+                            document=document, original_path=str(store.original_path(im.sha256, im.format)))
+
+    done = 0
+    for item in _in_order(settings, tasks(), export_workers()):
+        if isinstance(item, Rendered):
+            writer.add(item)
+        elif item[0] == "skip":
+            writer.skip(item[1].id, item[1].sha256, item[2])
+        else:
+            writer.exclude(item[1], item[2])
+        done += 1
+        if progress:
+            progress(done, total, "writing images")
+    head = {
+        "options": opts.model_dump(mode="json"),
+        "filter": opts.filter.model_dump(mode="json"),
+        "split": {
+            "seed": opts.split.seed, "val": opts.split.val, "test": opts.split.test,
+            "near_duplicate_distance": opts.split.near_duplicate_distance,
+            "method": "near-duplicate groups (pHash Hamming distance) assigned by sha256(seed:group key)",
+            "groups": split.groups,
+            "missing_phash": split.missing_phash,
+        },
+        "taxonomy": taxonomy_info,
+    }
+    return head, writer

@@ -1,0 +1,186 @@
+"""Everything an export writes for one image, computed from plain data (no database, no Flask).
+
+`render_image(task, settings)` returns the files (name, bytes) and the COCO entries and crop rows of one image;
+the export runs it on worker threads (numpy, zlib, Pillow and OpenCV release the GIL) and writes the results to the
+zip in order, so memory holds only the images in flight.
+"""
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+
+from ..geometry import area_bbox
+from ..imaging import ImageRejected, encode_jpeg, load_rgb
+from . import coco, crops, labelme, yolo
+from .masks import RegionMask, encode_masks, region_mask
+
+EXCLUDED_SPLIT = "excluded"
+JPEG_QUALITY = 95
+# A JPEG original is copied byte for byte when it is plain RGB without metadata (nothing to rotate, no EXIF/GPS
+# or XMP to leak); anything else is decoded upright and re-encoded.
+_METADATA_KEYS = ("exif", "xmp", "photoshop", "XML:com.adobe.xmp")
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    formats: frozenset
+    images: bool
+    crop_margin: float
+    crop_mask_background: bool
+    trainable: frozenset
+    max_pixels: int | None = None
+
+
+@dataclass
+class ImageTask:
+    image_id: int
+    sha256: str
+    width: int
+    height: int
+    status: str
+    version: int
+    original_filename: str
+    split: str
+    document: dict
+    original_path: str
+
+
+@dataclass
+class CropOut:
+    style: str
+    stem: str
+    data: bytes
+    row: dict
+
+
+@dataclass
+class Rendered:
+    image_id: int
+    sha256: str
+    split: str
+    version: int
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+    coco_image: dict | None = None
+    coco_annotations: list[dict] = field(default_factory=list)
+    crops: list[CropOut] = field(default_factory=list)
+    regions: int = 0
+    styles: Counter = field(default_factory=Counter)
+    crops_skipped: Counter = field(default_factory=Counter)
+    model_versions: set = field(default_factory=set)
+    error: str | None = None
+
+
+def image_name(split: str, sha: str) -> str:
+    return f"images/{split}/{sha}.jpg"
+
+
+def _export_image(task: ImageTask, settings: RenderSettings, need_pixels: bool) -> tuple[bytes, np.ndarray | None]:
+    path = Path(task.original_path)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        with PILImage.open(path) as probe:
+            plain = (probe.format == "JPEG" and probe.mode == "RGB" and probe.size == (task.width, task.height)
+                     and not any(key in probe.info for key in _METADATA_KEYS))
+        if plain:
+            data = path.read_bytes()
+            pixels = None
+            if need_pixels:
+                with PILImage.open(io.BytesIO(data)) as decoded:
+                    pixels = np.asarray(decoded.convert("RGB"))
+            return data, pixels
+    upright = load_rgb(path, max_pixels=settings.max_pixels)
+    data = encode_jpeg(upright, JPEG_QUALITY)
+    return data, (np.asarray(upright) if need_pixels else None)
+
+
+def render_image(task: ImageTask, settings: RenderSettings) -> Rendered:
+    out = Rendered(task.image_id, task.sha256, task.split, task.version)
+    try:
+        _render(task, settings, out)
+    except (ImageRejected, OSError, ValueError) as err:
+        reason = err.message if isinstance(err, ImageRejected) else f"{type(err).__name__}: {err}"
+        return Rendered(task.image_id, task.sha256, task.split, task.version, error=reason)
+    return out
+
+
+def _render(task: ImageTask, settings: RenderSettings, out: Rendered) -> None:
+    width, height, sha, split = task.width, task.height, task.sha256, task.split
+    formats = settings.formats
+    training = split != EXCLUDED_SPLIT
+    regions = task.document["regions"]
+    tags = task.document["tags"]
+    geometry_info = [area_bbox(r["geometry"]) for r in regions]
+
+    crop_regions = []
+    if "crops" in formats and training:
+        for i, region in enumerate(regions):
+            style = region.get("style")
+            if not style:
+                out.crops_skipped["no_style"] += 1
+            elif style not in settings.trainable:
+                out.crops_skipped["untrainable_style"] += 1
+            else:
+                box = crops.crop_box(geometry_info[i][1], width, height, settings.crop_margin)
+                if box is None:
+                    out.crops_skipped["too_small"] += 1
+                else:
+                    crop_regions.append((i, box))
+
+    pixels = None
+    image_bytes = None
+    if settings.images:
+        image_bytes, pixels = _export_image(task, settings, need_pixels=bool(crop_regions))
+    elif crop_regions:
+        pixels = np.asarray(load_rgb(task.original_path, max_pixels=settings.max_pixels))
+    if pixels is not None and pixels.shape[:2] != (height, width):
+        raise ValueError(f"the stored image is {pixels.shape[1]}x{pixels.shape[0]}, the database says {width}x{height}")
+
+    need_masks = "masks" in formats or (settings.crop_mask_background and crop_regions) or \
+        ("coco" in formats and any(coco.has_holes(r["geometry"]) for r in regions))
+    masks: list[RegionMask] = [region_mask(r["geometry"], geometry_info[i][1], width, height)
+                               for i, r in enumerate(regions)] if need_masks else []
+
+    if image_bytes is not None:
+        out.files.append((image_name(split, sha), image_bytes))
+        if "yolo" in formats and training:
+            out.files.append((f"yolo/images/{split}/{sha}.jpg", image_bytes))
+    if "masks" in formats:
+        semantic, instance = encode_masks(masks, width, height)
+        out.files.append((f"masks/{split}/{sha}.png", semantic))
+        out.files.append((f"masks_instance/{split}/{sha}.png", instance))
+    if "yolo" in formats and training:
+        out.files.append((f"yolo/labels/{split}/{sha}.txt", yolo.label_lines(regions, width, height).encode()))
+    if "labelme" in formats:
+        document = labelme.labelme_document(regions, tags, f"../../{image_name(split, sha)}", width, height)
+        out.files.append((f"labelme/{split}/{sha}.json", json.dumps(document, indent=1).encode()))
+    if "coco" in formats:
+        out.coco_image = coco.image_entry(task.image_id, image_name(split, sha), width, height, sha, task.status,
+                                          task.version, tags, task.original_filename)
+        for i, region in enumerate(regions):
+            area, bbox = geometry_info[i]
+            if coco.has_holes(region["geometry"]):
+                segmentation = coco.rle_segmentation(masks[i].full(width, height, order="F"))
+            else:
+                segmentation = coco.polygon_segmentation(region["geometry"])
+            out.coco_annotations.append(coco.annotation_entry(task.image_id, i, region, area, bbox, segmentation))
+
+    for i, box in crop_regions:
+        region = regions[i]
+        data = crops.crop_jpeg(pixels, box, masks[i] if masks else None, settings.crop_mask_background)
+        x0, y0, x1, y1 = geometry_info[i][1]
+        out.crops.append(CropOut(region["style"], crops.safe_stem(region["id"]), data, {
+            "split": split, "region_id": region["id"], "image": sha, "image_id": task.image_id,
+            "style": region["style"], "motifs": ";".join(region.get("motifs") or []),
+            "x0": round(x0, 2), "y0": round(y0, 2), "x1": round(x1, 2), "y1": round(y1, 2),
+        }))
+
+    out.regions = len(regions)
+    for region in regions:
+        out.styles[region.get("style") or "(none)"] += 1
+        if region.get("model_version") is not None:
+            out.model_versions.add(int(region["model_version"]))

@@ -1,0 +1,98 @@
+"""A consistent view of the annotations for an export, without a long transaction.
+
+At the start one statement reads every selected image with its current annotation version (the *pin*). Each
+document is then read from its AnnotationRevision at exactly that version: revisions are immutable, so saves made
+while the export runs cannot tear it, and no transaction stays open for the export's duration (on SQLite every
+transaction takes the write lock, so a long one would block all annotators).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from sqlalchemy import func, select, tuple_
+
+from ..extensions import db
+from ..models import Annotation, AnnotationRevision, Image, empty_document
+
+CHUNK = 200
+
+
+@dataclass
+class PinnedImage:
+    id: int
+    sha256: str
+    width: int
+    height: int
+    format: str
+    status: str
+    phash: str | None
+    version: int
+    flags: list[str] = field(default_factory=list)
+    original_filename: str = ""
+
+
+def pin_images(statuses: list[str]) -> list[PinnedImage]:
+    """The images with these statuses and their current versions, read in one statement."""
+    version = func.coalesce(Annotation.version, 0)
+    stmt = (
+        select(Image.id, Image.sha256, Image.width, Image.height, Image.format, Image.status, Image.phash,
+               Image.flags, Image.original_filename, version)
+        .outerjoin(Annotation, Annotation.image_id == Image.id)
+        .where(Image.status.in_(statuses))
+        .order_by(Image.id)
+    )
+    try:
+        rows = db.session.execute(stmt).all()
+    finally:
+        db.session.commit()  # end the read transaction at once
+    return [
+        PinnedImage(id=r[0], sha256=r[1], width=r[2], height=r[3], format=r[4], status=r[5], phash=r[6],
+                    flags=list(r[7] or []), original_filename=r[8] or "", version=int(r[9] or 0))
+        for r in rows
+    ]
+
+
+def _normalise(document: dict | None) -> dict:
+    document = document or empty_document()
+    tags = document.get("tags") or {}
+    return {"regions": list(document.get("regions") or []),
+            "tags": {"styles": list(tags.get("styles") or []), "flags": list(tags.get("flags") or [])}}
+
+
+def iter_documents(images: list[PinnedImage], chunk: int | None = None) -> Iterator[tuple[PinnedImage, dict | None]]:
+    """(image, document at its pinned version) in the order given, reading `chunk` revisions per query.
+
+    The document is None when the image was deleted after it was pinned.
+    """
+    chunk = chunk or CHUNK
+    for start in range(0, len(images), chunk):
+        batch = images[start:start + chunk]
+        pairs = [(im.id, im.version) for im in batch if im.version > 0]
+        found: dict[int, dict] = {}
+        try:
+            if pairs:
+                rows = db.session.execute(
+                    select(AnnotationRevision.image_id, AnnotationRevision.document)
+                    .where(tuple_(AnnotationRevision.image_id, AnnotationRevision.version).in_(pairs))
+                )
+                found = {image_id: document for image_id, document in rows}
+                missing = [(i, v) for i, v in pairs if i not in found]
+                if missing:  # no revision row (data from before revisions were kept): the live row if unchanged
+                    rows = db.session.execute(
+                        select(Annotation.image_id, Annotation.version, Annotation.document)
+                        .where(Annotation.image_id.in_([i for i, _ in missing]))
+                    )
+                    pinned = dict(missing)
+                    for image_id, version, document in rows:
+                        if pinned.get(image_id) == version:
+                            found[image_id] = document
+        finally:
+            db.session.commit()
+        for im in batch:
+            if im.version == 0:
+                yield im, _normalise(None)
+            elif im.id in found:
+                yield im, _normalise(found[im.id])
+            else:  # deleted since the pin (its revisions went with it)
+                yield im, None

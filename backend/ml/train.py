@@ -1,0 +1,409 @@
+"""Training loops for the segmenter and the style classifier, reading an export (backend/ml/data.py).
+
+    with open_export(zip_path) as data:
+        result = train_model(data, TrainOptions(kind="segmenter", epochs=20), progress=callback)
+    save_bundle(result.model, result.sidecar, models_dir, name)
+
+Both loops: augmentation, validation after every epoch, the best epoch's weights kept, a final evaluation of
+those weights on the validation (and test) split through the same inference code the pre-fill uses. No Flask here;
+`progress(done, total, message)` is how callers (tqdm in the CLI, the job's progress in the API) follow along.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from .data import (
+    CropDataset,
+    CropSample,
+    ExportData,
+    ExportError,
+    SegmentationDataset,
+    SegSample,
+    read_mask,
+    read_rgb,
+    worker_init,
+)
+from .device import autocast, cpu_count, is_cuda, prepare_model, resolve_device, to_device
+from .infer import ClassifierRunner, SegmenterRunner
+from .metrics import MaskCounts, classification_report
+from .nets import IMAGENET_MEAN, IMAGENET_STD, build_classifier, build_segmenter
+from .transforms import normalize
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+
+DEFAULTS = {
+    "segmenter": {"epochs": 30, "batch_size": 8, "input_size": 512, "lr": 2e-3},
+    "classifier": {"epochs": 20, "batch_size": 32, "input_size": 128, "lr": 2e-3},
+}
+
+
+@dataclass
+class TrainOptions:
+    kind: str = "segmenter"
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    input_size: Optional[int] = None
+    lr: Optional[float] = None
+    weight_decay: float = 1e-4
+    arch: str = "Unet"
+    encoder: str = "resnet18"
+    decoder_channels: Optional[list[int]] = None
+    backbone: str = "resnet18"
+    encoder_weights: Optional[str] = None  # "imagenet" to start from ImageNet weights (when reachable)
+    device: str = "auto"
+    workers: Optional[int] = None  # DataLoader workers; default 0 on CPU, up to 8 on CUDA
+    seed: int = 0
+    val_fraction: float = 0.15  # carved from train when the export has no val split
+    time_limit: Optional[float] = None  # seconds; training stops after the epoch that passes it
+    classes: Optional[list[str]] = None  # classifier: allowed styles in order (the taxonomy's trainable ones)
+    threshold: float = 0.5
+
+    def resolved(self) -> "TrainOptions":
+        if self.kind not in DEFAULTS:
+            raise ValueError(f"kind must be segmenter or classifier, not {self.kind!r}")
+        out = copy.copy(self)
+        for key, value in DEFAULTS[self.kind].items():
+            if getattr(out, key) is None:
+                setattr(out, key, value)
+        if out.epochs < 1 or out.batch_size < 1:
+            raise ValueError("epochs and batch size must be at least 1")
+        if out.kind == "segmenter" and out.input_size % 32:
+            raise ValueError("the segmenter input size must be a multiple of 32")
+        if not 32 <= out.input_size <= 2048:
+            raise ValueError("input size must be between 32 and 2048")
+        return out
+
+    def public(self) -> dict:
+        keys = ["epochs", "batch_size", "input_size", "lr", "weight_decay", "encoder_weights", "seed", "threshold",
+                "val_fraction"]
+        keys += ["arch", "encoder", "decoder_channels"] if self.kind == "segmenter" else ["backbone"]
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    sidecar: dict
+    metrics: dict
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def headline(self) -> float | None:
+        """The number promote-if-better compares: validation IoU (segmenter) or accuracy (classifier)."""
+        key = "iou" if self.sidecar["kind"] == "segmenter" else "accuracy"
+        return (self.metrics.get("val") or {}).get(key)
+
+
+def _hash_fraction(key: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _carve(items: list, key: Callable, fraction: float, seed: int) -> tuple[list, list]:
+    """Deterministic validation split by key hash (items with one key stay together)."""
+    train = [it for it in items if _hash_fraction(key(it), seed) >= fraction]
+    val = [it for it in items if _hash_fraction(key(it), seed) < fraction]
+    if not val and len(items) > 1:
+        val, train = items[-1:], items[:-1]
+    return train, val
+
+
+def _loader(dataset, batch_size: int, shuffle: bool, device: torch.device, workers: Optional[int], seed: int):
+    if workers is None:
+        workers = min(8, max(0, cpu_count() - 1)) if is_cuda(device) else 0
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                      pin_memory=is_cuda(device), drop_last=shuffle and len(dataset) > batch_size,
+                      persistent_workers=workers > 0, worker_init_fn=worker_init, generator=g)
+
+
+def _dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum(dim=(1, 2, 3))
+    denom = prob.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
+    return (1 - (2 * inter + 1) / (denom + 1)).mean()
+
+
+def _schedule(optimizer, lr: float, total_steps: int):
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, total_steps),
+                                               pct_start=0.15, div_factor=10, final_div_factor=100)
+
+
+class _Clock:
+    def __init__(self, total: int, progress: Optional[Progress]):
+        self.total, self.done, self.progress = total, 0, progress
+
+    def tick(self, message: str) -> None:
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.total, message)
+
+
+def train_model(data: ExportData, options: TrainOptions, progress: Optional[Progress] = None) -> TrainResult:
+    opts = options.resolved()
+    torch.manual_seed(opts.seed)
+    np.random.seed(opts.seed % 2**32)
+    if opts.kind == "segmenter":
+        return _train_segmenter(data, opts, progress)
+    return _train_classifier(data, opts, progress)
+
+
+# --- segmenter ---------------------------------------------------------------------------------------------------
+
+def _seg_splits(data: ExportData, opts: TrainOptions) -> tuple[list[SegSample], list[SegSample], str]:
+    if not data.has_masks():
+        raise ExportError("the export has no masks/ folder: make an export that includes the 'masks' format")
+    train = data.segmentation_samples("train")
+    val = data.segmentation_samples("val")
+    source = "export"
+    if not val:
+        train, val = _carve(train, lambda s: s.key, opts.val_fraction, opts.seed)
+        source = "carved from train"
+    if len(train) < 2:
+        raise ExportError(f"the export has {len(train)} training image(s); label and accept more images first")
+    return train, val, source
+
+
+def evaluate_segmenter(runner: SegmenterRunner, samples: list[SegSample], batch_size: int = 8) -> dict:
+    """Dataset-level IoU / Dice at each image's own resolution, through the pre-fill's inference path."""
+    counts = MaskCounts()
+    for i in range(0, len(samples), batch_size):
+        chunk = samples[i:i + batch_size]
+        images = [read_rgb(s.image) for s in chunk]
+        probs, _ = runner.predict(images)
+        for s, im, prob in zip(chunk, images, probs):
+            counts.add(prob >= runner.threshold, read_mask(s.mask, im.shape[:2]) > 0)
+    return counts.summary()
+
+
+def _epoch_val_segmenter(model, loader, device) -> dict:
+    model.eval()
+    counts = MaskCounts()
+    with torch.inference_mode():
+        for images, masks in loader:
+            x = to_device(normalize(images.to(device)), device)
+            with autocast(device):
+                logits = model(x)
+            pred = (logits.float() > 0)[:, 0].cpu().numpy()
+            for p, m in zip(pred, masks.numpy()):
+                counts.add(p, m > 0)
+    return counts.summary()
+
+
+def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Progress]) -> TrainResult:
+    device = resolve_device(opts.device)
+    train_s, val_s, val_source = _seg_splits(data, opts)
+    train_ds = SegmentationDataset(train_s, opts.input_size, augment=True, seed=opts.seed)
+    val_ds = SegmentationDataset(val_s, opts.input_size, augment=False)
+    train_dl = _loader(train_ds, opts.batch_size, True, device, opts.workers, opts.seed)
+    val_dl = _loader(val_ds, opts.batch_size, False, device, opts.workers, opts.seed)
+
+    model, notes = build_segmenter(opts.arch, opts.encoder, opts.encoder_weights, opts.decoder_channels)
+    model = prepare_model(model, device, train=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    steps = opts.epochs * len(train_dl)
+    scheduler = _schedule(optimizer, opts.lr, steps)
+    clock = _Clock(steps, progress)
+
+    history, best, best_state, best_epoch = [], -1.0, None, 0
+    started = time.monotonic()
+    for epoch in range(1, opts.epochs + 1):
+        model.train()
+        losses = []
+        for images, masks in train_dl:
+            x = to_device(normalize(images.to(device, non_blocking=True)), device)
+            y = masks.to(device, non_blocking=True).float().unsqueeze(1)
+            with autocast(device):
+                logits = model(x)
+            logits = logits.float()
+            loss = F.binary_cross_entropy_with_logits(logits, y) + _dice_loss(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            clock.tick(f"epoch {epoch}/{opts.epochs} loss {losses[-1]:.3f}")
+        val = _epoch_val_segmenter(model, val_dl, device)
+        entry = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), "val_iou": val["iou"],
+                 "val_dice": val["dice"], "seconds": round(time.monotonic() - started, 1)}
+        history.append(entry)
+        log.info("segmenter epoch %d: %s", epoch, entry)
+        if progress:
+            progress(clock.done, clock.total, f"epoch {epoch}/{opts.epochs} val IoU {val['iou']:.3f}")
+        if val["iou"] > best:
+            best, best_epoch = val["iou"], epoch
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        if opts.time_limit and time.monotonic() - started > opts.time_limit and epoch < opts.epochs:
+            notes.setdefault("stopped", f"time limit {opts.time_limit:.0f}s reached after epoch {epoch}")
+            break
+    train_seconds = time.monotonic() - started
+
+    model = model.to("cpu", memory_format=torch.contiguous_format)
+    model.load_state_dict(best_state)
+    model.eval()
+    runner = SegmenterRunner(model, opts.input_size, IMAGENET_MEAN, IMAGENET_STD, device, opts.threshold)
+    metrics = {
+        "val": evaluate_segmenter(runner, val_s),
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "history": history,
+        "train_seconds": round(train_seconds, 1),
+        "train_images": len(train_s),
+        "val_images": len(val_s),
+        "val_source": val_source,
+        "device": str(device),
+        "first_loss": history[0]["train_loss"] if history else None,
+    }
+    test_s = data.segmentation_samples("test")
+    if test_s:
+        metrics["test"] = evaluate_segmenter(runner, test_s)
+    model = runner.model.to("cpu", memory_format=torch.contiguous_format)
+    sidecar = {
+        "kind": "segmenter",
+        "architecture": notes["architecture"],
+        "classes": ["tattoo"],
+        "input_size": opts.input_size,
+        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "export_id": data.export_id,
+        "metrics": metrics,
+        "training": {**opts.public(), "pretrained": notes["pretrained"], "device": str(device),
+                     **({"stopped": notes["stopped"]} if "stopped" in notes else {})},
+    }
+    return TrainResult(model, sidecar, metrics, [notes["warning"]] if "warning" in notes else [])
+
+
+# --- classifier --------------------------------------------------------------------------------------------------
+
+def _cls_splits(data: ExportData, opts: TrainOptions) -> tuple[list[CropSample], list[CropSample], list[str], str]:
+    if not data.has_crops():
+        raise ExportError("the export has no crops/ folder: make an export that includes the 'crops' format")
+    train = data.crop_samples("train")
+    present = {s.style for s in train}
+    order = list(opts.classes) if opts.classes is not None else sorted(present)
+    classes = [c for c in order if c in present]
+    if len(classes) < 2:
+        raise ExportError(f"the export has training crops of {len(classes)} trainable style(s) "
+                          f"({', '.join(classes) or 'none'}); the classifier needs at least two")
+    val = [s for s in data.crop_samples("val") if s.style in classes]
+    source = "export"
+    if not val:
+        image_of = {row.get("region_id"): row.get("image") or row.get("region_id") for row in data.crop_labels()}
+        train, val = _carve(train, lambda s: image_of.get(s.region_id) or s.region_id, opts.val_fraction, opts.seed)
+        source = "carved from train"
+    return [s for s in train if s.style in classes], val, classes, source
+
+
+def evaluate_classifier(runner: ClassifierRunner, samples: list[CropSample]) -> dict:
+    index = {c: i for i, c in enumerate(runner.classes)}
+    samples = [s for s in samples if s.style in index]
+    probs = runner.predict([read_rgb(s.path) for s in samples])
+    y_pred = probs.argmax(axis=1) if len(samples) else np.zeros(0, int)
+    return classification_report([index[s.style] for s in samples], y_pred, runner.classes)
+
+
+def _train_classifier(data: ExportData, opts: TrainOptions, progress: Optional[Progress]) -> TrainResult:
+    device = resolve_device(opts.device)
+    train_s, val_s, classes, val_source = _cls_splits(data, opts)
+    train_ds = CropDataset(train_s, classes, opts.input_size, augment=True, seed=opts.seed)
+    val_ds = CropDataset(val_s, classes, opts.input_size, augment=False)
+    train_dl = _loader(train_ds, opts.batch_size, True, device, opts.workers, opts.seed)
+    val_dl = _loader(val_ds, opts.batch_size, False, device, opts.workers, opts.seed)
+
+    counts = np.bincount(train_ds.labels, minlength=len(classes)).astype(np.float64)
+    weights = torch.tensor(1.0 / np.sqrt(np.maximum(counts, 1)), dtype=torch.float32)
+    weights = (weights / weights.mean()).to(device)
+
+    model, notes = build_classifier(opts.backbone, len(classes), opts.encoder_weights)
+    model = prepare_model(model, device, train=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    steps = opts.epochs * len(train_dl)
+    scheduler = _schedule(optimizer, opts.lr, steps)
+    clock = _Clock(steps, progress)
+
+    history, best, best_state, best_epoch = [], (-1.0, -1.0), None, 0
+    started = time.monotonic()
+    for epoch in range(1, opts.epochs + 1):
+        model.train()
+        losses = []
+        for images, labels in train_dl:
+            x = to_device(normalize(images.to(device, non_blocking=True)), device)
+            y = labels.to(device, non_blocking=True)
+            with autocast(device):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, weight=weights, label_smoothing=0.05)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            clock.tick(f"epoch {epoch}/{opts.epochs} loss {losses[-1]:.3f}")
+        model.eval()
+        y_true, y_pred = [], []
+        with torch.inference_mode():
+            for images, labels in val_dl:
+                x = to_device(normalize(images.to(device)), device)
+                with autocast(device):
+                    y_pred += model(x).float().argmax(dim=1).cpu().tolist()
+                y_true += labels.tolist()
+        report = classification_report(y_true, y_pred, classes)
+        acc, f1 = report["accuracy"] or 0.0, report["macro_f1"] or 0.0
+        entry = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), "val_accuracy": acc,
+                 "val_macro_f1": f1, "seconds": round(time.monotonic() - started, 1)}
+        history.append(entry)
+        log.info("classifier epoch %d: %s", epoch, entry)
+        if progress:
+            progress(clock.done, clock.total, f"epoch {epoch}/{opts.epochs} val accuracy {acc:.3f}")
+        if (acc, f1) > best:
+            best, best_epoch = (acc, f1), epoch
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        if opts.time_limit and time.monotonic() - started > opts.time_limit and epoch < opts.epochs:
+            notes.setdefault("stopped", f"time limit {opts.time_limit:.0f}s reached after epoch {epoch}")
+            break
+    train_seconds = time.monotonic() - started
+
+    model = model.to("cpu", memory_format=torch.contiguous_format)
+    model.load_state_dict(best_state)
+    model.eval()
+    runner = ClassifierRunner(model, opts.input_size, IMAGENET_MEAN, IMAGENET_STD, device, classes)
+    metrics = {
+        "val": evaluate_classifier(runner, val_s),
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "history": history,
+        "train_seconds": round(train_seconds, 1),
+        "train_crops": len(train_s),
+        "val_crops": len(val_s),
+        "val_source": val_source,
+        "device": str(device),
+        "first_loss": history[0]["train_loss"] if history else None,
+    }
+    test_s = [s for s in data.crop_samples("test") if s.style in classes]
+    if test_s:
+        metrics["test"] = evaluate_classifier(runner, test_s)
+    model = runner.model.to("cpu", memory_format=torch.contiguous_format)
+    sidecar = {
+        "kind": "classifier",
+        "architecture": notes["architecture"],
+        "classes": classes,
+        "input_size": opts.input_size,
+        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "export_id": data.export_id,
+        "metrics": metrics,
+        "training": {**opts.public(), **data.crop_settings(), "pretrained": notes["pretrained"],
+                     "device": str(device), **({"stopped": notes["stopped"]} if "stopped" in notes else {})},
+    }
+    return TrainResult(model, sidecar, metrics, [notes["warning"]] if "warning" in notes else [])
+

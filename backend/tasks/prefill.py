@@ -1,0 +1,368 @@
+"""Pre-fill: the current segmenter (and classifier) run on workspace images; results cached as Prediction rows.
+
+    prefill_image(image_id)                    one image (POST /api/v1/images/<id>/prefill); cached per image and
+                                               pair of model versions
+    prefill_images(ids, batch_size, progress)  the pool (manage.py prefill, the `prefill` job): batched; on CUDA the
+                                               decode runs in DataLoader workers, overlapping the model
+    suggest_on_upload(ids)                     after an upload: a background pre-fill when a current model exists,
+                                               so new images get their concentration and a "probably no tattoo" hint
+
+A Prediction row keeps the regions (each region as save_document takes it, plus its `style_probs`, `area`,
+`bbox`, `mask_confidence`), image-level style probabilities, the tattoo concentration, the uncertainty parts
+(backend.ml.uncertainty.combined_score) and the encoder embedding the active-learning queue uses.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..annotations import REGION_KEYS
+from ..errors import APIError, not_found
+from ..extensions import db
+from ..jobs import JobContext, register_job, submit_job
+from ..ml.cache import ModelCache
+from ..models import Image, ModelVersion, Prediction, utcnow
+from .training import current_model, models_dir
+
+log = logging.getLogger(__name__)
+
+_MODELS = ModelCache(max_items=4)
+TRAIN_HINT = "python manage.py train segmenter --export ID"
+
+
+def no_model_error() -> APIError:
+    return APIError(
+        409, "no_model",
+        f"No segmentation model yet: train a model first ({TRAIN_HINT}, or POST /api/v1/models/train) "
+        "and promote it; then pre-fill works.",
+        {"train": TRAIN_HINT},
+    )
+
+
+@dataclass
+class CurrentModels:
+    segmenter_id: int
+    segmenter: object  # SegmenterRunner
+    classifier_id: Optional[int]
+    classifier: object | None  # ClassifierRunner
+    settings: object  # PrefillSettings
+
+
+def _device():
+    from ..ml.device import resolve_device
+
+    return resolve_device(current_app.config.get("DEVICE", "auto"))
+
+
+def _load_runner(mv: ModelVersion, device):
+    from ..ml.infer import ClassifierRunner, SegmenterRunner
+    from ..ml.weights import UnsafeModelFile, load_bundle
+
+    def load():
+        try:
+            bundle = load_bundle(mv.weights_path, root=models_dir())
+        except (UnsafeModelFile, FileNotFoundError) as err:
+            raise APIError(409, "model_unavailable", f"model {mv.id} ({mv.kind}) cannot be loaded: {err}") from None
+        runner_cls = SegmenterRunner if mv.kind == "segmenter" else ClassifierRunner
+        runner = runner_cls.from_bundle(bundle, device)
+        runner.sidecar = bundle.sidecar
+        return runner
+
+    return _MODELS.get((mv.id, str(device)), load)
+
+
+def load_current(device=None) -> CurrentModels:
+    """The promoted segmenter (required: 409 no_model otherwise) and classifier (optional), loaded once."""
+    from ..ml.prefill import PrefillSettings
+
+    seg = current_model("segmenter")
+    if seg is None:
+        raise no_model_error()
+    cls = current_model("classifier")
+    seg_id, cls_id = seg.id, (cls.id if cls else None)
+    device = device or _device()
+    seg_runner = _load_runner(seg, device)
+    cls_runner = _load_runner(cls, device) if cls is not None else None
+    db.session.commit()  # end the read transaction before the slow part (SQLite holds the write lock in one)
+    training = cls_runner.sidecar.training if cls_runner is not None else {}
+    settings = PrefillSettings(
+        threshold=seg_runner.threshold,
+        low_concentration=float(current_app.config.get("LOW_CONCENTRATION", 0.25)),
+        crop_margin=float(training.get("crop_margin", 0.1)),
+        crop_mask_background=bool(training.get("crop_mask_background", False)),
+    )
+    return CurrentModels(seg_id, seg_runner, cls_id, cls_runner, settings)
+
+
+def clear_model_cache() -> None:
+    _MODELS.clear()
+
+
+# --- decoding ------------------------------------------------------------------------------------------------------
+
+def _store():
+    from ..storage import BlobStore
+
+    return BlobStore.from_config(current_app.config)
+
+
+def decode_work_image(store, sha256: str, fmt: str, width: int, height: int, max_side: int):
+    """The image at pre-fill working resolution (long side ≤ max_side) and the scale back to original pixels."""
+
+    class _Row:  # BlobStore.open_rgb reads sha256 and format only
+        pass
+
+    row = _Row()
+    row.sha256, row.format = sha256, fmt
+    pil = store.open_rgb(row, max_side=max_side)
+    rgb = np.asarray(pil.convert("RGB"))
+    scale = max(width, height) / max(rgb.shape[:2])
+    return rgb, scale
+
+
+# --- one image -----------------------------------------------------------------------------------------------------
+
+def _cached(image_id: int, models: CurrentModels) -> Optional[Prediction]:
+    stmt = select(Prediction).where(Prediction.image_id == image_id, Prediction.segmenter_id == models.segmenter_id)
+    stmt = stmt.where(Prediction.classifier_id.is_(None) if models.classifier_id is None
+                      else Prediction.classifier_id == models.classifier_id)
+    return db.session.scalar(stmt.order_by(Prediction.id.desc()).limit(1))
+
+
+def _store_prediction(image_id: int, models: CurrentModels, result: dict, embedding) -> Prediction:
+    regions = [dict(region, **{k: v for k, v in detail.items() if k != "id"})
+               for region, detail in zip(result["regions"], result["details"])]
+    values = dict(regions=regions, style_probs=result["style_probs"], concentration=result["concentration"],
+                  uncertainty=result["uncertainty"],
+                  embedding=[round(float(v), 5) for v in embedding] if embedding is not None else None,
+                  created_at=utcnow())
+    pred = _cached(image_id, models)
+    if pred is None:
+        pred = Prediction(image_id=image_id, segmenter_id=models.segmenter_id, classifier_id=models.classifier_id,
+                          **values)
+        db.session.add(pred)
+    else:
+        for key, value in values.items():
+            setattr(pred, key, value)
+    try:
+        db.session.commit()
+    except IntegrityError:  # a concurrent pre-fill of the same image stored it first: keep that one
+        db.session.rollback()
+        pred = _cached(image_id, models)
+        if pred is None:
+            raise
+    return pred
+
+
+def prediction_payload(pred: Prediction, cached: bool = True, low_concentration: float | None = None) -> dict:
+    """The API shape: regions ready for save_document, their details, concentration and its flags, uncertainty."""
+    from ..ml.prefill import NOT_TATTOO_BELOW
+
+    threshold = float(current_app.config.get("LOW_CONCENTRATION", 0.25)) if low_concentration is None \
+        else low_concentration
+    stored = list(pred.regions or [])
+    regions = [{k: r.get(k) for k in REGION_KEYS} for r in stored]
+    details = [{"id": r.get("id"), **{k: v for k, v in r.items() if k not in REGION_KEYS}} for r in stored]
+    concentration = pred.concentration if pred.concentration is not None else 0.0
+    return {
+        "image_id": pred.image_id,
+        "segmenter_id": pred.segmenter_id,
+        "classifier_id": pred.classifier_id,
+        "regions": regions,
+        "details": details,
+        "concentration": concentration,
+        "low_concentration": concentration < threshold,
+        "low_concentration_threshold": threshold,
+        "suggested_flags": ["not_tattoo"] if concentration < NOT_TATTOO_BELOW else [],
+        "style_probs": pred.style_probs or {},
+        "uncertainty": pred.uncertainty or {},
+        "cached": cached,
+        "created_at": pred.created_at.isoformat() if pred.created_at else None,
+    }
+
+
+def _predict(models: CurrentModels, rgbs: list[np.ndarray], scales: list[float],
+             probs: list[np.ndarray] | None = None, embeddings=None) -> list[dict]:
+    from ..ml.prefill import build_prefill
+
+    if probs is None:
+        probs, embeddings = models.segmenter.predict(rgbs, embed=True)
+    out = []
+    for i, (rgb, prob, scale) in enumerate(zip(rgbs, probs, scales)):
+        result = build_prefill(rgb, prob, models.classifier, models.settings, scale,
+                               models.segmenter_id, models.classifier_id)
+        result["embedding"] = embeddings[i] if embeddings is not None else None
+        out.append(result)
+    return out
+
+
+def prefill_image(image_id: int, refresh: bool = False) -> dict:
+    """Pre-fill one image with the current models (cached unless `refresh`); 404 unknown image, 409 no model."""
+    image = db.session.get(Image, image_id)
+    if image is None:
+        raise not_found("image")
+    models = load_current()
+    if not refresh:
+        pred = _cached(image_id, models)
+        if pred is not None:
+            return prediction_payload(pred, cached=True, low_concentration=models.settings.low_concentration)
+    sha, fmt, width, height = image.sha256, image.format, image.width, image.height
+    db.session.commit()
+    try:
+        rgb, scale = decode_work_image(_store(), sha, fmt, width, height, models.settings.work_max_side)
+    except FileNotFoundError:
+        raise APIError(409, "image_file_missing", "the stored file of this image is missing") from None
+    result = _predict(models, [rgb], [scale])[0]
+    pred = _store_prediction(image_id, models, result, result["embedding"])
+    return prediction_payload(pred, cached=False, low_concentration=models.settings.low_concentration)
+
+
+def cached_prediction(image_id: int) -> Optional[dict]:
+    """The newest stored prediction of an image for the current models (None if there is none)."""
+    seg = current_model("segmenter")
+    if seg is None:
+        return None
+    pred = db.session.scalar(select(Prediction).where(Prediction.image_id == image_id,
+                                                      Prediction.segmenter_id == seg.id)
+                             .order_by(Prediction.id.desc()).limit(1))
+    return prediction_payload(pred, cached=True) if pred is not None else None
+
+
+# --- the pool ------------------------------------------------------------------------------------------------------
+
+class _DecodeDataset:
+    """Decodes and letterboxes images (in DataLoader workers on CUDA); no database access in here."""
+
+    def __init__(self, rows: list[tuple], store, max_side: int, input_size: int):
+        self.rows, self.store, self.max_side, self.input_size = rows, store, max_side, input_size
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int):
+        from ..ml.transforms import letterbox
+
+        image_id, sha, fmt, width, height = self.rows[index]
+        try:
+            rgb, scale = decode_work_image(self.store, sha, fmt, width, height, self.max_side)
+        except Exception as err:  # missing or unreadable file: reported, the batch goes on
+            return {"id": image_id, "error": f"{type(err).__name__}: {err}"}
+        canvas, lb = letterbox(rgb, self.input_size)
+        return {"id": image_id, "rgb": rgb, "scale": scale, "canvas": canvas, "lb": lb}
+
+
+def _collate(items):
+    return items
+
+
+def select_pool(statuses: Iterable[str] | None = None, image_ids: Iterable[int] | None = None) -> list[int]:
+    stmt = select(Image.id)
+    if image_ids is not None:
+        stmt = stmt.where(Image.id.in_(list(image_ids)))
+    if statuses:
+        stmt = stmt.where(Image.status.in_(list(statuses)))
+    ids = list(db.session.scalars(stmt.order_by(Image.id)))
+    db.session.commit()
+    return ids
+
+
+def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = False,
+                   progress: Callable[[int, int, str], None] | None = None, workers: int | None = None,
+                   device=None) -> dict:
+    """Pre-fill many images in batches; images already predicted by the current models are skipped unless
+    `refresh`. Returns counts (done, skipped, failed) and the seconds spent."""
+    import time
+
+    from torch.utils.data import DataLoader
+
+    from ..ml.device import cpu_count, is_cuda
+    from ..ml.transforms import unletterbox
+
+    started = time.monotonic()
+    models = load_current(device)
+    ids = list(dict.fromkeys(int(i) for i in image_ids))
+    if not refresh and ids:
+        done_ids = set()
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start:start + 1000]
+            stmt = select(Prediction.image_id).where(Prediction.image_id.in_(chunk),
+                                                     Prediction.segmenter_id == models.segmenter_id)
+            stmt = stmt.where(Prediction.classifier_id.is_(None) if models.classifier_id is None
+                              else Prediction.classifier_id == models.classifier_id)
+            done_ids.update(db.session.scalars(stmt))
+        skipped = len([i for i in ids if i in done_ids])
+        ids = [i for i in ids if i not in done_ids]
+    else:
+        skipped = 0
+    rows = []
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start:start + 1000]
+        rows += db.session.execute(select(Image.id, Image.sha256, Image.format, Image.width, Image.height)
+                                   .where(Image.id.in_(chunk)).order_by(Image.id)).all()
+    db.session.commit()
+    rows = [tuple(r) for r in rows]
+    total = len(rows)
+    dev = models.segmenter.device
+    if workers is None:
+        workers = min(8, max(0, cpu_count() - 1)) if is_cuda(dev) else 0
+    dataset = _DecodeDataset(rows, _store(), models.settings.work_max_side, models.segmenter.input_size)
+    loader = DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=workers,
+                        collate_fn=_collate, prefetch_factor=4 if workers else None,
+                        persistent_workers=False)
+    done = failed = 0
+    errors: list[dict] = []
+    if progress:
+        progress(0, total, f"pre-filling {total} image(s)")
+    for batch in loader:
+        good = [item for item in batch if "error" not in item]
+        for item in batch:
+            if "error" in item:
+                failed += 1
+                if len(errors) < 20:
+                    errors.append({"image_id": item["id"], "error": item["error"][:300]})
+        if good:
+            canvases = np.stack([item["canvas"] for item in good])
+            prob_canvas, emb = models.segmenter.forward_canvases(canvases, embed=True)
+            probs = [unletterbox(p, item["lb"], item["rgb"].shape[1], item["rgb"].shape[0])
+                     for p, item in zip(prob_canvas, good)]
+            results = _predict(models, [item["rgb"] for item in good], [item["scale"] for item in good],
+                               probs, emb)
+            for item, result in zip(good, results):
+                _store_prediction(item["id"], models, result, result["embedding"])
+            done += len(good)
+        if progress:
+            progress(done + failed, total, f"pre-filled {done} of {total}")
+    return {"done": done, "skipped": skipped, "failed": failed, "errors": errors,
+            "segmenter_id": models.segmenter_id, "classifier_id": models.classifier_id,
+            "seconds": round(time.monotonic() - started, 2)}
+
+
+@register_job("prefill", queue="gpu")
+def prefill_job(ctx: JobContext, image_ids: list[int] | None = None, statuses: list[str] | None = None,
+                batch_size: int = 8, refresh: bool = False, reason: str = "") -> dict:
+    """Background pre-fill of the given images, or of all images with the given statuses (default: new)."""
+    ids = select_pool(statuses or (None if image_ids is not None else ["new"]), image_ids)
+    return prefill_images(ids, batch_size=batch_size, refresh=refresh,
+                          progress=lambda done, total, message: ctx.progress(done, total, message))
+
+
+def suggest_on_upload(image_ids: list[int], user_id: int | None = None):
+    """Queue a pre-fill of freshly uploaded images when a current segmenter exists (else do nothing), so they get
+    a concentration, low-concentration and not-tattoo hints without anyone asking. Never raises: an upload must
+    not fail because of this. Returns the Job or None."""
+    if not image_ids:
+        return None
+    try:
+        if current_model("segmenter") is None:
+            return None
+        return submit_job("prefill", {"image_ids": [int(i) for i in image_ids], "reason": "upload"}, user_id=user_id)
+    except Exception as err:  # broker down, database busy: the images can still be pre-filled on demand later
+        db.session.rollback()
+        log.warning("could not queue the upload pre-fill of %d image(s): %s", len(image_ids), err)
+        return None

@@ -1,0 +1,217 @@
+#!/usr/bin/env python
+"""Export figures: COCO + masks time, the full export, and peak memory at 1,000 vs 10,000 images.
+
+The workspace is generated cheaply and honestly labelled as such:
+- N images of 1024 px on the long side (1024x768 landscape, 768x1024 portrait) with 3 polygons each (64-vertex
+  blobs of radius 40-260 px; one in three images has a region with a hole), styles from the taxonomy (some
+  untrainable, some none), 2 % flagged out of training and a near-duplicate planted every 50 images;
+- rows are bulk-inserted (images, annotations, revisions at version 1) instead of going through the API;
+- the pixels come from 8 distinct 1024 px JPEGs: each image's blob is a hard link to one of them under its own
+  sha256 name, so the export reads, copies and crops real JPEG files, but only 8 distinct pictures.
+
+Each export runs in a fresh subprocess (`run`), so its peak RSS (ru_maxrss) is the export's own.
+
+    python benchmarks/bench_export.py                       # 1,000 and 10,000 images, SQLite
+    python benchmarks/bench_export.py --sizes 2000 --keep   # one size, keep the workspace
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STYLES = ["watercolor", "japanese", "tribal", "trash_polka", "fineline", "traditional", "realism", None]
+MOTIFS = ["rose", "skull", "koi", "wave", "dragon"]
+DISTINCT_PICTURES = 8
+
+
+def make_app(workspace: Path):
+    from backend import create_app
+    from backend.extensions import db
+
+    app = create_app({
+        "TESTING": True,
+        "WORKSPACE": str(workspace),
+        "SECRET_KEY": "benchmark-secret-key-0123456789",
+        "SCHEMA_CREATE_ALL": True,
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workspace / 'inklabel.db'}",
+    })
+    with app.app_context():
+        db.create_all()
+    return app
+
+
+def _blob(rng: random.Random, cx: float, cy: float, r: float, width: int, height: int, n: int = 64) -> list:
+    phase = rng.random() * math.tau
+    pts = []
+    for k in range(n):
+        angle = math.tau * k / n
+        radius = r * (1 + 0.18 * math.sin(3 * angle + phase))
+        x = min(max(cx + radius * math.cos(angle), 0.0), float(width))
+        y = min(max(cy + radius * math.sin(angle), 0.0), float(height))
+        pts.append([round(x, 2), round(y, 2)])
+    return pts + [pts[0]]
+
+
+def _document(rng: random.Random, width: int, height: int, with_hole: bool, flagged: bool) -> dict:
+    regions = []
+    for k in range(3):
+        r = rng.uniform(40, 260)
+        cx, cy = rng.uniform(r, width - r), rng.uniform(r, height - r)
+        outer = _blob(rng, cx, cy, r, width, height)
+        coords = [outer]
+        if with_hole and k == 0:
+            hole = _blob(rng, cx, cy, r * 0.35, width, height)[::-1]
+            coords.append(hole)
+        regions.append({"id": f"r{rng.getrandbits(64):016x}", "geometry": {"type": "Polygon", "coordinates": coords},
+                        "style": rng.choice(STYLES), "motifs": rng.sample(MOTIFS, rng.randint(0, 2)),
+                        "source": "human", "model_version": None, "confidence": None})
+    return {"regions": regions, "tags": {"styles": [], "flags": ["bad_example"] if flagged else []}}
+
+
+def _pictures(folder: Path) -> list[tuple[Path, int, int]]:
+    import numpy as np
+    from PIL import Image
+
+    out = []
+    for k in range(DISTINCT_PICTURES):
+        rng = np.random.default_rng(k)
+        width, height = (1024, 768) if k % 2 == 0 else (768, 1024)
+        small = Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8))
+        base = np.asarray(small.resize((width, height), Image.Resampling.BICUBIC)).astype(np.int16)
+        noisy = np.clip(base + rng.integers(-12, 13, base.shape), 0, 255).astype(np.uint8)
+        path = folder / f"picture{k}.jpg"
+        Image.fromarray(noisy).save(path, "JPEG", quality=88)
+        out.append((path, width, height))
+    return out
+
+
+def populate(workspace: Path, n: int, seed: int = 0) -> dict:
+    from sqlalchemy import insert
+
+    from backend.extensions import db
+    from backend.models import Annotation, AnnotationRevision, Image
+    from backend.storage import BlobStore
+
+    started = time.perf_counter()
+    app = make_app(workspace)
+    rng = random.Random(seed)
+    pictures = _pictures(Path(tempfile.mkdtemp(dir=workspace)))
+    store = BlobStore(workspace)
+    with app.app_context():
+        batch_images, batch_docs = [], []
+        last_phash = None
+        for i in range(1, n + 1):
+            sha = hashlib.sha256(f"bench-{seed}-{i}".encode()).hexdigest()
+            picture, width, height = pictures[i % DISTINCT_PICTURES]
+            target = store.original_path(sha, "jpeg")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(picture, target)
+            phash = f"{rng.getrandbits(64):016x}"
+            if i % 50 == 0 and last_phash:  # a near-duplicate of the previous image (2 bits apart)
+                phash = f"{int(last_phash, 16) ^ 0b101:016x}"
+            last_phash = phash
+            document = _document(rng, width, height, with_hole=i % 3 == 0, flagged=i % 50 == 7)
+            batch_images.append({"id": i, "sha256": sha, "width": width, "height": height, "format": "jpeg",
+                                 "size_bytes": picture.stat().st_size, "original_filename": f"img{i}.jpg",
+                                 "source": "bench", "status": "accepted", "phash": phash,
+                                 "flags": document["tags"]["flags"], "styles": []})
+            batch_docs.append({"image_id": i, "version": 1, "document": document})
+            if len(batch_images) == 1000 or i == n:
+                db.session.execute(insert(Image), batch_images)
+                db.session.execute(insert(Annotation), batch_docs)
+                db.session.execute(insert(AnnotationRevision), batch_docs)
+                db.session.commit()
+                batch_images, batch_docs = [], []
+    return {"images": n, "polygons": 3 * n, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def run_export(workspace: Path, options: dict) -> dict:
+    """One export in this process; returns seconds, zip size and this process's peak RSS."""
+    from backend.datasets.export import create_export
+
+    app = make_app(workspace)
+    with app.app_context():
+        started = time.perf_counter()
+        export = create_export(options)
+        seconds = time.perf_counter() - started
+        counts = export.manifest["counts"]
+    zip_path = workspace / "exports" / export.path
+    result = {
+        "seconds": round(seconds, 2),
+        "zip_mb": round(zip_path.stat().st_size / 1e6, 1),
+        "files": counts["files"],
+        "images": sum(counts["images"].values()),
+        "regions": sum(counts["regions"].values()),
+        "crops": sum(counts["crops"].values()) if counts["crops"] else 0,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    zip_path.unlink()
+    return result
+
+
+def _child(workspace: Path, options: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "run", str(workspace), json.dumps(options)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+COCO_MASKS = {"formats": ["coco", "masks"], "images": False}
+FULL = {"formats": ["coco", "masks", "crops", "yolo", "labelme"], "images": True}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000", help="comma-separated image counts")
+    parser.add_argument("--no-full", action="store_true", help="skip the full export (images, crops, yolo, labelme)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated workspaces")
+    args = parser.parse_args()
+    rows = []
+    for n in [int(s) for s in args.sizes.split(",")]:
+        workspace = Path(tempfile.mkdtemp(prefix=f"inklabel-bench-export-{n}-"))
+        try:
+            made = populate(workspace, n)
+            print(f"# {n} images, {made['polygons']} polygons generated in {made['seconds']} s", file=sys.stderr)
+            coco = _child(workspace, COCO_MASKS)
+            print(f"coco+masks {n}: {coco}", file=sys.stderr)
+            rows.append(("coco + masks", n, coco))
+            if not args.no_full:
+                full = _child(workspace, FULL)
+                print(f"full {n}: {full}", file=sys.stderr)
+                rows.append(("all formats + images", n, full))
+        finally:
+            if not args.keep:
+                shutil.rmtree(workspace, ignore_errors=True)
+    print("| export | images | regions | seconds | images/s | zip MB | files | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, n, r in rows:
+        print(f"| {name} | {n:,} | {r['regions']:,} | {r['seconds']} | {r['images'] / r['seconds']:.0f} | "
+              f"{r['zip_mb']} | {r['files']:,} | {r['peak_rss_mb']} |")
+    by = {(name, n): r for name, n, r in rows}
+    sizes = sorted({n for _, n, _ in rows})
+    if len(sizes) >= 2:
+        small, large = sizes[0], sizes[-1]
+        for name in ("coco + masks", "all formats + images"):
+            if (name, small) in by and (name, large) in by:
+                ratio = by[(name, large)]["peak_rss_mb"] / by[(name, small)]["peak_rss_mb"]
+                print(f"\npeak RSS {name}: {large:,} vs {small:,} images = {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "run":
+        print(json.dumps(run_export(Path(sys.argv[2]), json.loads(sys.argv[3]))))
+    else:
+        main()

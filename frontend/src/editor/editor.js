@@ -1,0 +1,446 @@
+// The canvas of the editor: image + regions (SVG), overlay, brush layer, viewport, pointer and wheel input,
+// selection, per-region visibility and locks, and the active tool. Panels and keyboard shortcuts live in
+// page.js; this module knows nothing about the network except through the `assist` callback.
+
+import { svg, h } from "../dom.js";
+import { Viewport, wheelFactor } from "../viewport.js";
+import { RegionRenderer } from "./renderer.js";
+import { Overlay } from "./overlay.js";
+import { geometryBBox, clampPoint, roundPoint, polygonsOf } from "../geometry.js";
+import { SelectTool } from "./tools/select.js";
+import { PolygonTool } from "./tools/polygon.js";
+import { BrushTool } from "./tools/brush.js";
+import { BoxAssistTool, WandTool } from "./tools/assist.js";
+
+export const SCENE_MARGIN = 256; // px of painted scene beyond each side of the canvas
+export const COMMIT_DELAY_MS = 150;
+
+export const TOOLS = {
+  select: { label: "Select", key: "Esc", hint: "Click a region to select it; drag a vertex to move it; click an edge to add a vertex; Alt-click or Delete removes one. Drag the background to pan." },
+  polygon: { label: "Polygon", key: "P", hint: "Click to add vertices; double-click, Enter or click the first vertex to close. Backspace removes the last vertex, Esc cancels. Shift+Enter adds the shape as another part of the selected region." },
+  hole: { label: "Hole", key: "H", hint: "Draw a hole inside the selected region, like a polygon." },
+  brush: { label: "Brush", key: "B", hint: "Paint onto the selected region (or paint a new one). [ and ] change the size." },
+  eraser: { label: "Eraser", key: "E", hint: "Erase from the selected region (or the one you start on). [ and ] change the size." },
+  box: { label: "Box assist", key: "X", hint: "Drag a box around a tattoo: the server finds the ink inside it and makes a region." },
+  wand: { label: "Wand", key: "W", hint: "Click on ink: the server grows a region from that point." },
+};
+
+export class Editor {
+  constructor({ host, image, taxonomy, store, undo, assist, notify }) {
+    Object.assign(this, { host, image, taxonomy, store, undo, assist, notify: notify || (() => {}) });
+    this.viewport = new Viewport();
+    this.viewport.setImage(image.width, image.height);
+    this.selectedId = null;
+    this.selectedVertex = null;
+    this.allHidden = false;
+    this.opacity = 0.3;
+    this.brushRadius = 14; // screen pixels
+    this.listeners = new Map();
+    this.spaceHeld = false;
+    this._buildDom();
+    this.renderer = new RegionRenderer(this.regionLayer, store, taxonomy);
+    this.overlay = new Overlay(this.overlayLayer, this.viewport);
+    this.tools = {
+      select: new SelectTool(this),
+      polygon: new PolygonTool(this, { hole: false }),
+      hole: new PolygonTool(this, { hole: true }),
+      brush: new BrushTool(this, { erase: false }),
+      eraser: new BrushTool(this, { erase: true }),
+      box: new BoxAssistTool(this),
+      wand: new WandTool(this),
+    };
+    this.toolName = "select";
+    this.tool = this.tools.select;
+    this._frame = 0;
+    this.viewport.onChange(() => this._scheduleView());
+    this.unsubscribe = store.subscribe((cs) => this._onStore(cs));
+    this._bindInput();
+    this.resizeObserver = new ResizeObserver(() => this._resize());
+    this.resizeObserver.observe(this.wrap);
+    this._resize(true);
+    this.setOpacity(this.opacity);
+  }
+
+  // --- events for panels ------------------------------------------------------------------------------------
+
+  on(name, fn) {
+    if (!this.listeners.has(name)) this.listeners.set(name, new Set());
+    this.listeners.get(name).add(fn);
+    return () => this.listeners.get(name).delete(fn);
+  }
+
+  emit(name, value) {
+    for (const fn of this.listeners.get(name) || []) fn(value);
+  }
+
+  // --- DOM ----------------------------------------------------------------------------------------------------
+
+  _buildDom() {
+    const { width, height } = this.image;
+    this.imageEl = svg("image", { class: "photo", x: 0, y: 0, width, height, preserveAspectRatio: "none" });
+    this.regionLayer = svg("g", { class: "regions" });
+    this.world = svg("g", { class: "world" }, this.imageEl, svg("rect", { class: "image-frame", x: 0, y: 0, width, height }), this.regionLayer);
+    // The scene (photo + regions) is painted at a "committed" view and moved by the compositor while the view
+    // changes (CSS transform, no repaint); it is repainted at the new view once panning/zooming pauses. It
+    // extends SCENE_MARGIN pixels past the canvas so that panning reveals painted content.
+    this.scene = svg("svg", { class: "scene", "aria-hidden": "true" }, this.world);
+    this.overlayLayer = svg("g", { class: "overlay" });
+    this.overlaySvg = svg("svg", { class: "overlay-svg", "aria-hidden": "true" }, this.overlayLayer);
+    this.brushCanvas = h("canvas", { class: "brush-layer", "aria-hidden": "true" });
+    this.svgEl = h("div", { class: "stage", tabindex: "0", role: "application", "aria-label": "Image and regions. Press ? for keyboard shortcuts." },
+      this.scene, this.overlaySvg, this.brushCanvas);
+    this.wrap = h("div", { class: "canvas-wrap" }, this.svgEl);
+    this.host.append(this.wrap);
+    this.committed = null;
+    this.repaintEveryFrame = false; // benchmarks compare with the naive way: repaint the scene on every change
+  }
+
+  /** Show the display derivative first; switch to the original when zoomed past its resolution. */
+  setImageSources({ display, original, displaySide }) {
+    this.sources = { display, original, displaySide: displaySide || 2048, usingOriginal: false };
+    this.imageEl.addEventListener("load", () => {
+      this.wrap.dataset.loaded = this.sources.usingOriginal ? "original" : "display";
+      this.emit("image-loaded", this.wrap.dataset.loaded);
+    });
+    this.imageEl.addEventListener("error", () => this.notify("The image could not be loaded.", "error"));
+    this.imageEl.setAttribute("href", display);
+    this._maybeOriginal();
+  }
+
+  _maybeOriginal() {
+    const s = this.sources;
+    if (!s || s.usingOriginal || !s.original) return;
+    const long = Math.max(this.image.width, this.image.height);
+    if (long <= s.displaySide) return; // the display derivative is full resolution
+    if (this.viewport.scale * long <= s.displaySide * 1.1) return;
+    s.usingOriginal = true;
+    const img = new Image();
+    img.src = s.original;
+    // decode off the main thread first, so swapping the picture does not stall a zoom
+    img.decode().then(() => this.imageEl.setAttribute("href", s.original), () => { s.usingOriginal = false; });
+  }
+
+  _resize(first = false) {
+    const rect = this.wrap.getBoundingClientRect();
+    const w = Math.max(1, Math.round(rect.width)), hgt = Math.max(1, Math.round(rect.height));
+    const dpr = window.devicePixelRatio || 1;
+    this.brushCanvas.width = Math.round(w * dpr);
+    this.brushCanvas.height = Math.round(hgt * dpr);
+    const m = SCENE_MARGIN;
+    Object.assign(this.scene.style, { left: `${-m}px`, top: `${-m}px`, width: `${w + 2 * m}px`, height: `${hgt + 2 * m}px` });
+    this.committed = null; // repaint the scene at the new size
+    const hadSize = this.viewport.width > 1;
+    this.viewport.width = w;
+    this.viewport.height = hgt;
+    if (first || !hadSize || !this._userMoved) this.viewport.fit();
+    else this.viewport.emit();
+  }
+
+  _scheduleView() {
+    if (this._frame) return;
+    this._frame = requestAnimationFrame(() => {
+      this._frame = 0;
+      this.renderView();
+    });
+  }
+
+  /**
+   * Apply the viewport. While it keeps changing, only a CSS transform on the scene moves (the compositor does
+   * it, whatever the number of regions) and the small screen-space overlay is redrawn; 150 ms after the last
+   * change the scene is repainted sharp at the new view.
+   */
+  renderView() {
+    const vp = this.viewport;
+    if (!this.committed || this.repaintEveryFrame) this._commitView();
+    else {
+      const c = this.committed, m = SCENE_MARGIN;
+      const k = vp.scale / c.scale;
+      const dx = vp.tx + m - k * (c.tx + m), dy = vp.ty + m - k * (c.ty + m);
+      this.scene.style.transform = k === 1 && dx === 0 && dy === 0 ? "" : `translate(${dx}px, ${dy}px) scale(${k})`;
+      clearTimeout(this._commitTimer);
+      this._commitTimer = setTimeout(() => this._commitView(), COMMIT_DELAY_MS);
+    }
+    this.wrap.classList.toggle("pixelated", vp.scale >= 4);
+    this._maybeOriginal();
+    this.refreshOverlay();
+    if (this.tool.viewChanged) this.tool.viewChanged();
+    this.emit("view", vp);
+  }
+
+  _commitView() {
+    clearTimeout(this._commitTimer);
+    const vp = this.viewport, m = SCENE_MARGIN;
+    this.committed = { scale: vp.scale, tx: vp.tx, ty: vp.ty };
+    this.world.setAttribute("transform", `matrix(${vp.scale} 0 0 ${vp.scale} ${vp.tx + m} ${vp.ty + m})`);
+    this.scene.style.transform = "";
+  }
+
+  refreshOverlay() {
+    const r = this.selectedId && this.store.get(this.selectedId);
+    if (r && !this.isHidden(r.id) && !this.tool.hidesHandles) {
+      this.overlay.showHandles(this.dragGeometry || r.geometry, this.selectedVertex, { locked: this.isLocked(r.id) });
+    } else this.overlay.hideHandles();
+    this._labels();
+  }
+
+  _labels() {
+    const items = [];
+    for (const r of this.store.all()) {
+      if (!(r.suggested || r.id === this.selectedId) || this.isHidden(r.id) || !r.geometry) continue;
+      const [x0, y0] = geometryBBox(r.geometry);
+      const name = this.taxonomy.label(r.style);
+      const conf = r.confidence !== undefined ? ` ${Math.round(r.confidence * 100)}%` : "";
+      items.push({ point: [x0, y0], text: (r.suggested ? "Suggested: " : "") + name + conf, color: this.taxonomy.color(r.style), selected: r.id === this.selectedId });
+      if (items.length > 60) break;
+    }
+    this.overlay.showLabels(items);
+  }
+
+  // --- store --------------------------------------------------------------------------------------------------
+
+  _onStore(cs) {
+    if (cs.reset) {
+      this.select(null);
+      return;
+    }
+    if (this.selectedId && !this.store.has(this.selectedId)) this.select(null);
+    else if (this.selectedId) {
+      const touched = cs.updated.some((e) => e.after.id === this.selectedId) || cs.created.some((e) => e.region.id === this.selectedId);
+      if (touched) {
+        this.renderer.setSelected(this.selectedId);
+        this._validateVertex();
+      }
+    }
+    for (const { region } of cs.deleted) {
+      this.renderer.hidden.delete(region.id);
+      this.renderer.locked.delete(region.id);
+    }
+    this.refreshOverlay();
+  }
+
+  _validateVertex() {
+    if (!this.selectedVertex) return;
+    const r = this.store.get(this.selectedId);
+    const v = this.selectedVertex;
+    const ring = r && polygonsOf(r.geometry)[v.poly] && polygonsOf(r.geometry)[v.poly][v.ring];
+    if (!ring || v.index >= ring.length - 1) this.selectedVertex = null;
+  }
+
+  // --- selection, visibility, locks -----------------------------------------------------------------------------
+
+  select(id, { reveal = false } = {}) {
+    if (id && !this.store.has(id)) id = null;
+    const changed = id !== this.selectedId;
+    this.selectedId = id;
+    this.selectedVertex = null;
+    this.renderer.setSelected(id);
+    if (reveal && id) this.reveal(id);
+    this.refreshOverlay();
+    if (changed) this.emit("select", id);
+  }
+
+  selectVertex(addr) {
+    this.selectedVertex = addr;
+    this.refreshOverlay();
+  }
+
+  get selected() {
+    return this.selectedId ? this.store.get(this.selectedId) : null;
+  }
+
+  /** Pan so the region is on screen (zooming out if it does not fit). */
+  reveal(id) {
+    const r = this.store.get(id);
+    if (!r) return;
+    const [x0, y0, x1, y1] = geometryBBox(r.geometry);
+    const vp = this.viewport;
+    const [v0x, v0y, v1x, v1y] = vp.visibleRect();
+    if (x0 >= v0x && y0 >= v0y && x1 <= v1x && y1 <= v1y) return;
+    const fits = (x1 - x0) * vp.scale < vp.width * 0.9 && (y1 - y0) * vp.scale < vp.height * 0.9;
+    if (!fits) vp.scale = Math.max(vp.minScale(), Math.min(vp.width * 0.8 / (x1 - x0 || 1), vp.height * 0.8 / (y1 - y0 || 1)));
+    vp.centreOn((x0 + x1) / 2, (y0 + y1) / 2);
+  }
+
+  isHidden(id) {
+    return this.allHidden || this.renderer.hidden.has(id);
+  }
+
+  isLocked(id) {
+    return this.renderer.locked.has(id);
+  }
+
+  setHidden(id, hidden) {
+    this.renderer.setHidden(id, hidden);
+    this.refreshOverlay();
+    this.emit("visibility", id);
+  }
+
+  setLocked(id, locked) {
+    this.renderer.setLocked(id, locked);
+    this.refreshOverlay();
+    this.emit("visibility", id);
+  }
+
+  toggleAllHidden(force) {
+    this.allHidden = force === undefined ? !this.allHidden : force;
+    this.wrap.classList.toggle("all-hidden", this.allHidden);
+    this.refreshOverlay();
+    this.emit("visibility", null);
+  }
+
+  setOpacity(value) {
+    this.opacity = Math.max(0, Math.min(1, value));
+    this.wrap.style.setProperty("--fill-opacity", String(this.opacity));
+    this.emit("opacity", this.opacity);
+  }
+
+  setBrushRadius(px) {
+    this.brushRadius = Math.max(2, Math.min(200, Math.round(px)));
+    if (this.tool.radiusChanged) this.tool.radiusChanged();
+    this.emit("brush", this.brushRadius);
+  }
+
+  // --- tools --------------------------------------------------------------------------------------------------
+
+  setTool(name) {
+    if (!this.tools[name]) return;
+    if (this.tool.deactivate) this.tool.deactivate();
+    this.toolName = name;
+    this.tool = this.tools[name];
+    this.wrap.dataset.tool = name;
+    if (this.tool.activate) this.tool.activate();
+    this.refreshOverlay();
+    this.emit("tool", name);
+  }
+
+  /** Image point for a pointer event, clamped to the image and rounded to 0.01 px. */
+  pointFor(ev) {
+    const rect = this.svgEl.getBoundingClientRect();
+    const screen = [ev.clientX - rect.left, ev.clientY - rect.top];
+    const raw = this.viewport.toImage(screen);
+    const image = roundPoint(clampPoint(raw, this.image.width, this.image.height));
+    return { screen, image, raw };
+  }
+
+  _bindInput() {
+    const el = this.svgEl;
+    el.addEventListener("pointerdown", (ev) => this._down(ev));
+    el.addEventListener("pointermove", (ev) => this._move(ev));
+    el.addEventListener("pointerup", (ev) => this._up(ev));
+    el.addEventListener("pointercancel", (ev) => this._up(ev, true));
+    el.addEventListener("pointerleave", () => {
+      this.overlay.hideBrushCursor();
+      this.overlay.hideGhost();
+      this.emit("cursor", null);
+    });
+    el.addEventListener("dblclick", (ev) => {
+      if (this.tool.dblclick) this.tool.dblclick(ev, this.pointFor(ev));
+    });
+    el.addEventListener("wheel", (ev) => this._wheel(ev), { passive: false });
+    el.addEventListener("contextmenu", (ev) => ev.preventDefault());
+    el.addEventListener("auxclick", (ev) => ev.preventDefault());
+  }
+
+  _down(ev) {
+    this.emit("activity");
+    this.svgEl.focus({ preventScroll: true });
+    const p = this.pointFor(ev);
+    if (ev.button === 1 || (ev.button === 0 && this.spaceHeld)) {
+      ev.preventDefault();
+      this._startPan(ev);
+      return;
+    }
+    if (ev.button !== 0) return;
+    this._capture(ev.pointerId);
+    if (this.tool.down) this.tool.down(ev, p);
+  }
+
+  _move(ev) {
+    const p = this.pointFor(ev);
+    this.lastPointer = p;
+    this.emit("cursor", p.raw);
+    if (this.panning) {
+      this.viewport.panBy(ev.clientX - this.panning.x, ev.clientY - this.panning.y);
+      this.panning.x = ev.clientX;
+      this.panning.y = ev.clientY;
+      this._userMoved = true;
+      return;
+    }
+    if (this.tool.move) this.tool.move(ev, p);
+  }
+
+  _up(ev, cancelled = false) {
+    if (this.panning) {
+      this.panning = null;
+      this.wrap.classList.remove("panning");
+      return;
+    }
+    try {
+      if (this.svgEl.hasPointerCapture(ev.pointerId)) this.svgEl.releasePointerCapture(ev.pointerId);
+    } catch {
+      /* synthetic pointer */
+    }
+    if (cancelled) {
+      if (this.tool.cancel) this.tool.cancel();
+      return;
+    }
+    if (this.tool.up) this.tool.up(ev, this.pointFor(ev));
+  }
+
+  _capture(pointerId) {
+    try {
+      this.svgEl.setPointerCapture(pointerId);
+    } catch {
+      /* synthetic or already released pointer: moves still arrive while over the canvas */
+    }
+  }
+
+  _startPan(ev) {
+    this.panning = { x: ev.clientX, y: ev.clientY };
+    this.wrap.classList.add("panning");
+    this._capture(ev.pointerId);
+  }
+
+  /** Used by tools: a left-drag on the background pans. */
+  startPan(ev) {
+    this._startPan(ev);
+  }
+
+  _wheel(ev) {
+    ev.preventDefault();
+    this.emit("activity");
+    const rect = this.svgEl.getBoundingClientRect();
+    const sx = ev.clientX - rect.left, sy = ev.clientY - rect.top;
+    // the wheel, and trackpad pinch (which arrives as ctrl+wheel), zoom around the cursor
+    this.viewport.zoomAt(wheelFactor(ev.deltaY, ev.deltaMode, ev.ctrlKey), sx, sy);
+    this._userMoved = true;
+  }
+
+  zoomBy(factor) {
+    const p = this.lastPointer ? this.lastPointer.screen : [this.viewport.width / 2, this.viewport.height / 2];
+    const inside = p[0] >= 0 && p[1] >= 0 && p[0] <= this.viewport.width && p[1] <= this.viewport.height;
+    this.viewport.zoomAt(factor, ...(inside ? p : [this.viewport.width / 2, this.viewport.height / 2]));
+    this._userMoved = true;
+  }
+
+  fit() {
+    this.viewport.fit();
+    this._userMoved = false;
+  }
+
+  /** Keys the active tool wants first (Enter, Esc, Backspace while drawing). */
+  toolKey(ev) {
+    return this.tool.key ? this.tool.key(ev) : false;
+  }
+
+  dispose() {
+    if (this.tool.deactivate) this.tool.deactivate();
+    this.resizeObserver.disconnect();
+    this.unsubscribe();
+    this.renderer.dispose();
+    if (this._frame) cancelAnimationFrame(this._frame);
+    clearTimeout(this._commitTimer);
+    this.wrap.remove();
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,423 @@
+// The editor screen: top bar (save status, undo/redo, submit & next), tool bar, canvas, side panels,
+// keyboard shortcuts, autosave and the flows around it (restore a draft, resolve a conflict, leave safely).
+
+import { h, toast, dialog } from "../dom.js";
+import { icon } from "../icons.js";
+import { Store } from "../store.js";
+import { UndoStack } from "../undo.js";
+import { Autosave, ActivityClock } from "../autosave.js";
+import { Editor, TOOLS } from "./editor.js";
+import { roundGeometry } from "../geometry.js";
+import { statusPill } from "../panels/status.js";
+import { regionPanel } from "../panels/region.js";
+import { regionsPanel } from "../panels/regions.js";
+import { tagsPanel } from "../panels/tags.js";
+import { modelPanel } from "../panels/model.js";
+import { reviewPanel } from "../panels/review.js";
+import { showShortcutSheet } from "../panels/shortcuts.js";
+import { conflictDialog, restoreDialog } from "../panels/dialogs.js";
+
+const TOOL_ORDER = ["select", "polygon", "hole", "brush", "eraser", "box", "wand"];
+const TOOL_KEYS = { p: "polygon", h: "hole", b: "brush", e: "eraser", x: "box", w: "wand" };
+const TOOL_ICONS = { select: "select", polygon: "polygon", hole: "hole", brush: "brush", eraser: "eraser", box: "box", wand: "wand" };
+
+function isTyping(el) {
+  if (!el) return false;
+  const tag = el.tagName;
+  return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || el.isContentEditable;
+}
+
+export async function openEditorPage({ root, app, imageId, copy = null }) {
+  const { api, taxonomy } = app;
+  root.append(h("div", { class: "loading", text: "Opening image…" }));
+  // An agreement copy is a second, independent annotation of the image: its own document and endpoint.
+  const agreement = copy === "agreement";
+  const docPath = agreement ? `/images/${imageId}/agreement` : `/images/${imageId}/annotation`;
+  let meta, doc;
+  try {
+    [meta, doc] = await Promise.all([api.get(`/images/${imageId}`), api.get(docPath)]);
+  } catch (err) {
+    root.replaceChildren(h("div", { class: "empty-state" },
+      h("h2", { text: err.status === 404 ? "Image not found" : "Could not open the image" }),
+      h("p", { text: err.message }),
+      h("a", { class: "btn", href: "#/" }, "Back to images")));
+    return { leave: async () => true, dispose() {} };
+  }
+
+  const store = new Store();
+  const undo = new UndoStack(store);
+  const clock = new ActivityClock();
+  const autosave = new Autosave({ api, imageId, store, clock, path: docPath, draftKey: `inklabel.draft.${agreement ? "agreement." : ""}${imageId}` });
+  const disposers = [];
+
+  // --- layout -------------------------------------------------------------------------------------------------
+  const canvasHost = h("main", { class: "canvas-host", "aria-label": "Canvas" });
+  const sidebar = h("aside", { class: "sidebar", "aria-label": "Panels" });
+  const toolbar = h("nav", { class: "toolbar", role: "toolbar", "aria-label": "Tools", "aria-orientation": "vertical" });
+  const statusbar = h("footer", { class: "statusbar" });
+  const body = h("div", { class: "editor-body" }, toolbar, canvasHost, sidebar);
+  const topbar = h("header", { class: "topbar editor-top" });
+  const page = h("div", { class: "editor-page" }, topbar, body, statusbar);
+  root.replaceChildren(page);
+
+  const editor = new Editor({
+    host: canvasHost,
+    image: { width: meta.width, height: meta.height },
+    taxonomy, store, undo,
+    notify: (msg, kind) => toast(msg, kind || "info"),
+    assist: (req) => runAssist(req),
+  });
+  editor.setImageSources({
+    display: meta.display_url || `/api/v1/images/${imageId}/file?size=display`,
+    original: meta.original_url || `/api/v1/images/${imageId}/file?size=original`,
+    displaySide: app.displaySide || 2048,
+  });
+  // brush and eraser: shapely on the server while it answers; the browser's raster version otherwise
+  let geometryServer = true;
+  editor.geometryOp = async (op, body) => {
+    if (!geometryServer) throw new Error("no geometry endpoint");
+    try {
+      return (await api.post(`/geometry/${op}`, body)).geometry;
+    } catch (err) {
+      if (err.status === 404 || err.status === 405) geometryServer = false;
+      throw err;
+    }
+  };
+  window.inklabel = { store, undo, editor, autosave, viewport: editor.viewport, imageId };
+
+  // --- top bar ------------------------------------------------------------------------------------------------
+  const undoBtn = h("button", { type: "button", class: "icon-btn", title: "Undo (Ctrl+Z)", "aria-label": "Undo", "data-testid": "undo" }, icon("undo"));
+  const redoBtn = h("button", { type: "button", class: "icon-btn", title: "Redo (Ctrl+Shift+Z or Ctrl+Y)", "aria-label": "Redo", "data-testid": "redo" }, icon("redo"));
+  undoBtn.addEventListener("click", () => doUndo());
+  redoBtn.addEventListener("click", () => doRedo());
+  const refreshUndo = () => {
+    undoBtn.disabled = !undo.canUndo;
+    redoBtn.disabled = !undo.canRedo;
+  };
+  undo.onChange(refreshUndo);
+  refreshUndo();
+  const submitBtn = h("button", { type: "button", class: "btn btn-primary", title: agreement ? "Mark this agreement copy complete and open the next image (Ctrl+Enter)" : "Submit this image for review and open the next one (Ctrl+Enter)", "data-testid": "submit-next" }, agreement ? "Complete & next" : "Submit & next", h("kbd", { text: "Ctrl+↵" }));
+  submitBtn.addEventListener("click", () => submitAndNext());
+  const helpBtn = h("button", { type: "button", class: "icon-btn", title: "Keyboard shortcuts (?)", "aria-label": "Keyboard shortcuts" }, icon("keyboard"));
+  helpBtn.addEventListener("click", () => showShortcutSheet(taxonomy));
+  const statusBadge = h("span", { class: "badge", "data-status": meta.status, "data-testid": "image-status", text: meta.status.replace("_", " ") });
+  const title = h("div", { class: "title" },
+    h("a", { class: "icon-btn", href: "#/", title: "Back to the image list", "aria-label": "Back to images" }, icon("back")),
+    h("div", { class: "title-text" },
+      h("strong", { text: meta.original_filename || `Image ${imageId}` }),
+      h("span", { class: "muted small", text: `#${imageId} · ${meta.width}×${meta.height}` })),
+    statusBadge,
+    agreement ? h("span", { class: "badge agreement", title: "A second, independent annotation of this image, used to measure agreement between annotators. You do not see the first one.", text: "agreement copy" }) : null);
+  const pill = statusPill(autosave, { onConflict: () => resolveConflict() });
+  topbar.append(title, h("div", { class: "spacer" }), pill, undoBtn, redoBtn, helpBtn, submitBtn, app.userMenu());
+
+  // --- tool bar -----------------------------------------------------------------------------------------------
+  const toolButtons = {};
+  for (const name of TOOL_ORDER) {
+    const t = TOOLS[name];
+    const b = h("button", { type: "button", class: "tool", "data-tool": name, title: `${t.label} (${t.key}) — ${t.hint}`, "aria-pressed": "false" },
+      icon(TOOL_ICONS[name], { size: 20 }), h("span", { class: "tool-label", text: t.label }), h("kbd", { text: t.key }));
+    b.addEventListener("click", () => editor.setTool(name));
+    toolButtons[name] = b;
+    toolbar.append(b);
+  }
+  const radius = h("input", { type: "range", min: 2, max: 120, value: editor.brushRadius, "aria-label": "Brush size", title: "Brush size ([ and ])" });
+  const radiusText = h("span", { class: "small", text: `${editor.brushRadius}px` });
+  radius.addEventListener("input", () => editor.setBrushRadius(Number(radius.value)));
+  editor.on("brush", (r) => { radius.value = String(r); radiusText.textContent = `${r}px`; });
+  const zoomText = h("span", { class: "zoom-text", "data-testid": "zoom" });
+  const zoomOut = h("button", { type: "button", class: "icon-btn", title: "Zoom out (−)", "aria-label": "Zoom out" }, icon("zoomOut"));
+  const zoomIn = h("button", { type: "button", class: "icon-btn", title: "Zoom in (+)", "aria-label": "Zoom in" }, icon("zoomIn"));
+  const fitBtn = h("button", { type: "button", class: "icon-btn", title: "Fit to window (0)", "aria-label": "Fit to window" }, icon("fit"));
+  zoomOut.addEventListener("click", () => editor.zoomBy(1 / 1.25));
+  zoomIn.addEventListener("click", () => editor.zoomBy(1.25));
+  fitBtn.addEventListener("click", () => editor.fit());
+  toolbar.append(
+    h("div", { class: "tool-group brush-size" }, h("span", { class: "small muted", text: "Brush" }), radius, radiusText),
+    h("div", { class: "tool-group zoom" }, zoomOut, zoomText, zoomIn, fitBtn));
+  editor.on("tool", (name) => {
+    for (const [n, b] of Object.entries(toolButtons)) {
+      b.classList.toggle("active", n === name);
+      b.setAttribute("aria-pressed", String(n === name));
+    }
+    hint.textContent = TOOLS[name].hint;
+  });
+
+  // --- side panels --------------------------------------------------------------------------------------------
+  const model = modelPanel({ api, imageId, store, editor });
+  sidebar.append(regionPanel({ editor, store, taxonomy }), regionsPanel({ editor, store, taxonomy }), tagsPanel({ store, taxonomy }), model.panel);
+  if (meta.status === "accepted" && app.user.role === "annotator" && !agreement) {
+    sidebar.prepend(h("section", { class: "panel" }, h("p", { class: "note warn", text: "This image was accepted in review and is frozen: only reviewers and admins can still change it. Your edits here will not be saved." })));
+  }
+  if (!agreement) {
+    const review = reviewPanel({ api, app, imageId, meta, autosave, onStatus: (s) => setStatus(s) });
+    if (review) sidebar.prepend(review);
+  }
+
+  // --- status bar ---------------------------------------------------------------------------------------------
+  const cursorText = h("span", { class: "mono", "data-testid": "cursor" });
+  const hint = h("span", { class: "hint" });
+  const drawInfo = h("span", { class: "mono" });
+  statusbar.append(cursorText, h("span", { class: "sep" }), drawInfo, h("span", { class: "spacer" }), hint);
+  editor.on("cursor", (p) => { cursorText.textContent = p ? `x ${p[0].toFixed(1)}  y ${p[1].toFixed(1)}` : ""; });
+  editor.on("view", (vp) => { zoomText.textContent = `${Math.round(vp.scale * 100)}%`; });
+  editor.on("draft", (n) => { drawInfo.textContent = n ? `${n} vertices · Enter closes · Backspace removes last · Esc cancels` : ""; });
+  editor.on("activity", () => clock.touch());
+  editor.setTool("select");
+
+  function setStatus(s) {
+    meta.status = s;
+    statusBadge.dataset.status = s;
+    statusBadge.textContent = s.replace("_", " ");
+  }
+
+  // --- load the document, offer back unsaved work -------------------------------------------------------------
+  store.load(doc);
+  autosave.start(doc);
+  const draft = autosave.findDraft(doc);
+  if (draft) {
+    const choice = await restoreDialog(draft, doc.version || 0);
+    if (choice === "restore") {
+      const { conflicts } = autosave.restoreDraft(draft, doc);
+      toast(conflicts.length ? `Restored; ${conflicts.length} region(s) had changed on the server too (yours kept).` : "Your unsaved changes are back.", "ok");
+    } else if (choice === "discard") {
+      autosave.clearDraft();
+    }
+  }
+  if (model.autoPrefill() && !store.size) model.prefill({ quiet: true });
+
+  // --- actions ------------------------------------------------------------------------------------------------
+  function doUndo() {
+    try {
+      if (!undo.undo()) toast("Nothing to undo.", "info", 1500);
+    } catch (err) {
+      toast("Undo history was reset after the document changed on the server.", "warn");
+    }
+  }
+
+  function doRedo() {
+    try {
+      if (!undo.redo()) toast("Nothing to redo.", "info", 1500);
+    } catch (err) {
+      toast("Redo history was reset after the document changed on the server.", "warn");
+    }
+  }
+
+  async function resolveConflict() {
+    const result = await conflictDialog(autosave, taxonomy);
+    if (!result) return;
+    if (result.choice === "mine") {
+      toast(result.conflicts.length ? `Your changes were re-based; ${result.conflicts.length} region(s) changed on both sides (yours kept).` : "Your changes were re-based on the new version.", "ok");
+    } else toast("Now showing the server's version. Ctrl+Z brings yours back.", "info");
+  }
+  autosave.onStatus((s) => {
+    if (s.status === "conflict" && !s._dialogShown) {
+      s._dialogShown = true;
+      resolveConflict().finally(() => { s._dialogShown = false; });
+    }
+    if (s.status === "error" && s.lastError && s.lastError.status === 422) {
+      const idx = s.lastError.details && s.lastError.details.region;
+      const saved = store.all().filter((r) => !r.suggested);
+      if (typeof idx === "number" && saved[idx]) editor.select(saved[idx].id, { reveal: true });
+      toast(`The server refused the save: ${s.lastError.message}`, "error", 8000);
+      s.lastError = null;
+    }
+  });
+
+  async function runAssist(req) {
+    const done = toast(req.tool === "wand" ? "Growing a region from that point…" : "Finding the tattoo in the box…", "info", 0);
+    try {
+      const resp = await api.post(`/images/${imageId}/assist`, req);
+      if (!resp || !resp.geometry) throw new Error("The server found nothing there.");
+      const r = store.create({ geometry: roundGeometry(resp.geometry), style: resp.style || null, motifs: [], source: "assist" });
+      editor.select(r.id);
+    } catch (err) {
+      toast(err.status === 404 || err.status === 405 ? "Box assist and the wand are not available on this server yet." : err.status ? err.message : err.message, "warn", 7000);
+    } finally {
+      done();
+    }
+  }
+
+  let submitting = false;
+  async function submitAndNext() {
+    if (submitting) return;
+    submitting = true;
+    submitBtn.disabled = true;
+    try {
+      const pending = store.all().filter((r) => r.suggested).length;
+      if (pending) {
+        const go = await dialog({
+          title: "Suggestions not accepted",
+          body: [h("p", { text: `${pending} model suggestion${pending === 1 ? " is" : "s are"} neither accepted nor rejected. They will not be part of the submitted annotation.` })],
+          buttons: [{ label: "Submit without them", value: true, kind: "primary" }, { label: "Go back", value: false }],
+          cancelValue: false,
+        });
+        if (!go) return;
+      }
+      const unstyled = store.all().filter((r) => !r.suggested && !r.style).length;
+      if (unstyled) toast(`${unstyled} region${unstyled === 1 ? " has" : "s have"} no style.`, "warn");
+      if (!(await autosave.flush())) {
+        if (autosave.status === "conflict") await resolveConflict();
+        else toast(`Not submitted: the latest changes are not on the server yet (${autosave.status}). They are kept here.`, "error", 7000);
+        return;
+      }
+      if (agreement) {
+        if (!(await autosave.finalize({ complete: true }))) {
+          toast(`Not completed: ${autosave.message || autosave.status}.`, "error", 7000);
+          return;
+        }
+        toast("Agreement copy complete.", "ok", 2500);
+      } else if (meta.status === "submitted" || meta.status === "accepted") {
+        toast(`Already ${meta.status}; your changes are saved.`, "info", 2500);
+      } else {
+        await api.post(`/images/${imageId}/submit`, {});
+        setStatus("submitted");
+        toast("Submitted for review.", "ok", 2500);
+      }
+      await app.openNext({ after: imageId });
+    } catch (err) {
+      toast(`Not submitted: ${err.message}`, "error", 7000);
+    } finally {
+      submitting = false;
+      submitBtn.disabled = false;
+    }
+  }
+
+  function selectRelative(step) {
+    const ids = store.order.filter((id) => !editor.isHidden(id));
+    if (!ids.length) return;
+    const i = ids.indexOf(editor.selectedId);
+    const next = ids[(i + step + ids.length) % ids.length] || ids[0];
+    editor.select(next, { reveal: true });
+  }
+
+  function acceptSelectedSuggestion() {
+    const r = editor.selected;
+    if (r && r.suggested) store.update(r.id, { suggested: false });
+    else toast("Select a suggested region first (Tab cycles through regions).", "info");
+  }
+
+  // --- keyboard -----------------------------------------------------------------------------------------------
+  function onKeyDown(ev) {
+    if (document.querySelector("dialog[open]")) return;
+    const ctrl = ev.ctrlKey || ev.metaKey;
+    const k = ev.key;
+    clock.touch();
+    if (ctrl && k === "Enter") { ev.preventDefault(); submitAndNext(); return; }
+    if (ctrl && (k === "s" || k === "S")) { ev.preventDefault(); autosave.flush(); return; }
+    if (isTyping(ev.target)) {
+      if (k === "Escape") ev.target.blur();
+      return;
+    }
+    if (k === " ") {
+      ev.preventDefault();
+      if (!editor.spaceHeld) { editor.spaceHeld = true; editor.wrap.classList.add("space-pan"); }
+      return;
+    }
+    if (editor.toolKey(ev)) { ev.preventDefault(); return; }
+    if (ctrl && !ev.altKey) {
+      if (k === "z" || k === "Z") { ev.preventDefault(); if (ev.shiftKey) doRedo(); else doUndo(); return; }
+      if (k === "y" || k === "Y") { ev.preventDefault(); doRedo(); return; }
+      return;
+    }
+    if (k === "?") { ev.preventDefault(); showShortcutSheet(taxonomy); return; }
+    if (k === "Escape") {
+      if (editor.toolName !== "select") editor.setTool("select");
+      else editor.select(null);
+      return;
+    }
+    if (k === "+" || k === "=") { editor.zoomBy(1.25); return; }
+    if (k === "-" || k === "_") { editor.zoomBy(1 / 1.25); return; }
+    if (k === "0" && !ev.altKey && !ev.shiftKey) { editor.fit(); return; }
+    const style = taxonomy.styleForEvent(ev);
+    if (style && (ev.altKey || ev.code !== "Digit0")) {
+      ev.preventDefault();
+      const r = editor.selected;
+      if (!r) toast("Select a region first, then press its style key.", "info");
+      else store.update(r.id, { style });
+      return;
+    }
+    if (ev.altKey) return;
+    const lower = k.length === 1 ? k.toLowerCase() : k;
+    if (TOOL_KEYS[lower] && !ev.shiftKey) { editor.setTool(TOOL_KEYS[lower]); return; }
+    if (lower === "v") { editor.toggleAllHidden(); return; }
+    if (k === "[") { editor.setBrushRadius(editor.brushRadius / 1.2); return; }
+    if (k === "]") { editor.setBrushRadius(editor.brushRadius * 1.2); return; }
+    if (k === "Tab") { ev.preventDefault(); selectRelative(ev.shiftKey ? -1 : 1); return; }
+    if (lower === "a") { if (ev.shiftKey) model.acceptAll(); else acceptSelectedSuggestion(); return; }
+    if (lower === "r") {
+      const r = editor.selected;
+      if (r && r.suggested) store.remove(r.id);
+      return;
+    }
+    if (k === "Delete" || k === "Backspace") {
+      ev.preventDefault();
+      if (editor.toolName === "select" && editor.tools.select.deleteSelectedVertex()) return;
+      const r = editor.selected;
+      if (!r) return;
+      if (editor.isLocked(r.id)) { toast("The region is locked; unlock it to delete it.", "warn"); return; }
+      store.remove(r.id);
+      toast("Region deleted (Ctrl+Z brings it back).", "info", 2000);
+    }
+  }
+  function onKeyUp(ev) {
+    if (ev.key === " ") {
+      editor.spaceHeld = false;
+      editor.wrap.classList.remove("space-pan");
+      if (!isTyping(ev.target)) ev.preventDefault();
+    }
+  }
+  function onBlur() {
+    editor.spaceHeld = false;
+    editor.wrap.classList.remove("space-pan");
+  }
+  window.addEventListener("keydown", onKeyDown);
+  window.addEventListener("keyup", onKeyUp);
+  window.addEventListener("blur", onBlur);
+  disposers.push(() => {
+    window.removeEventListener("keydown", onKeyDown);
+    window.removeEventListener("keyup", onKeyUp);
+    window.removeEventListener("blur", onBlur);
+  });
+
+  // --- connection and leaving ---------------------------------------------------------------------------------
+  const onOnline = () => autosave.retry();
+  window.addEventListener("online", onOnline);
+  disposers.push(() => window.removeEventListener("online", onOnline));
+  const onBeforeUnload = (ev) => {
+    if (!autosave.dirty) return;
+    autosave.writeDraft();
+    ev.preventDefault();
+    ev.returnValue = "";
+  };
+  const onPageHide = () => { if (autosave.dirty) autosave.writeDraft(); };
+  window.addEventListener("beforeunload", onBeforeUnload);
+  window.addEventListener("pagehide", onPageHide);
+  disposers.push(() => {
+    window.removeEventListener("beforeunload", onBeforeUnload);
+    window.removeEventListener("pagehide", onPageHide);
+  });
+  const lease = app.startLease ? app.startLease(imageId, () => clock.last !== null && Date.now() - clock.last < 5 * 60_000) : null;
+  if (lease) disposers.push(lease);
+
+  editor.svgEl.focus({ preventScroll: true });
+
+  return {
+    /** Save before going elsewhere; if that fails the draft stays in this browser and is offered back later. */
+    async leave() {
+      const ok = await autosave.flush();
+      if (!ok && autosave.dirty) {
+        autosave.writeDraft();
+        toast("Your latest changes could not be saved yet; they are kept in this browser and offered when you reopen the image.", "warn", 8000);
+      }
+      return true;
+    },
+    dispose() {
+      for (const d of disposers) d();
+      autosave.dispose();
+      undo.dispose();
+      editor.dispose();
+      if (window.inklabel && window.inklabel.store === store) delete window.inklabel;
+    },
+  };
+}

@@ -1,0 +1,64 @@
+// The shortcut sheet (?): every key the editor answers to, styles from the taxonomy included.
+
+import { h, dialog } from "../dom.js";
+
+export const SHORTCUTS = [
+  ["Tools", [
+    ["Esc", "Select / edit tool (and cancel what is being drawn)"],
+    ["P", "Polygon: click vertices; double-click, Enter or first vertex closes"],
+    ["H", "Hole in the selected region"],
+    ["B", "Brush onto the selected region (or a new one)"],
+    ["E", "Eraser on the selected region"],
+    ["X", "Box assist: drag a box round a tattoo"],
+    ["W", "Wand: click on ink"],
+    ["[ / ]", "Brush smaller / larger"],
+  ]],
+  ["Drawing and editing", [
+    ["Backspace", "While drawing: remove the last vertex"],
+    ["Shift+Enter", "Close the polygon as another part of the selected region"],
+    ["Drag vertex", "Move it"],
+    ["Click edge", "Insert a vertex"],
+    ["Alt+click / Delete", "Remove a vertex"],
+    ["Delete", "Delete the selected region (no vertex selected)"],
+    ["Tab / Shift+Tab", "Select the next / previous region"],
+    ["A / Shift+A", "Accept the selected suggestion / all suggestions"],
+    ["R", "Reject the selected suggestion"],
+  ]],
+  ["View", [
+    ["Wheel / pinch", "Zoom around the cursor"],
+    ["+ / −", "Zoom in / out"],
+    ["0", "Fit the image to the window"],
+    ["Space+drag, middle drag", "Pan (or drag the background with the select tool)"],
+    ["V", "Hide / show all regions"],
+  ]],
+  ["Document", [
+    ["Ctrl+Z", "Undo"],
+    ["Ctrl+Shift+Z / Ctrl+Y", "Redo"],
+    ["Ctrl+S", "Save now (autosave runs anyway)"],
+    ["Ctrl+Enter", "Submit and open the next image"],
+    ["?", "This sheet"],
+  ]],
+];
+
+export function showShortcutSheet(taxonomy) {
+  const groups = SHORTCUTS.map(([title, rows]) => section(title, rows));
+  const styleRows = taxonomy.styles
+    .filter((s) => taxonomy.shortcutText(s.key))
+    .map((s) => [taxonomy.shortcutText(s.key), s.label + (s.trainable === false ? " (not used for training)" : "")]);
+  groups.push(section("Style of the selected region", styleRows));
+  return dialog({
+    title: "Keyboard shortcuts",
+    className: "shortcut-sheet",
+    body: [h("div", { class: "sheet-grid" }, groups)],
+    buttons: [{ label: "Close", value: true, kind: "primary" }],
+  });
+}
+
+function section(title, rows) {
+  return h("section", { class: "sheet-group" },
+    h("h3", { text: title }),
+    h("dl", {}, rows.map(([keys, what]) => [
+      h("dt", {}, keys.split(" / ").map((k, i) => [i ? " / " : null, h("kbd", { text: k })])),
+      h("dd", { text: what }),
+    ])));
+}

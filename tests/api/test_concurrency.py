@@ -1,0 +1,138 @@
+"""Concurrent saves: on one version exactly one wins (SQLite and PostgreSQL); parallel writers on SQLite never see
+"database is locked". Each thread has its own test client, so its own app context and database session."""
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import func, select
+
+from backend.extensions import db
+from backend.models import AnnotationRevision, Region
+
+from ..conftest import ApiClient, make_user
+from .test_annotations import make_image, region, square, stored
+
+
+def _run_together(workers):
+    """Start every callable at the same moment (a barrier) and return their results in order."""
+    barrier = threading.Barrier(len(workers))
+    results: list = [None] * len(workers)
+
+    def run(i, work):
+        barrier.wait()
+        try:
+            results[i] = work()
+        except BaseException as err:  # surfaced by the assertions below
+            results[i] = err
+
+    threads = [threading.Thread(target=run, args=(i, w)) for i, w in enumerate(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def _put(client: ApiClient, image_id: int, regions, base_version: int):
+    def work():
+        resp = client.put(f"/api/v1/images/{image_id}/annotation",
+                          json={"base_version": base_version, "regions": regions,
+                                "tags": {"styles": [], "flags": []}})
+        return resp.status_code, resp.get_json()
+    return work
+
+
+def test_same_version_exactly_one_wins(app, make_client):
+    clients = [make_client("annotator") for _ in range(6)]
+    for round_no in range(3):
+        image_id = make_image(app)
+        works = [_put(c, image_id, [region(square(0, 0, 10 + i, 10), id=f"c{i}")], 0) for i, c in enumerate(clients)]
+        results = _run_together(works)
+        statuses = sorted(r[0] for r in results)
+        assert statuses == [200] + [409] * (len(clients) - 1), results
+        [winner] = [r[1] for r in results if r[0] == 200]
+        for status, body in results:
+            if status == 409:
+                assert body["error"]["details"]["current"] == winner
+        state = stored(app, image_id)
+        assert state["version"] == 1
+        assert [v for v, _, _ in state["revisions"]] == [1]
+        assert [r["id"] for r in state["regions"]] == [winner["regions"][0]["id"]]
+        assert state["document"]["regions"] == winner["regions"]
+
+
+def test_sequential_rebase_after_conflict(app, make_client):
+    """The loser of a race reloads, rebases on the current version and saves: both edits end up in history."""
+    a, b = make_client("annotator"), make_client("annotator")
+    image_id = make_image(app)
+    results = _run_together([_put(a, image_id, [region(square(0, 0, 10, 10), id="a")], 0),
+                             _put(b, image_id, [region(square(20, 0, 30, 10), id="b")], 0)])
+    loser = [r for r in results if r[0] == 409][0][1]
+    current = loser["error"]["details"]["current"]
+    retry = _put(a, image_id, current["regions"] + [region(square(40, 0, 50, 10), id="z")], current["version"])()
+    assert retry[0] == 200 and retry[1]["version"] == 2
+    state = stored(app, image_id)
+    assert state["version"] == 2 and [v for v, _, _ in state["revisions"]] == [1, 2]
+    assert len(state["regions"]) == 2
+
+
+def test_twenty_parallel_writers_on_sqlite(sqlite_app):
+    """20 threads saving 20 different images at once: all succeed (no "database is locked")."""
+    user, token = make_user(sqlite_app, "writer", "annotator")
+    image_ids = [make_image(sqlite_app) for _ in range(20)]
+    clients = [ApiClient(sqlite_app, user, token) for _ in image_ids]
+    works = []
+    for client, image_id in zip(clients, image_ids):
+        regions = [region(square(i, i, i + 20, i + 15), id=f"r{i}") for i in range(3)]
+        works.append(_put(client, image_id, regions, 0))
+    for rounds in range(2):
+        results = _run_together(works)
+        assert [r[0] for r in results] == [200] * 20, [r for r in results if r[0] != 200][:3]
+        works = [_put(c, i, [region(square(0, 0, 5, 5), id="x")], 1) for c, i in zip(clients, image_ids)]
+    with sqlite_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AnnotationRevision)) == 40
+        assert db.session.scalar(select(func.count()).select_from(Region)) == 20
+    assert all(stored(sqlite_app, i)["version"] == 2 for i in image_ids)
+
+
+def test_parallel_writers_on_postgresql_and_sqlite(app, make_client):
+    """Different images in parallel on either database: all succeed and each gets its own version 1."""
+    client = make_client("annotator")
+    image_ids = [make_image(app) for _ in range(10)]
+    clients = [ApiClient(app, client.user, client.token) for _ in image_ids]
+    results = _run_together([_put(c, i, [region(square(0, 0, 10, 10), id="r")], 0)
+                             for c, i in zip(clients, image_ids)])
+    assert [r[0] for r in results] == [200] * 10, results
+    assert all(stored(app, i)["version"] == 1 for i in image_ids)
+
+
+def test_compare_and_set_catches_a_commit_between_check_and_write(app, make_client):
+    """The version pre-check is only a shortcut: the conditional UPDATE decides. A save that commits between
+    another save's check and its UPDATE (possible on PostgreSQL, whose image lock other writers need not take)
+    turns the second into a 409 with nothing written."""
+    import pytest
+    from sqlalchemy import event, text
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite's single writer lock makes this interleaving impossible")
+    client = make_client("annotator")
+    image_id = make_image(app)
+    with app.app_context():
+        engine = db.engine
+        fired = []
+
+        def sneak_in(conn, cursor, statement, params, context, executemany):
+            if statement.lstrip().upper().startswith("UPDATE ANNOTATIONS") and not fired:
+                fired.append(True)
+                with engine.connect() as other:  # a second connection commits version 1 first
+                    other.execute(text("UPDATE annotations SET version = 1 WHERE image_id = :id"), {"id": image_id})
+                    other.commit()
+
+        event.listen(engine, "before_cursor_execute", sneak_in)
+        try:
+            status, body = _put(client, image_id, [region(square(0, 0, 10, 10), id="late")], 0)()
+        finally:
+            event.remove(engine, "before_cursor_execute", sneak_in)
+    assert fired and status == 409 and body["error"]["details"]["current"]["version"] == 1
+    state = stored(app, image_id)
+    assert state["version"] == 1 and state["revisions"] == [] and state["regions"] == []

@@ -1,0 +1,103 @@
+"""From a probability map to pre-fill regions: valid geometry inside the image, holes, grouping, specks dropped,
+concentration and its flags, uncertainty, and a classifier's style suggestions."""
+import cv2
+import numpy as np
+import pytest
+
+from backend.geometry import rasterize, validate_geometry
+from backend.ml.cache import ModelCache
+from backend.ml.prefill import PrefillSettings, build_prefill, split_instances, work_size
+from backend.ml.synth import generate_image
+
+
+def _prob_from_mask(mask):
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.7) * 0.96 + 0.02
+
+
+class FakeClassifier:
+    classes = ["tribal", "japanese"]
+
+    def predict(self, crops):
+        # "japanese" when the crop is blue-ish: enough to check the wiring from regions to suggestions
+        out = []
+        for crop in crops:
+            blue = ((crop[..., 2].astype(int) - crop[..., 0]) > 40).mean() > 0.1
+            out.append([0.2, 0.8] if blue else [0.9, 0.1])
+        return np.array(out)
+
+
+def test_regions_from_a_probability_map():
+    sample = next(s for s in (generate_image(seed, width=300, height=240, styles=["japanese", "tribal"])
+                              for seed in range(50)) if len(s.tattoos) == 2)
+    prob = _prob_from_mask(sample.mask > 0)
+    result = build_prefill(sample.image, prob, FakeClassifier(), PrefillSettings(), segmenter_version=7,
+                           classifier_version=8)
+    assert len(result["regions"]) == len(sample.tattoos) == 2
+    for region, detail in zip(result["regions"], result["details"]):
+        assert set(region) == {"id", "geometry", "style", "motifs", "source", "model_version", "confidence"}
+        assert region["source"] == "model" and region["model_version"] == 7 and detail["id"] == region["id"]
+        assert validate_geometry(region["geometry"], 300, 240)  # valid, inside the image
+        assert region["style"] in FakeClassifier.classes and 0 <= region["confidence"] <= 1
+        assert set(detail["style_probs"]) == set(FakeClassifier.classes)
+    styles = {r["style"] for r in result["regions"]}
+    assert styles == {"japanese", "tribal"}
+    back = rasterize([r["geometry"] for r in result["regions"]], 300, 240) > 0
+    truth = sample.mask > 0
+    assert (back & truth).sum() / (back | truth).sum() >= 0.95
+    assert result["concentration"] == pytest.approx(truth.mean(), abs=0.01)
+    assert result["low_concentration"] is bool(truth.mean() < 0.25)
+    assert 0 <= result["uncertainty"]["score"] <= 1 and result["uncertainty"]["regions"] == 2
+    assert result["suggested_flags"] == []
+    assert abs(sum(result["style_probs"].values()) - 1) < 0.01
+
+
+def test_strokes_of_one_drawing_stay_one_region_and_specks_are_dropped():
+    mask = np.zeros((200, 200), bool)
+    for x in range(40, 160, 12):  # ten separate strokes, close together: one tattoo
+        mask[60:140, x:x + 3] = True
+    mask[190:192, 5:7] = True  # a 4-pixel speck
+    result = build_prefill(np.zeros((200, 200, 3), np.uint8), _prob_from_mask(mask), None, PrefillSettings())
+    assert len(result["regions"]) == 1
+    assert result["regions"][0]["geometry"]["type"] == "MultiPolygon"
+    assert result["regions"][0]["style"] is None and result["regions"][0]["confidence"] is None
+
+
+def test_holes_survive_and_scale_maps_to_original_pixels():
+    mask = np.zeros((100, 100), np.uint8)
+    cv2.circle(mask, (50, 50), 30, 1, -1)
+    cv2.circle(mask, (50, 50), 12, 0, -1)
+    result = build_prefill(np.zeros((100, 100, 3), np.uint8), _prob_from_mask(mask > 0), None, scale=4.0)
+    geometry = result["regions"][0]["geometry"]
+    assert geometry["type"] == "Polygon" and len(geometry["coordinates"]) == 2  # outer ring + the hole
+    assert validate_geometry(geometry, 400, 400)
+    back = rasterize([geometry], 400, 400)
+    assert back[200, 200] == 0 and back[200, 200 + 4 * 20] == 255
+
+
+def test_blank_image_suggests_not_tattoo():
+    result = build_prefill(np.zeros((64, 64, 3), np.uint8), np.full((64, 64), 0.03, np.float32), None)
+    assert result["regions"] == [] and result["concentration"] == 0
+    assert result["low_concentration"] is True and result["suggested_flags"] == ["not_tattoo"]
+    assert result["uncertainty"]["score"] < 0.1
+
+
+def test_work_size_and_instances():
+    assert work_size(4000, 3000, 1024) == (1024, 768, pytest.approx(4000 / 1024))
+    assert work_size(640, 480, 1024) == (640, 480, 1.0)
+    mask = np.zeros((50, 50), bool)
+    mask[5:10, 5:10] = mask[40:45, 40:45] = True
+    assert len(split_instances(mask, 2, 4)) == 2 and len(split_instances(mask, 30, 4)) == 1
+
+
+def test_model_cache_loads_once_and_evicts():
+    cache, calls = ModelCache(max_items=2), []
+
+    def loader(key):
+        return lambda: calls.append(key) or key
+
+    assert cache.get("a", loader("a")) == "a" and cache.get("a", loader("a")) == "a"
+    cache.get("b", loader("b"))
+    cache.get("c", loader("c"))
+    assert calls == ["a", "b", "c"] and len(cache) == 2
+    cache.get("a", loader("a"))
+    assert calls[-1] == "a"

@@ -1,0 +1,120 @@
+"""Training loops on a tiny procedural export: the loss falls, the segmenter beats an all-background baseline, the
+classifier reports per-style metrics; device selection falls back to the CPU."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from backend.ml import device as devmod
+from backend.ml.data import ExportError, open_export
+from backend.ml.synth import write_export_folder
+from backend.ml.train import TrainOptions, train_model
+
+TINY_DECODER = [32, 16, 16, 16, 8]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two spinning OpenMP threads on a busy 2-core machine are many times slower than one.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    write_export_folder(root, 24, seed=5, width=96, height=96, p_empty=0.0, n_tattoos=1)
+    return root
+
+
+def test_segmenter_learns_on_a_tiny_set(export_dir):
+    steps = []
+    with open_export(export_dir) as data:
+        result = train_model(data, TrainOptions(kind="segmenter", epochs=10, input_size=64, batch_size=8, lr=1e-2,
+                                                decoder_channels=TINY_DECODER, device="cpu"),
+                             progress=lambda done, total, message: steps.append((done, total)))
+    history = result.metrics["history"]
+    assert len(history) == 10 and steps[-1][0] == steps[-1][1]
+    assert np.mean([h["train_loss"] for h in history[-3:]]) < history[0]["train_loss"] * 0.75
+    val = result.metrics["val"]
+    # an all-background prediction has IoU 0 and Dice 0
+    assert val["iou"] > 0.2 and val["dice"] > 0.3
+    assert result.metrics["best_epoch"] == max(history, key=lambda h: h["val_iou"])["epoch"]
+    side = result.sidecar
+    assert side["kind"] == "segmenter" and side["classes"] == ["tattoo"] and side["input_size"] == 64
+    assert side["architecture"]["decoder_channels"] == TINY_DECODER
+    assert side["export_id"] == "synthetic-5-24" and side["training"]["device"] == "cpu"
+
+
+def test_classifier_reports_per_style_metrics(export_dir):
+    with open_export(export_dir) as data:
+        result = train_model(data, TrainOptions(kind="classifier", epochs=4, input_size=32, batch_size=8,
+                                                device="cpu", classes=["tribal", "japanese", "fineline", "watercolor",
+                                                                       "traditional", "trash_polka", "lettering"]))
+    classes = result.sidecar["classes"]
+    assert "lettering" not in classes and len(classes) >= 2  # only styles with training crops
+    history = result.metrics["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    val = result.metrics["val"]
+    assert set(val["per_style"]) == set(classes)
+    matrix = np.array(val["confusion"]["matrix"])
+    assert matrix.shape == (len(classes), len(classes)) and matrix.sum() == val["samples"] > 0
+    assert val["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum(), abs=1e-4)
+    assert result.sidecar["training"]["crop_margin"] == 0.1
+
+
+def test_export_without_what_training_needs(tmp_path, export_dir):
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    with open_export(tmp_path) as data, pytest.raises(ExportError, match="masks"):
+        train_model(data, TrainOptions(kind="segmenter", epochs=1, input_size=64, device="cpu"))
+    with open_export(tmp_path) as data, pytest.raises(ExportError, match="crops"):
+        train_model(data, TrainOptions(kind="classifier", epochs=1, input_size=32, device="cpu"))
+    with open_export(export_dir) as data, pytest.raises(ExportError, match="at least two"):
+        train_model(data, TrainOptions(kind="classifier", epochs=1, input_size=32, device="cpu", classes=["tribal"]))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        TrainOptions(kind="segmenter", input_size=100).resolved()
+
+
+def test_export_zip_is_read_and_unsafe_zips_refused(tmp_path, export_dir):
+    import shutil
+    import zipfile
+
+    archive = shutil.make_archive(str(tmp_path / "export"), "zip", export_dir)
+    with open_export(archive) as data:
+        assert data.export_id == "synthetic-5-24"
+        assert len(data.segmentation_samples("train")) + len(data.segmentation_samples("val")) == 24
+        root = data.root
+    assert not root.exists()  # the temporary extraction is gone afterwards
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../escape.txt", "x")
+    with pytest.raises(ExportError, match="unsafe"), open_export(evil):
+        pass
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_device_falls_back_to_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert devmod.resolve_device("auto").type == "cpu"
+    with pytest.warns(RuntimeWarning, match="CUDA is not available"):
+        assert devmod.resolve_device("cuda").type == "cpu"
+    with pytest.warns(RuntimeWarning):
+        assert devmod.resolve_device("cuda:1").type == "cpu"
+    with pytest.raises(ValueError, match="unknown device"):
+        devmod.resolve_device("tpu")
+    assert devmod.memory_format(torch.device("cpu")) == torch.contiguous_format
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with devmod.autocast(torch.device("cpu")):  # a no-op on the CPU
+            assert torch.ones(1).dtype == torch.float32
+
+
+def test_training_asked_for_cuda_runs_on_cpu(monkeypatch, export_dir):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with open_export(export_dir) as data, pytest.warns(RuntimeWarning, match="CUDA"):
+        result = train_model(data, TrainOptions(kind="classifier", epochs=1, input_size=32, batch_size=16,
+                                                device="cuda"))
+    assert result.metrics["device"] == "cpu"
