@@ -101,6 +101,12 @@ def _register_pages(app: Flask) -> None:
 
 
 def _register_headers(app: Flask) -> None:
+    from .db import set_reads_only
+
+    @app.before_request
+    def _writes_by_default():
+        set_reads_only(False)  # an @endpoint that only reads turns this on for itself
+
     @app.after_request
     def _security_headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -53,6 +53,7 @@ MAX_TAG_LENGTH = 64
 MAX_TAGS = 50
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000
 SUBMITTABLE = ("new", "in_progress", "rejected")
+MAX_ID = 2**31 - 1  # integer primary keys (PostgreSQL INTEGER): larger ids cannot exist and must not reach SQL
 
 _images, _annotations = Image.__table__, Annotation.__table__
 _regions, _revisions = Region.__table__, AnnotationRevision.__table__
@@ -151,7 +152,7 @@ def clean_region(index: int, raw: Any, width: int, height: int, styles: set[str]
         raise _region_error(index, f"source must be one of {', '.join(REGION_SOURCES)}")
     model_version = raw.get("model_version")
     if model_version is not None and (isinstance(model_version, bool) or not isinstance(model_version, int)
-                                      or model_version < 1):
+                                      or not 1 <= model_version <= MAX_ID):
         raise _region_error(index, "model_version must be a model version id")
     confidence = raw.get("confidence")
     if confidence is not None:

@@ -1,12 +1,31 @@
 """Database engine setup: SQLite pragmas and immediate write transactions; schema creation and upgrades."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+# True while serving a request that only reads: its SQLite transactions begin DEFERRED (a shared read snapshot in WAL,
+# no write lock), so readers never queue behind writers. Everything else begins IMMEDIATE.
+_reads_only: ContextVar[bool] = ContextVar("inklabel_reads_only", default=False)
+
+
+def set_reads_only(value: bool):
+    return _reads_only.set(value)
+
+
+@contextmanager
+def reads_only(value: bool = True):
+    token = _reads_only.set(value)
+    try:
+        yield
+    finally:
+        _reads_only.reset(token)
 
 
 def engine_options(uri: str) -> dict:
@@ -22,6 +41,7 @@ def configure_sqlite(engine: Engine) -> None:
 
     BEGIN IMMEDIATE means a transaction that will write never has to upgrade a read lock (the source of
     "database is locked" under concurrent writers); the busy timeout then queues writers behind each other.
+    Requests declared read-only (GET/HEAD endpoints without `writes=True`) begin DEFERRED instead.
     """
 
     @event.listens_for(engine, "connect")
@@ -35,7 +55,7 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if _reads_only.get() else "BEGIN IMMEDIATE")
 
 
 def setup_engine(db, app) -> None:

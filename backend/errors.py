@@ -32,7 +32,7 @@ _HTTP_CODES = {
     400: ("bad_request", "The request could not be understood."),
     401: ("unauthorized", "Log in or send an API token (Authorization: Bearer <token>)."),
     403: ("forbidden", "Your role does not allow this."),
-    404: ("not_found", "Not found."),
+    404: ("not_found", "Not found: no such route, or no object with this id."),
     405: ("method_not_allowed", "This method is not allowed here."),
     413: ("too_large", "The request body is larger than the server accepts."),
     415: ("unsupported_media_type", "Send JSON (Content-Type: application/json)."),

@@ -14,7 +14,8 @@ the API, exports, ML pre-fill, assist tools and importers share it.
     union_geometry / difference_geometry            brush and eraser strokes applied to a region
 
 Validation policy (`validate_geometry`):
-- finite real numbers only: booleans, strings, NaN, Infinity, None and nested junk are refused;
+- finite real numbers only: booleans, strings, NaN, Infinity, None and nested junk are refused, and so are
+  coordinates further than MAX_COORDINATE (1,000,000) px from the origin;
 - every ring needs at least 3 distinct points; open rings are closed;
 - parts outside the image rectangle [0, width] x [0, height] are clipped away;
 - invalid polygons (self-intersections such as a bow-tie, holes crossing the outer ring, overlapping parts) are
@@ -33,6 +34,7 @@ from typing import Any, Iterable, Sequence
 import cv2
 import numpy as np
 import shapely
+import shapely.errors
 from shapely.geometry import GeometryCollection, MultiPolygon, Polygon, box
 
 __all__ = [
@@ -52,7 +54,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_VERTICES = 10_000
-_MAX_INT = 2 ** 53  # ints beyond this are not exact as floats (and 10**400 is not finite as one)
+# Coordinates further than this from the origin are refused rather than clipped: far beyond any image, and large
+# enough to overflow the geometry engine's arithmetic.
+MAX_COORDINATE = 1_000_000
 GEOMETRY_TYPES = ("Polygon", "MultiPolygon")
 
 
@@ -73,6 +77,8 @@ def _number(value: Any, where: str) -> int | float:
         ok = False
     if not ok:
         raise GeometryError(f"{where} must be a finite number")
+    if not -MAX_COORDINATE <= value <= MAX_COORDINATE:
+        raise GeometryError(f"{where} is {value:.6g}, further than {MAX_COORDINATE:,} px from the image")
     return value
 
 
@@ -80,14 +86,13 @@ def _ring(raw: Any, where: str) -> list[list[int | float]]:
     if not isinstance(raw, list):
         raise GeometryError(f"{where} must be a list of [x, y] positions")
     ring: list[list[int | float]] = []
-    isfinite = math.isfinite
     for k, pos in enumerate(raw):
         # Fast path for the common case; anything unusual gets the precise message below.
         if type(pos) is list and len(pos) == 2:
             x, y = pos
             tx, ty = type(x), type(y)
-            if (tx is float and isfinite(x) or tx is int and -_MAX_INT < x < _MAX_INT) and \
-                    (ty is float and isfinite(y) or ty is int and -_MAX_INT < y < _MAX_INT):
+            if (tx is float or tx is int) and (ty is float or ty is int) and \
+                    -MAX_COORDINATE <= x <= MAX_COORDINATE and -MAX_COORDINATE <= y <= MAX_COORDINATE:
                 ring.append(pos)
                 continue
         if not isinstance(pos, list) or len(pos) != 2:
@@ -188,17 +193,20 @@ def validate_geometry(geojson: Any, width: float, height: float, max_vertices: i
     if vertices > max_vertices:
         raise GeometryError(f"too many vertices: {vertices} (the limit is {max_vertices} per region)")
 
-    parts = [Polygon(poly[0], poly[1:]) for poly in polygons]
-    shape = parts[0] if len(parts) == 1 else MultiPolygon(parts)
-    minx, miny, maxx, maxy = shape.bounds
-    inside = minx >= 0 and miny >= 0 and maxx <= width and maxy <= height
-    if inside and shape.is_valid and shape.area > 0:
-        # Already fine: keep the caller's numbers as they are (exact round trip).
-        return _to_output(kind, polygons)
+    try:
+        parts = [Polygon(poly[0], poly[1:]) for poly in polygons]
+        shape = parts[0] if len(parts) == 1 else MultiPolygon(parts)
+        minx, miny, maxx, maxy = shape.bounds
+        inside = minx >= 0 and miny >= 0 and maxx <= width and maxy <= height
+        if inside and shape.is_valid and shape.area > 0:
+            # Already fine: keep the caller's numbers as they are (exact round trip).
+            return _to_output(kind, polygons)
 
-    repaired = shape if shape.is_valid else _repair(polygons)
-    if repaired is not None and not inside:
-        repaired = _polygonal(repaired.intersection(box(0, 0, width, height)))
+        repaired = shape if shape.is_valid else _repair(polygons)
+        if repaired is not None and not inside:
+            repaired = _polygonal(repaired.intersection(box(0, 0, width, height)))
+    except shapely.errors.GEOSException as err:  # numerically hopeless input
+        raise GeometryError(f"the polygon cannot be repaired ({str(err)[:100]})") from None
     if repaired is None or repaired.is_empty or repaired.area <= 0:
         reason = "is empty after clipping to the image" if shape.is_valid else "is empty after repair (no area left)"
         raise GeometryError(f"the polygon {reason}")

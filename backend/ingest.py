@@ -93,7 +93,11 @@ def ingest_bytes(data: bytes, filename: str, source: str = "upload", user_id: in
 
     decoded = decode_image(data, cfg["MAX_IMAGE_PIXELS"])
     store.put_original(sha, data, decoded.format)
-    thumb = resize_to_max_side(decoded.image, store.sides["thumb"])
+    # The editor opens the display image first and the grid shows thumbnails: make both while the pixels are decoded,
+    # so the first view of a large photo does not wait for a resize.
+    display = resize_to_max_side(decoded.image, store.sides["display"])
+    store.put_derivative(sha, "display", display)
+    thumb = resize_to_max_side(display, store.sides["thumb"])
     store.put_derivative(sha, "thumb", thumb)  # the grid shows thumbnails first: make it while decoded
     phash = str(imagehash.phash(thumb))
     decoded.image.close()

@@ -285,3 +285,6 @@ class Assignment(Base):
     completed_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     lock_expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))  # lease of an agreement copy
     time_spent_ms: Mapped[int] = mapped_column(Integer, default=0)  # active time on an agreement copy
+
+    # the queue looks up open agreement copies on every request
+    __table_args__ = (Index("ix_assignments_kind_completed_lock", "kind", "completed_at", "lock_expires_at"),)

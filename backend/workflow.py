@@ -121,8 +121,17 @@ def _not_flagged():
     return ~exists().where(ImageTag.image_id == Image.id, ImageTag.kind == "flag")
 
 
+def _free(now: datetime):
+    """Free for anyone: a new / in-progress image without a live lease, or a rejected image whose annotator is
+    gone (a rejected image with an assignee is that annotator's to fix, lease or not)."""
+    return or_(
+        and_(Image.status.in_(POOL_STATUSES), _lease_free(now)),
+        and_(Image.status == "rejected", Image.assignee_id.is_(None)),
+    )
+
+
 def _pool_filter(now: datetime):
-    return and_(Image.status.in_(POOL_STATUSES), _lease_free(now), _not_flagged())
+    return and_(_free(now), _not_flagged())
 
 
 def _is_flagged(flags: Any) -> bool:
@@ -188,15 +197,14 @@ def latest_review(session: Session, image_id: int) -> Optional[Review]:
     )
 
 
-def _claim(session: Session, image_id: int, user_id: int, expires: datetime, now: datetime,
-           statuses=POOL_STATUSES) -> bool:
-    """Take the lease if the image is still free (or already the caller's): one conditional UPDATE."""
+def _claim(session: Session, image_id: int, user_id: int, expires: datetime, now: datetime) -> bool:
+    """Take the lease if the image is still free or already the caller's: one conditional UPDATE, so of two
+    callers racing for one image exactly one succeeds."""
     result = session.execute(
         update(Image)
         .where(
             Image.id == image_id,
-            Image.status.in_(statuses),
-            or_(_lease_free(now), Image.assignee_id == user_id),
+            or_(_free(now), and_(Image.assignee_id == user_id, Image.status.in_(HELD_STATUSES))),
         )
         .values(assignee_id=user_id, lock_expires_at=expires)
         .execution_options(synchronize_session=False)
@@ -246,7 +254,7 @@ def _own_image(session, user, strategy, expires, now) -> Optional[QueueItem]:
         .order_by((Image.status == "rejected").asc(), Image.lock_expires_at.desc().nulls_last(), Image.id)
         .limit(1)
     ).first()
-    if row is None or not _claim(session, row.id, user.id, expires, now, HELD_STATUSES):
+    if row is None or not _claim(session, row.id, user.id, expires, now):
         return None
     score, parts = _score_of(session, row.id, strategy)
     if row.status == "rejected":
@@ -354,7 +362,9 @@ def _candidates(session, strategy: str, now: datetime, tried: set[int], rng, lim
         )
         return session.execute(stmt).all(), strategy
     if strategy == "random":
-        bounds = session.execute(select(func.min(Image.id), func.max(Image.id))).first()
+        # Two scalar subqueries: SQLite answers a lone min() or max() from the index, but not both in one SELECT.
+        bounds = session.execute(select(select(func.min(Image.id)).scalar_subquery(),
+                                        select(func.max(Image.id)).scalar_subquery())).first()
         if bounds is None or bounds[0] is None:
             return [], strategy
         pivot = rng.randint(bounds[0], bounds[1])
@@ -423,6 +433,12 @@ def _from_pool(session, user, strategy, expires, now, share, rng) -> Optional[Qu
                     score=score or 0.0, detail=_detail(used_strategy, parts) if used_strategy in _FALLBACK else "")
                 if used_strategy != strategy:
                     reason = _FALLBACK.get(strategy, "") + reason[0].lower() + reason[1:]
+                if status == "rejected":  # its annotator is gone: whoever comes next fixes it
+                    review = latest_review(session, image_id)
+                    comment = review.comment if review is not None else ""
+                    return QueueItem(image_id, score, f"Rejected in review and its annotator is gone; please fix "
+                                     f"it: {comment}".rstrip(": "), parts, iso(expires), used_strategy, "rework",
+                                     comment)
                 return QueueItem(image_id, score, reason, parts, iso(expires), used_strategy, "annotate")
     return None
 
@@ -443,7 +459,7 @@ def heartbeat(session: Session, image_id: int, user: User, lock_seconds: int,
         raise WorkflowError(409, "lease_lost", "You do not hold this image any more (the lease ran out and someone "
                             "else took it, or it was submitted); ask the queue for the next image.",
                             {"status": image.status})
-    if not _claim(session, image_id, user.id, expires, now, HELD_STATUSES):
+    if not _claim(session, image_id, user.id, expires, now):
         raise WorkflowError(409, "lease_lost", "The lease could not be extended; ask the queue for the next image.")
     return {"image_id": image_id, "kind": "rework" if image.status == "rejected" else "annotate",
             "lease_expires_at": iso(expires)}

@@ -64,7 +64,7 @@ def train_segmenter(images: np.ndarray, masks: np.ndarray, steps: int, seed: int
     model, _notes = build_segmenter("Unet", "resnet18", None, DECODER)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.15)
     x_all, y_all = to_tensor(images), torch.from_numpy(masks).float().unsqueeze(1)
     for _ in range(steps):
         idx = rng.integers(0, len(images), size=min(batch, len(images)))

@@ -252,9 +252,12 @@ def client_loop(k: int, port: int, token: str, image_ids: list[int], args, out) 
 
 
 def cpu_cost(app, token: str, n_images: int, pairs: int = 300) -> dict:
-    """CPU time per request inside one process (Flask test client, no HTTP server, no other client): a figure
-    that load from other programs on the machine hardly moves, unlike the latencies. cores / CPU per save is the
-    ceiling of saves/s this code can reach on this machine before HTTP, client and database-lock costs."""
+    """CPU time per request inside one process (Flask test client, no HTTP server, no other client, no access-log
+    line): a figure that load from other programs on the machine hardly moves, unlike the latencies. cores / CPU
+    per save is the ceiling of saves/s this code can reach on this machine before HTTP, client and lock costs."""
+    import logging
+
+    logging.getLogger("inklabel.access").setLevel(logging.WARNING)  # no access-log line per request here
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     rng = random.Random(7)

@@ -42,9 +42,9 @@ def pct(values, q):
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def real_photos(data: Path, sheet: Path | None) -> dict:
-    rows = {"box": [], "grabcut": []}
-    times = {"box": [], "grabcut": []}
+def real_photos(data: Path, sheet: Path | None, tools: tuple[str, ...]) -> dict:
+    rows = {t: [] for t in tools}
+    times = {t: [] for t in tools}
     tiles = []
     images = sorted((data / "images").glob("*.jpg"))
     for path in images:
@@ -65,6 +65,8 @@ def real_photos(data: Path, sheet: Path | None) -> dict:
             inside = np.zeros((h, w), bool)
             inside[y0:y1, x0:x1] = True
             for tool, fn in (("box", box_ink), ("grabcut", grabcut)):
+                if tool not in tools:
+                    continue
                 t = time.perf_counter()
                 mask = fn(rgb, [x0, y0, x1, y1])
                 times[tool].append(time.perf_counter() - t)
@@ -110,9 +112,11 @@ def _tile(rgb, mask, box):
     return canvas
 
 
-def procedural(n_per_style: int = 10) -> dict:
+def procedural(tools: tuple[str, ...], n_per_style: int = 10) -> dict:
     out = {}
     for tool, fn in (("box", box_ink), ("grabcut", grabcut)):
+        if tool not in tools:
+            continue
         per = {}
         for style in SYNTH_STYLES:
             ious = []
@@ -134,11 +138,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "real-tattoos")
     parser.add_argument("--sheet", type=Path, default=None, help="write a contact sheet of box-assist masks here")
+    parser.add_argument("--tools", default="box,grabcut", help="comma-separated: box, grabcut")
     args = parser.parse_args()
+    tools = tuple(t.strip() for t in args.tools.split(",") if t.strip())
     if (args.data / "images").is_dir():
-        real = real_photos(args.data, args.sheet)
+        real = real_photos(args.data, args.sheet, tools)
         print(f"real photos: {real['images']} images, {real['boxes']} human boxes (scaled to ≤{MAX_SIDE} px)")
-        for tool in ("box", "grabcut"):
+        for tool in tools:
             r = real[tool]
             print(f"  {tool:8s} covers {r['coverage_median']:.0%} of a box (median; p10 {r['coverage_p10']:.0%}, "
                   f"p90 {r['coverage_p90']:.0%}); mask outside the box {r['outside_median']:.1%} median, "
@@ -146,7 +152,7 @@ def main() -> None:
                   f"{r['ms_median']:.0f} ms/box")
     else:
         print(f"real photos not found under {args.data}: skipped")
-    proc = procedural()
+    proc = procedural(tools)
     print("procedural tattoos (IoU with the true mask, 5 %-padded true box, 10 images per style):")
     for tool, per in proc.items():
         print(f"  {tool:8s} mean {np.mean(list(per.values())):.3f}  " + ", ".join(f"{k} {v:.2f}" for k, v in per.items()))

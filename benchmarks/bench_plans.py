@@ -13,7 +13,6 @@ Prints each statement's plan and a summary table (execution time, sequential sca
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import random
 import re

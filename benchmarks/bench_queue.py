@@ -31,7 +31,7 @@ from sqlalchemy import insert, text  # noqa: E402
 from backend import create_app  # noqa: E402
 from backend.auth import _sha256  # noqa: E402
 from backend.extensions import db  # noqa: E402
-from backend.models import ApiToken, Base, Image, ImageScore, ImageTag, ModelVersion, User, utcnow  # noqa: E402
+from backend.models import ApiToken, Assignment, Base, Image, ImageScore, ImageTag, ModelVersion, User, utcnow  # noqa: E402
 
 CHUNK = 5000
 
@@ -60,11 +60,22 @@ def seed(n_images: int, n_users: int, rng: random.Random) -> list[str]:
     rng.shuffle(top)
     scores += [{"image_id": s["image_id"], "strategy": "diversity", "score": 1 - k / 1000,
                 "parts": {"rank": k + 1}, "updated_at": now} for k, s in enumerate(top)]
+    # Who did the labelled images (one primary assignment each) and 5 % finished agreement copies, as a project
+    # that has labelled this many images would have.
+    assignments = []
+    for im in images:
+        if im["status"] in ("accepted", "submitted", "in_progress"):
+            assignments.append({"image_id": im["id"], "user_id": 1, "kind": "primary", "created_at": now,
+                                "time_spent_ms": 0})
+            if im["status"] == "accepted" and rng.random() < 0.05:
+                assignments.append({"image_id": im["id"], "user_id": 2, "kind": "agreement", "created_at": now,
+                                    "completed_at": now, "time_spent_ms": 0})
     for table, rows in ((Image, images), (ImageTag, tags), (ImageScore, scores)):
         for start in range(0, len(rows), CHUNK):
             db.session.execute(insert(table), rows[start:start + CHUNK])
     db.session.add(ModelVersion(kind="segmenter", name="bench", weights_path="x", is_current=True))
     tokens = []
+    pending_assignments = assignments
     for u in range(n_users):
         user = User(username=f"bench{u}", password_hash="!", role="annotator")
         db.session.add(user)
@@ -72,6 +83,9 @@ def seed(n_images: int, n_users: int, rng: random.Random) -> list[str]:
         raw = f"ink_bench_{u}_{rng.random()}"
         db.session.add(ApiToken(user_id=user.id, token_hash=_sha256(raw), prefix=raw[:10]))
         tokens.append(raw)
+    db.session.flush()
+    for start in range(0, len(pending_assignments), CHUNK):
+        db.session.execute(insert(Assignment), pending_assignments[start:start + CHUNK])
     db.session.commit()
     with db.engine.begin() as conn:  # fresh planner statistics, as a live database would have
         conn.execute(text("ANALYZE"))

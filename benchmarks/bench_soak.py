@@ -56,7 +56,7 @@ class Recorder:
             self.acked[image_id] = (version, {"regions": document["regions"], "tags": document["tags"]})
 
 
-def annotator(name: str, stack: Stack, token: str, deadline: float, rec: Recorder, prefill: bool, seed: int) -> None:
+def annotator(name: str, stack: Stack, token: str, deadline: float, rec: Recorder, prefill: float, seed: int) -> None:
     rnd = random.Random(seed)
     client = Http(stack.url, token, timeout=60)
     time.sleep(rnd.uniform(0, 1.0))  # do not all start in the same millisecond
@@ -91,7 +91,7 @@ def annotator(name: str, stack: Stack, token: str, deadline: float, rec: Recorde
                 if again.status == 200:
                     version = again.body["version"]
                     rec.ack(image_id, version, again.body)
-        if prefill and rnd.random() < 0.1:
+        if prefill and rnd.random() < prefill:
             rec.add("prefill", client.post(f"/api/v1/images/{image_id}/prefill", {}), expected=(404, 409, 422, 503))
         if step and rnd.random() < 0.35:
             rec.add("submit", client.post(f"/api/v1/images/{image_id}/submit"))
@@ -138,7 +138,8 @@ def run(args) -> dict:
         stack.upload_images(tokens[0], images, seed=args.seed)
         upload_s = time.monotonic() - t0
         spec = Http(stack.url).get("/api/v1/openapi.json").body
-        prefill = "/api/v1/images/{image_id}/prefill" in spec.get("paths", {})
+        has_prefill = "/api/v1/images/{image_id}/prefill" in spec.get("paths", {})
+        prefill = args.prefill_share if has_prefill else 0.0
         deadline = time.monotonic() + args.minutes * 60
         threads = [threading.Thread(target=annotator, args=(f"a{i}", stack, tokens[i], deadline, rec, prefill,
                                                             args.seed * 1000 + i), daemon=True)
@@ -174,7 +175,8 @@ def run(args) -> dict:
         "upload_s": round(upload_s, 1), "requests": len(all_latency), "saves": len(rec.latency.get("save", [])),
         "saves_per_s": round(len(rec.latency.get("save", [])) / elapsed, 2), "errors": len(rec.errors),
         "error_samples": rec.errors[:10], "refused": dict(rec.refused), "images_saved": len(rec.acked),
-        "lost_saves": len(lost), "lost_image_ids": lost[:20], "prefill_route": prefill,
+        "lost_saves": len(lost), "lost_image_ids": lost[:20], "prefill_route": has_prefill,
+        "prefill_share": prefill,
         "p50_ms": round(percentile(all_latency, 50) * 1000, 1), "p99_ms": round(percentile(all_latency, 99) * 1000, 1),
         "ops": ops,
     }
@@ -188,7 +190,8 @@ def markdown(result: dict) -> str:
         f"- requests {result['requests']}, saves {result['saves']} ({result['saves_per_s']}/s), images saved "
         f"{result['images_saved']} of {result['images']}",
         f"- **errors {result['errors']}**, **lost saves {result['lost_saves']}**; expected refusals: "
-        f"{result['refused'] or 'none'}; pre-fill route present: {result['prefill_route']}",
+        f"{result['refused'] or 'none'}; pre-fill route present: {result['prefill_route']}, asked after "
+        f"{result['prefill_share']:.0%} of images",
         f"- all requests: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms",
         "",
         "| operation | count | p50 ms | p90 ms | p99 ms | max ms |",
@@ -211,6 +214,8 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=0, help="images uploaded first (default: 60 per minute + 40)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--prefill-share", type=float, default=0.1,
+                        help="share of opened images for which the annotator asks for a pre-fill (0: never)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the raw result here")
     args = parser.parse_args()

@@ -51,7 +51,7 @@ def _finite_number(value: Any) -> Any:
 # exactly, coordinate for coordinate).
 Number = Annotated[Any, PlainValidator(_finite_number), WithJsonSchema({"type": "number"})]
 Position = Annotated[list[Number], Field(min_length=2, max_length=2, description="[x, y] in image pixels")]
-Ring = Annotated[list[Position], Field(description="closed or open ring; at least 3 distinct points")]
+Ring = Annotated[list[Position], Field(min_length=3, description="closed or open ring; at least 3 distinct points")]
 
 
 class PolygonIn(StrictModel):
@@ -88,7 +88,8 @@ class RegionIn(StrictModel):
     style: Optional[str] = Field(None, max_length=64, description="a style key of the taxonomy, or null")
     motifs: list[Tag] = Field(default_factory=list, max_length=MAX_MOTIFS)
     source: Literal["human", "model", "assist"] = "human"
-    model_version: Optional[int] = Field(None, ge=1, description="id of the model version that proposed it")
+    model_version: Optional[int] = Field(None, ge=1, le=2**31 - 1,
+                                         description="id of the model version that proposed it")
     confidence: Optional[float] = Field(None, ge=0, le=1)
 
 

@@ -33,7 +33,7 @@ from ..auth import (
 from ..errors import APIError, error_response, not_found
 from ..extensions import db
 from ..models import ROLES, ApiToken, User
-from .schemas import OkResponse, QueryModel, StrictModel
+from .schemas import DbId, OkResponse, QueryModel, StrictModel
 from .spec import endpoint
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1")
@@ -79,7 +79,7 @@ class TokenCreated(TokenOut):
 
 
 class TokenQuery(QueryModel):
-    user_id: Optional[int] = Field(None, ge=1, description="whose tokens (default: the caller's; others: admins)")
+    user_id: Optional[DbId] = Field(None, description="whose tokens (default: the caller's; others: admins)")
     include_revoked: bool = False
     page: int = Field(1, ge=1, le=100_000)
     per_page: int = Field(50, ge=1, le=200)
@@ -87,7 +87,7 @@ class TokenQuery(QueryModel):
 
 class TokenIn(StrictModel):
     name: str = Field("", max_length=128, description="what the token is for (shown in listings)")
-    user_id: Optional[int] = Field(None, ge=1, description="admins: create the token for this user")
+    user_id: Optional[DbId] = Field(None, description="admins: create the token for this user")
 
 
 class UserDetail(UserOut):

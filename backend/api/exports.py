@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from ..datasets.archive import ArchiveLimits, ArchiveRefused, copy_limited, inspect_zip
-from ..datasets.export import export_file, exports_dir
+from ..datasets.export import export_file
 from ..datasets.options import ExportOptions
 from ..errors import APIError, not_found
 from ..extensions import db

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from flask import Blueprint, current_app, g
 from pydantic import BaseModel, Field, field_validator
@@ -120,8 +120,8 @@ class PrefillQuery(QueryModel):
 class AssistIn(StrictModel):
     tool: Literal["grabcut", "wand", "box"]
     box: Optional[list[float]] = Field(None, min_length=4, max_length=4, description="[x0, y0, x1, y1] in pixels")
-    points: Optional[list[list[float]]] = Field(None, min_length=1, max_length=50,
-                                                description="wand seed points [[x, y], ...] in pixels")
+    points: Optional[list[Annotated[list[float], Field(min_length=2, max_length=2)]]] = Field(
+        None, min_length=1, max_length=50, description="wand seed points [[x, y], ...] in pixels")
     tolerance: Optional[float] = Field(None, gt=0, le=255, description="wand: Lab distance per channel (default 14)")
 
     @field_validator("points")
@@ -235,7 +235,7 @@ def get_prediction(image_id: int):
 def assist(image_id: int, body: AssistIn):
     from ..geometry import GeometryError, area_bbox, validate_geometry
     from ..ml.assist import run_tool
-    from ..ml.prefill import mask_geometry
+    from ..ml.prefill import image_mask_geometry
     from ..storage import BlobStore
 
     image = db.session.get(Image, image_id)
@@ -268,12 +268,12 @@ def assist(image_id: int, body: AssistIn):
         mask = run_tool(rgb, body.tool, box, points, body.tolerance)
     except ValueError as err:
         raise APIError(422, "invalid_assist", str(err)) from None
-    geometry = mask_geometry(mask, scale)
+    geometry = image_mask_geometry(mask, scale, bounds=(width, height))
     if geometry is not None:
         try:
             geometry = validate_geometry(geometry, width, height, current_app.config.get("MAX_REGION_VERTICES", 10000))
         except GeometryError:
-            geometry = mask_geometry(mask, scale, simplify_tolerance=2.5)
+            geometry = image_mask_geometry(mask, scale, simplify_tolerance=2.5, bounds=(width, height))
             try:
                 geometry = validate_geometry(geometry, width, height) if geometry else None
             except GeometryError:

@@ -50,7 +50,7 @@ class QueueNextOut(BaseModel):
 
 
 class LeaseIn(StrictModel):
-    image_id: int = Field(ge=1)
+    image_id: int = Field(ge=1, le=2**31 - 1)
 
 
 class LeaseOut(BaseModel):
@@ -107,7 +107,7 @@ def _lock_seconds() -> int:
 
 
 @bp.get("/queue/next")
-@endpoint("Lease the next image to annotate", query=NextQuery, response=QueueNextOut, errors=(404,),
+@endpoint("Lease the next image to annotate", query=NextQuery, response=QueueNextOut, errors=(404,), writes=True,
           description="Returns the caller's current image first (lease renewed), then their open agreement copy, "
           "then a second annotation for the agreement sample, then the pool in the strategy's order. Without "
           "precomputed scores, uncertainty and diversity fall back to the oldest image and say so in `reason`. "
@@ -162,7 +162,7 @@ def queue_scores(body: ScoresIn):
 
 
 @bp.get("/images/<int:image_id>/agreement")
-@endpoint("The caller's agreement copy of an image", response=AgreementDoc)
+@endpoint("The caller's agreement copy of an image", response=AgreementDoc, writes=True)
 def get_agreement(image_id: int):
     return workflow.copy_document(workflow.agreement_copy(db.session, image_id, g.user))
 

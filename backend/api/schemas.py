@@ -1,7 +1,15 @@
 """Pydantic models shared by several resources."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Database ids are 32-bit integers on PostgreSQL (SQLite: 64-bit): larger numbers are refused as input (422 in
+# bodies and queries; the `int` path converter in api/__init__.py does not match them, so 404) instead of failing
+# deep in the driver.
+MAX_DB_INT = 2**31 - 1
+DbId = Annotated[int, Field(ge=1, le=MAX_DB_INT)]
 
 
 class StrictModel(BaseModel):

@@ -20,6 +20,7 @@ from flask import current_app, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 
 from ..auth import require_user
+from ..db import set_reads_only
 from ..errors import APIError
 
 API_PREFIX = "/api/v1"
@@ -38,10 +39,18 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     description: str = ""
     tags: list[str] = field(default_factory=list)
+    writes: bool = False  # a GET that writes to the database (e.g. a lease) must say so: see backend/db.py
 
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _parse_float(text: str):
+    """JSON has one number type: 3.0 is the integer 3 (as JSON Schema's "integer" says), so an integer field takes
+    it; other numbers stay floats (1e999 becomes inf and is refused by the models)."""
+    value = float(text)
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
 
 
 def parse_json_body() -> Any:
@@ -55,7 +64,7 @@ def parse_json_body() -> Any:
     if len(raw) > limit:
         raise APIError(413, "too_large", f"JSON bodies are limited to {limit} bytes.")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return json.loads(raw, parse_constant=_reject_constant, parse_float=_parse_float)
     except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise APIError(400, "malformed_json", f"The body is not valid JSON: {err}") from None
 
@@ -93,6 +102,7 @@ def endpoint(summary: str, **options) -> Callable:
     def decorate(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(*args, **kwargs):
+            set_reads_only(request.method in ("GET", "HEAD") and not meta.writes)
             if meta.role is not None:
                 g.user = require_user(meta.role)
             if meta.query is not None:
@@ -117,7 +127,7 @@ def endpoint(summary: str, **options) -> Callable:
 # --- OpenAPI ----------------------------------------------------------------------------------------------------
 
 _CONVERTER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
-_PARAM_TYPES = {"int": {"type": "integer"}, "float": {"type": "number"}, None: {"type": "string"}, "string": {"type": "string"}}
+_PARAM_TYPES = {"int": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}, "float": {"type": "number"}, None: {"type": "string"}, "string": {"type": "string"}}
 
 
 def _schema_ref(model: type[BaseModel], components: dict) -> dict:
@@ -181,7 +191,8 @@ def build_openapi(app) -> dict:
             props = {name: {"type": "string", "format": "binary", "description": desc} for name, desc in meta.multipart.items()}
             op["requestBody"] = {
                 "required": True,
-                "content": {"multipart/form-data": {"schema": {"type": "object", "properties": props}}},
+                "content": {"multipart/form-data": {"schema": {"type": "object", "properties": props,
+                                                               "required": sorted(props)}}},
             }
         if meta.produces == "application/json":
             schema = _schema_ref(meta.response, components) if meta.response is not None else {"type": "object"}

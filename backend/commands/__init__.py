@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-COMMAND_MODULES = ("core", "ingest", "datasets", "ml", "ops")
+COMMAND_MODULES = ("core", "ingest", "datasets", "ml", "ops", "workflow")
 
 
 def register_commands(app) -> None:

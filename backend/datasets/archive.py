@@ -178,19 +178,20 @@ def extract_zip(path: str | os.PathLike, dest: str | os.PathLike, limits: Archiv
 class ZipOut:
     """An export archive written entry by entry, with the sha256 and size of each entry recorded on disk."""
 
-    def __init__(self, path: str | os.PathLike, compresslevel: int = 6):
+    def __init__(self, path: str | os.PathLike, compresslevel: int = 1):
         self.path = Path(path)
         self.compresslevel = compresslevel
         self._zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
         self._index = tempfile.TemporaryFile("w+", encoding="utf-8")  # "sha256 size name" per line
-        self._names: set[str] = set()
         self.count = 0
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._zip.NameToInfo  # zipfile's own index (it keeps one ZipInfo per entry anyway)
 
     def _info(self, name: str) -> zipfile.ZipInfo:
         safe_relative_name(name)
-        if name in self._names:
+        if name in self:
             raise ValueError(f"duplicate entry {name!r} in export")
-        self._names.add(name)
         info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
         info.external_attr = 0o100644 << 16
         info.create_system = 3

@@ -28,6 +28,7 @@ from typing import Callable, Iterator
 from flask import current_app
 from sqlalchemy import select
 
+from ..db import reads_only
 from ..extensions import db
 from ..models import Export, ModelVersion, new_uuid, utcnow
 from ..storage import BlobStore
@@ -87,7 +88,6 @@ class _Writer:
         self.crop_rows = _temp_text()
         self.crop_csv = csv.DictWriter(self.crop_rows, fieldnames=crops.CSV_COLUMNS, lineterminator="\n")
         self.crop_csv.writeheader()
-        self.crop_names: set[str] = set()
         self.images = Counter()
         self.regions = Counter()
         self.styles: dict[str, Counter] = {}
@@ -120,9 +120,8 @@ class _Writer:
             self._coco(r.split).add(r.coco_image, r.coco_annotations)
         for crop in r.crops:
             name = f"crops/{r.split}/{crop.style}/{crop.stem}.jpg"
-            if name in self.crop_names:  # region ids are unique per image only
+            if name in self.zip:  # region ids are unique per image only
                 name = f"crops/{r.split}/{crop.style}/{crop.stem}-{r.sha256[:12]}.jpg"
-            self.crop_names.add(name)
             self.zip.write_bytes(name, crop.data)
             self.crop_csv.writerow({"path": name, **crop.row})
             self.crops[r.split] += 1
@@ -188,13 +187,14 @@ def _temp_text():
 def _model_versions(ids: set[int]) -> list[dict]:
     if not ids:
         return []
-    try:
-        rows = db.session.execute(
-            select(ModelVersion.id, ModelVersion.kind, ModelVersion.name, ModelVersion.created_at)
-            .where(ModelVersion.id.in_(sorted(ids))).order_by(ModelVersion.id)
-        ).all()
-    finally:
-        db.session.commit()
+    with reads_only():
+        try:
+            rows = db.session.execute(
+                select(ModelVersion.id, ModelVersion.kind, ModelVersion.name, ModelVersion.created_at)
+                .where(ModelVersion.id.in_(sorted(ids))).order_by(ModelVersion.id)
+            ).all()
+        finally:
+            db.session.commit()
     known = {r[0]: r for r in rows}
     return [
         {"id": i, "kind": known[i][1], "name": known[i][2],

@@ -29,6 +29,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 import shutil
 import uuid
 import zipfile
@@ -164,6 +165,8 @@ def resolve_inside(root: Path, base: Path, name) -> Path:
     """`name` (from a label file) relative to `base`, refused when absolute or leading outside `root`."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError("no image file name")
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", name):
+        raise ValueError(f"the image path {name!r} is a URL; images are read from the dataset only, never downloaded")
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         raise ValueError(f"the image path {name!r} is absolute; only paths inside the dataset are read")
     target = (base / name.replace("\\", "/")).resolve()

@@ -1,8 +1,8 @@
 """Fast, deterministic PNG encoding of grayscale masks (8-bit semantic, 16-bit instance).
 
-Masks are mostly long runs of one value, so a general-purpose encoder spends its time on nothing: here each row is
-Sub-filtered (a constant run becomes zeros) and deflated at a fast level: with ISA-L (the `isal` package, level 1)
-when it is installed, which is about ten times faster than zlib on masks, else with zlib's run-length strategy at
+Masks are mostly long runs of one value, which deflate's string matching compresses well without any PNG row
+filter, so rows are stored unfiltered and deflated at a fast level: with ISA-L (the `isal` package, level 1)
+when it is installed, about ten times faster than zlib on masks and smaller than zlib level 1, else with zlib at
 level 1 (still 2-3x faster than OpenCV's or Pillow's defaults). The output is a plain greyscale PNG that every
 reader (Pillow, OpenCV, libpng) decodes to exactly the input array; the same array gives the same bytes with the
 same compressor.
@@ -29,8 +29,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def _deflate(raw: np.ndarray) -> bytes:
     if isal_zlib is not None:
         return isal_zlib.compress(raw, 1)
-    compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    return compressor.compress(raw) + compressor.flush()
+    return zlib.compress(raw, 1)
 
 
 def encode_gray_png(array: np.ndarray) -> bytes:
@@ -42,20 +41,14 @@ def encode_gray_png(array: np.ndarray) -> bytes:
         raise ValueError("a PNG needs at least one pixel")
     depth = 16 if array.dtype == np.uint16 else 8
     bpp = depth // 8
-    raw = np.zeros((height, width * bpp + 1), dtype=np.uint8)
-    raw[:, 0] = 1  # filter type Sub: each byte minus the same byte of the pixel to its left (mod 256)
-    # PNG samples are big-endian: byte k of a pixel goes to column 1 + k of its bpp-byte group. Instance masks
-    # rarely have 256 regions, so their high bytes are usually all zero and left as they are.
+    raw = np.zeros((height, width * bpp + 1), dtype=np.uint8)  # column 0: filter type 0 (None) on every row
     if depth == 8:
-        planes = [(0, array)]
-    elif int(array.max()) < 256:
-        planes = [(1, array.astype(np.uint8))]
+        raw[:, 1:] = array
+    elif int(array.max()) < 256:  # instance masks rarely have 256 regions: the high bytes stay zero
+        raw[:, 2::2] = array  # PNG samples are big-endian: the low byte is the second of each pair
     else:
-        planes = [(0, (array >> 8).astype(np.uint8)), (1, (array & 0xFF).astype(np.uint8))]
-    for k, plane in planes:
-        out = raw[:, 1 + k::bpp]
-        out[:, 0] = plane[:, 0]
-        np.subtract(plane[:, 1:], plane[:, :-1], out=out[:, 1:])
+        raw[:, 1::2] = array >> 8
+        raw[:, 2::2] = array & 0xFF
     idat = _deflate(raw)
     header = struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0)
     return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")

@@ -2,8 +2,8 @@
 
 At the start one statement reads every selected image with its current annotation version (the *pin*). Each
 document is then read from its AnnotationRevision at exactly that version: revisions are immutable, so saves made
-while the export runs cannot tear it, and no transaction stays open for the export's duration (on SQLite every
-transaction takes the write lock, so a long one would block all annotators).
+while the export runs cannot tear it, and no transaction stays open for the export's duration. Every read here is
+short and, on SQLite, a deferred (shared) read (backend.db.reads_only), so annotators' saves never wait for it.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Iterator
 
 from sqlalchemy import func, select, tuple_
 
+from ..db import reads_only
 from ..extensions import db
 from ..models import Annotation, AnnotationRevision, Image, empty_document
 
@@ -42,10 +43,11 @@ def pin_images(statuses: list[str]) -> list[PinnedImage]:
         .where(Image.status.in_(statuses))
         .order_by(Image.id)
     )
-    try:
-        rows = db.session.execute(stmt).all()
-    finally:
-        db.session.commit()  # end the read transaction at once
+    with reads_only():  # SQLite: a deferred (shared) read, not the write lock
+        try:
+            rows = db.session.execute(stmt).all()
+        finally:
+            db.session.commit()  # end the read transaction at once
     return [
         PinnedImage(id=r[0], sha256=r[1], width=r[2], height=r[3], format=r[4], status=r[5], phash=r[6],
                     flags=list(r[7] or []), original_filename=r[8] or "", version=int(r[9] or 0))
@@ -60,6 +62,27 @@ def _normalise(document: dict | None) -> dict:
             "tags": {"styles": list(tags.get("styles") or []), "flags": list(tags.get("flags") or [])}}
 
 
+def _read_pinned(pairs: list[tuple[int, int]]) -> dict[int, dict]:
+    if not pairs:
+        return {}
+    rows = db.session.execute(
+        select(AnnotationRevision.image_id, AnnotationRevision.document)
+        .where(tuple_(AnnotationRevision.image_id, AnnotationRevision.version).in_(pairs))
+    )
+    found = {image_id: document for image_id, document in rows}
+    missing = [(i, v) for i, v in pairs if i not in found]
+    if missing:  # no revision row (data from before revisions were kept): the live row if still at that version
+        pinned = dict(missing)
+        rows = db.session.execute(
+            select(Annotation.image_id, Annotation.version, Annotation.document)
+            .where(Annotation.image_id.in_(list(pinned)))
+        )
+        for image_id, version, document in rows:
+            if pinned.get(image_id) == version:
+                found[image_id] = document
+    return found
+
+
 def iter_documents(images: list[PinnedImage], chunk: int | None = None) -> Iterator[tuple[PinnedImage, dict | None]]:
     """(image, document at its pinned version) in the order given, reading `chunk` revisions per query.
 
@@ -70,25 +93,11 @@ def iter_documents(images: list[PinnedImage], chunk: int | None = None) -> Itera
         batch = images[start:start + chunk]
         pairs = [(im.id, im.version) for im in batch if im.version > 0]
         found: dict[int, dict] = {}
-        try:
-            if pairs:
-                rows = db.session.execute(
-                    select(AnnotationRevision.image_id, AnnotationRevision.document)
-                    .where(tuple_(AnnotationRevision.image_id, AnnotationRevision.version).in_(pairs))
-                )
-                found = {image_id: document for image_id, document in rows}
-                missing = [(i, v) for i, v in pairs if i not in found]
-                if missing:  # no revision row (data from before revisions were kept): the live row if unchanged
-                    rows = db.session.execute(
-                        select(Annotation.image_id, Annotation.version, Annotation.document)
-                        .where(Annotation.image_id.in_([i for i, _ in missing]))
-                    )
-                    pinned = dict(missing)
-                    for image_id, version, document in rows:
-                        if pinned.get(image_id) == version:
-                            found[image_id] = document
-        finally:
-            db.session.commit()
+        with reads_only():
+            try:
+                found = _read_pinned(pairs)
+            finally:
+                db.session.commit()
         for im in batch:
             if im.version == 0:
                 yield im, _normalise(None)

@@ -4,12 +4,13 @@
     wand(rgb, points, tolerance)   flood fill in CIE Lab from one or more seed points [[x, y], ...]
     box_ink(rgb, box)              the ink inside a box: darker than the local skin, or coloured unlike it
 
-`box_ink` estimates the skin from a ring just outside the box, scores every pixel by how much darker it is than
-the skin around it (a black-hat: closing minus image, which finds lines and dark shapes) and how far its colour is
-from the skin's (a, b chroma, which finds colour fields of any lightness), thresholds the score against the skin's
-own noise, removes specks morphologically and keeps the holes that line work leaves. Ink parts that mostly lie in
-the box are kept even where they run a little past it (human boxes are not pixel exact), so some of the mask can
-fall outside the box. `drafts_from_boxes` turns boxes (e.g. a YOLO import) into assist regions to verify.
+`box_ink` takes the skin to be the most common chroma inside the box (a tattoo rarely covers most of its box),
+scores every pixel by how much darker it is than the skin around it (a black-hat: closing minus image, which finds
+lines and dark shapes but not soft shadows) and how far its colour is from the skin's (a/b chroma, which finds
+colour fields of any lightness), thresholds the score against the skin's own variation, removes specks
+morphologically and keeps the holes that line work leaves. Ink parts that mostly lie in the box are kept even where
+they run a little past it (human boxes are not pixel exact), so some of the mask can fall outside the box; parts
+that run on past the box's margin are taken for clothing, hair or background and dropped. `drafts_from_boxes` turns boxes (e.g. a YOLO import) into assist regions to verify.
 """
 from __future__ import annotations
 
@@ -120,24 +121,112 @@ def wand(rgb: np.ndarray, points: Sequence[Sequence[float]], tolerance: float = 
 
 # --- ink inside a box --------------------------------------------------------------------------------------------
 
-def ink_score(rgb: np.ndarray, skin_sample: np.ndarray | None = None, kernel: int = 15) -> np.ndarray:
-    """How ink-like each pixel is, in units of "clearly ink" (≥ 1): darker than the local skin (black-hat of the
-    lightness) or of another chroma than the skin. `skin_sample` is a boolean mask of skin pixels (default: all)."""
+def _robust_threshold(values: np.ndarray, floor: float, k: float = 4.0) -> float:
+    """median + k·MAD of a sample (the skin's own variation), at least `floor`."""
+    if values.size < 16:
+        return floor
+    med = float(np.median(values))
+    mad = float(np.median(np.abs(values - med))) * 1.4826
+    return max(floor, med + k * mad)
+
+
+# Skin chroma in OpenCV's 8-bit Lab (a, b offset by 128) lies in an orange-ish band for all skin tones; colours
+# outside it (blue water, green, saturated red) can be a tattoo covering most of its box but are not the skin.
+SKIN_A = (128.0, 172.0)
+SKIN_B = (128.0, 180.0)
+
+
+def skin_model(lab: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """The skin inside `region`: the most common skin-like chroma (peak of the a/b histogram, weighted towards the
+    skin band; a tattoo rarely covers most of the skin around it), its lightness, and the pixels that belong to it."""
+    ab = lab[..., 1:][region]
+    hist, a_edges, b_edges = np.histogram2d(ab[:, 0], ab[:, 1], bins=32, range=[[0, 256], [0, 256]])
+    hist = cv2.GaussianBlur(hist.astype(np.float32), (3, 3), 0)
+    ac = (a_edges[:-1] + a_edges[1:]) / 2
+    bc = (b_edges[:-1] + b_edges[1:]) / 2
+    prior = np.where((ac[:, None] >= SKIN_A[0]) & (ac[:, None] <= SKIN_A[1])
+                     & (bc[None, :] >= SKIN_B[0]) & (bc[None, :] <= SKIN_B[1]), 1.0, 0.1)
+    ia, ib = np.unravel_index(int(np.argmax(hist * prior)), hist.shape)
+    peak = np.array([ac[ia], bc[ib]], np.float32)
+    near = np.linalg.norm(lab[..., 1:] - peak, axis=2) < 10
+    skin = near & region
+    if skin.sum() < 16:
+        skin = region
+    skin_ab = np.median(lab[..., 1:][skin], axis=0)
+    return skin_ab, float(np.median(lab[..., 0][skin])), skin
+
+
+def ink_score(rgb: np.ndarray, region: np.ndarray | None = None, kernel: int = 15) -> np.ndarray:
+    """How ink-like each pixel is, in units of "clearly ink" (≥ 1): darker than the skin around it (black-hat of
+    the lightness: closing minus image, which finds lines and dark shapes narrower than `kernel` but not soft
+    shadows) or of another chroma than the skin (colour fields of any lightness). Thresholds adapt to the skin's
+    own variation inside `region` (default: the whole image)."""
     lab = cv2.cvtColor(cv2.GaussianBlur(rgb, (3, 3), 0), cv2.COLOR_RGB2LAB).astype(np.float32)
-    L, ab = lab[..., 0], lab[..., 1:]
-    sample = skin_sample if skin_sample is not None and skin_sample.sum() >= 16 else np.ones(L.shape, bool)
-    skin_L = float(np.median(L[sample]))
-    skin_ab = np.median(ab[sample], axis=0)
+    region = np.ones(lab.shape[:2], bool) if region is None else region
+    skin_ab, _, skin = skin_model(lab, region)
+    L = lab[..., 0]
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (kernel, kernel))
-    closed = cv2.morphologyEx(L, cv2.MORPH_CLOSE, k)
-    local_skin = np.minimum(np.maximum(closed, skin_L - 25), skin_L + 40)
-    darker = np.maximum(local_skin - L, skin_L - L)  # dark lines (black-hat) and large dark areas
-    chroma = np.linalg.norm(ab - skin_ab, axis=2)
-    noise_L = float(np.std(L[sample])) if sample.any() else 5.0
-    noise_C = float(np.std(np.linalg.norm(ab[sample] - skin_ab, axis=1))) if sample.any() else 3.0
-    t_dark = max(18.0, 3.0 * noise_L)
-    t_chroma = max(14.0, 3.0 * noise_C)
-    return np.maximum(darker / t_dark, chroma / t_chroma)
+    blackhat = cv2.morphologyEx(L, cv2.MORPH_CLOSE, k) - L
+    chroma = np.linalg.norm(lab[..., 1:] - skin_ab, axis=2)
+    t_dark = _robust_threshold(blackhat[skin], 18.0)
+    t_chroma = _robust_threshold(chroma[skin], 14.0)
+    return np.maximum(blackhat / t_dark, chroma / t_chroma)
+
+
+def _thickness(component: np.ndarray) -> float:
+    """Mean width of a shape: 2·area / perimeter (a line of width t gives t, a disc of radius r gives r)."""
+    area = int(component.sum())
+    eroded = cv2.erode(component.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    perimeter = max(1, area - int(eroded.sum()))
+    return 2.0 * area / perimeter
+
+
+def _edge_labels(labels: np.ndarray, open_sides: tuple[bool, bool, bool, bool]) -> np.ndarray:
+    """Labels (not 0) on the window sides that are not the photo's edge (left, top, right, bottom flags)."""
+    left, top, right, bottom = open_sides
+    edges = [labels[0, :]] if top else []
+    edges += [labels[-1, :]] if bottom else []
+    edges += [labels[:, 0]] if left else []
+    edges += [labels[:, -1]] if right else []
+    if not edges:
+        return np.zeros(0, np.int32)
+    found = np.unique(np.concatenate(edges))
+    return found[found != 0]
+
+
+def _keep_boxed_parts(ink: np.ndarray, inside: np.ndarray, open_sides: tuple[bool, bool, bool, bool],
+                      short: int) -> np.ndarray:
+    """Keep ink parts that mostly lie inside the box. Parts that run on past the box's margin (touch a window side
+    that is not the photo's own edge) are clothing, hair, shadow or background when they are solid; thin line work
+    that continues beyond the box (a sleeve) is kept, cut at the box."""
+    left, top, right, bottom = open_sides
+    # solid areas (what survives an opening wider than line work) that reach past the margin are background:
+    # take them out first, so that line work touching them is judged on its own
+    k = max(9, int(0.05 * short)) | 1
+    solid = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN,
+                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    ns, slabels = cv2.connectedComponents(solid, connectivity=8)
+    if ns > 1:
+        touching = _edge_labels(slabels, open_sides)
+        if touching.size:
+            background = np.isin(slabels, touching)
+            ink = ink & ~(cv2.dilate(background.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return ink
+    inside_counts = np.bincount(labels[inside], minlength=n)
+    keep = np.zeros(n, bool)
+    keep[1:] = inside_counts[1:] >= 0.5 * stats[1:, cv2.CC_STAT_AREA]
+    out = keep[labels]
+    touching = _edge_labels(labels, open_sides)
+    if touching.size:
+        thin = max(8.0, 0.04 * short)
+        for label in touching:
+            component = labels == label
+            out[component] = False
+            if _thickness(component) <= thin:
+                out |= component & inside
+    return out
 
 
 def box_ink(rgb: np.ndarray, box: Sequence[float], margin: float = 0.1) -> np.ndarray:
@@ -149,30 +238,14 @@ def box_ink(rgb: np.ndarray, box: Sequence[float], margin: float = 0.1) -> np.nd
     wh, ww = win.shape[:2]
     inside = np.zeros((wh, ww), bool)
     inside[b - wb:d - wb, a - wa:c - wa] = True
-    ring = ~inside
-    if ring.sum() < 0.05 * inside.sum():  # box at the image edges: the box's own border band stands in for skin
-        band = max(2, int(0.05 * min(c - a, d - b)))
-        ring = inside.copy()
-        ring[b - wb + band:d - wb - band, a - wa + band:c - wa - band] = False
     short = min(c - a, d - b)
-    kernel = int(np.clip(short * 0.25, 9, 151)) | 1
-    score = ink_score(win, ring, kernel)
-    # the ring may hold ink too: estimate the skin again from the pixels that do not look like ink
-    skin = ring & (score < 0.8)
-    if skin.sum() >= 16:
-        score = ink_score(win, skin, kernel)
-    ink = score >= 1.0
+    kernel = int(np.clip(short * 0.3, 9, 201)) | 1
+    ink = ink_score(win, None, kernel) >= 1.0
     ink = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
     box_area = (c - a) * (d - b)
     ink = _remove_small(ink, max(6, int(box_area * 0.0005)))
     ink = _fill_small_holes(ink, max(2, int(box_area * 0.0002)))
-    # keep the parts that mostly lie inside the box
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    if n > 1:
-        inside_counts = np.bincount(labels[inside], minlength=n)
-        keep = np.zeros(n, bool)
-        keep[1:] = inside_counts[1:] >= 0.5 * stats[1:, cv2.CC_STAT_AREA]
-        ink = keep[labels]
+    ink = _keep_boxed_parts(ink, inside, (wa > 0, wb > 0, wc < w, wd < h), short)
     out = np.zeros((h, w), bool)
     out[wb:wd, wa:wc] = ink
     return out
@@ -203,7 +276,7 @@ def drafts_from_boxes(rgb: np.ndarray, boxes: Sequence[Sequence[float]], scale: 
                       styles: Sequence[str | None] | None = None) -> list[dict]:
     """Assist drafts (source "assist") for boxes in `rgb`'s pixels, e.g. from a YOLO import; `scale` maps them to
     the original image's pixels. Boxes where no ink is found give no region. Regions fit save_document."""
-    from .prefill import mask_geometry
+    from .prefill import image_mask_geometry
 
     out = []
     for i, box in enumerate(boxes):
@@ -211,7 +284,8 @@ def drafts_from_boxes(rgb: np.ndarray, boxes: Sequence[Sequence[float]], scale: 
             mask = box_ink(rgb, box)
         except ValueError:
             continue
-        geometry = mask_geometry(mask, scale)
+        bounds = (rgb.shape[1] * scale, rgb.shape[0] * scale)
+        geometry = image_mask_geometry(mask, scale, bounds=bounds)
         if geometry is None:
             continue
         out.append({"id": uuid.uuid4().hex, "geometry": geometry, "style": styles[i] if styles else None,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..geometry import area_bbox, mask_to_polygons
+from ..geometry import GeometryError, area_bbox, mask_to_polygons, validate_geometry
 from . import uncertainty
 from .infer import CROP_MARGIN, ClassifierRunner, crop_box
 
@@ -27,7 +27,7 @@ NOT_TATTOO_BELOW = 0.002  # predicted ink share under which an image is "probabl
 class PrefillSettings:
     threshold: float = 0.5
     low_concentration: float = 0.25
-    work_max_side: int = 1024
+    work_max_side: int = 512  # the pre-fill works at max(this, the model's input size)
     min_region_fraction: float = 0.0002
     group_gap: float = 0.03
     simplify_tolerance: float = 1.0
@@ -45,30 +45,64 @@ def work_size(width: int, height: int, max_side: int) -> tuple[int, int, float]:
     return max(1, round(width * s)), max(1, round(height * s)), long_side / max_side
 
 
-def split_instances(mask: np.ndarray, gap_px: int, min_area: int) -> list[np.ndarray]:
-    """Ink grouped into tattoos: components of the mask dilated by gap_px; groups under min_area pixels dropped."""
-    binary = mask.astype(np.uint8)
+@dataclass
+class Instance:
+    """One tattoo's ink: a boolean crop of the mask and where it sits."""
+
+    x0: int
+    y0: int
+    mask: np.ndarray
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def bbox(self) -> list[int]:
+        h, w = self.mask.shape
+        return [self.x0, self.y0, self.x0 + w, self.y0 + h]
+
+    def full(self, shape: tuple[int, int]) -> np.ndarray:
+        out = np.zeros(shape, bool)
+        h, w = self.mask.shape
+        out[self.y0:self.y0 + h, self.x0:self.x0 + w] = self.mask
+        return out
+
+
+def split_instances(mask: np.ndarray, gap_px: int, min_area: int) -> list[Instance]:
+    """Ink grouped into tattoos: parts closer than gap_px to each other form one group (a distance transform, so
+    the cost does not grow with the gap); groups under min_area pixels are dropped. Largest first."""
+    mask = mask.astype(bool)
     if gap_px > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap_px + 1, 2 * gap_px + 1))
-        grown = cv2.dilate(binary, kernel)
+        dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3)
+        grown = (dist <= gap_px).astype(np.uint8)
     else:
-        grown = binary
-    n, labels = cv2.connectedComponents(grown, connectivity=8)
+        grown = mask.astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     out = []
     for label in range(1, n):
-        inst = (labels == label) & mask
-        if int(inst.sum()) >= min_area:
-            out.append(inst)
-    out.sort(key=lambda m: -int(m.sum()))
+        x, y, w, h = (int(v) for v in stats[label, :4])
+        crop = (labels[y:y + h, x:x + w] == label) & mask[y:y + h, x:x + w]
+        if int(crop.sum()) < min_area:
+            continue
+        rows, cols = np.any(crop, axis=1), np.any(crop, axis=0)
+        r0, r1 = int(np.argmax(rows)), len(rows) - int(np.argmax(rows[::-1]))
+        c0, c1 = int(np.argmax(cols)), len(cols) - int(np.argmax(cols[::-1]))
+        out.append(Instance(x + c0, y + r0, crop[r0:r1, c0:c1]))
+    out.sort(key=lambda inst: -inst.area)
     return out
 
 
-def _scale_geometry(geojson: dict, scale: float) -> dict:
-    if scale == 1.0:
+def _transform_geometry(geojson: dict, scale: float, dx: float = 0.0, dy: float = 0.0,
+                        bounds: tuple[float, float] | None = None) -> dict:
+    """(x + dx, y + dy) · scale, clamped to [0, width] × [0, height] when `bounds` is given."""
+    if scale == 1.0 and dx == 0 and dy == 0 and bounds is None:
         return geojson
+    bw, bh = bounds if bounds is not None else (float("inf"), float("inf"))
 
     def ring(r):
-        return [[round(x * scale, 2), round(y * scale, 2)] for x, y in r]
+        return [[round(min(max((x + dx) * scale, 0.0), bw), 2), round(min(max((y + dy) * scale, 0.0), bh), 2)]
+                for x, y in r]
 
     if geojson["type"] == "Polygon":
         return {"type": "Polygon", "coordinates": [ring(r) for r in geojson["coordinates"]]}
@@ -76,49 +110,89 @@ def _scale_geometry(geojson: dict, scale: float) -> dict:
 
 
 def mask_geometry(mask: np.ndarray, scale: float = 1.0, simplify_tolerance: float = 1.0,
-                  min_area: float = 16.0) -> dict | None:
-    """One region's mask → Polygon / MultiPolygon GeoJSON (holes kept) in original pixels, or None if empty."""
-    polygons = mask_to_polygons(mask.astype(np.uint8), simplify_tolerance=simplify_tolerance, min_area=min_area)
+                  min_area: float = 16.0, offset: tuple[int, int] = (0, 0),
+                  frame: tuple[int, int] | None = None, bounds: tuple[float, float] | None = None) -> dict | None:
+    """A region's mask → Polygon / MultiPolygon GeoJSON (holes kept), or None if nothing is left.
+
+    `mask` may be a crop at `offset` (x, y) of a `frame` (width, height) image: it is padded by a pixel where it
+    does not touch the frame's edge, so the polygons are not cut at the crop. Coordinates are then multiplied by
+    `scale` (working → original pixels) and clamped to `bounds` (original width, height)."""
+    mask = mask.astype(np.uint8)
+    if min_area > 1:  # specks are dropped before tracing: cheaper than tracing and discarding them
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        if n > 1 and (stats[1:, cv2.CC_STAT_AREA] < min_area).any():
+            keep = np.zeros(n, np.uint8)
+            keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+            mask = keep[labels]
+    ox, oy = offset
+    fw, fh = frame if frame is not None else (ox + mask.shape[1], oy + mask.shape[0])
+    left, top = int(ox > 0), int(oy > 0)
+    right, bottom = int(ox + mask.shape[1] < fw), int(oy + mask.shape[0] < fh)
+    if left or top or right or bottom:
+        mask = np.pad(mask, ((top, bottom), (left, right)))
+    polygons = mask_to_polygons(mask, simplify_tolerance=simplify_tolerance, min_area=min_area)
     if not polygons:
         return None
     if len(polygons) == 1:
         geometry = polygons[0]
     else:
         geometry = {"type": "MultiPolygon", "coordinates": [p["coordinates"] for p in polygons]}
-    return _scale_geometry(geometry, scale)
+    return _transform_geometry(geometry, scale, ox - left, oy - top, bounds)
+
+
+def image_mask_geometry(mask: np.ndarray, scale: float = 1.0, simplify_tolerance: float = 1.0,
+                        min_area: float = 16.0, bounds: tuple[float, float] | None = None) -> dict | None:
+    """`mask_geometry` of a whole-image mask, traced only within the bounding box of its ink (faster)."""
+    mask = np.asarray(mask).astype(bool)
+    rows, cols = np.any(mask, axis=1), np.any(mask, axis=0)
+    if not rows.any():
+        return None
+    r0, r1 = int(np.argmax(rows)), len(rows) - int(np.argmax(rows[::-1]))
+    c0, c1 = int(np.argmax(cols)), len(cols) - int(np.argmax(cols[::-1]))
+    return mask_geometry(mask[r0:r1, c0:c1], scale, simplify_tolerance, min_area, (c0, r0),
+                         (mask.shape[1], mask.shape[0]), bounds)
 
 
 def build_prefill(rgb: np.ndarray, prob: np.ndarray, classifier: ClassifierRunner | None = None,
                   settings: PrefillSettings | None = None, scale: float = 1.0,
-                  segmenter_version: int | None = None, classifier_version: int | None = None) -> dict:
+                  segmenter_version: int | None = None, classifier_version: int | None = None,
+                  image_size: tuple[int, int] | None = None) -> dict:
+    """`image_size` (original width, height; default: the working size × scale) is where geometry is clipped."""
     settings = settings or PrefillSettings()
     h, w = prob.shape
+    if image_size is None:
+        image_size = (round(w * scale), round(h * scale))
     mask = prob >= settings.threshold
     min_area = max(4, int(settings.min_region_fraction * h * w))
     gap = max(1, int(round(settings.group_gap * min(h, w))))
     instances = split_instances(mask, gap, min_area)
 
-    regions, details, masks, kept = [], [], [], np.zeros_like(mask)
+    regions, details, kept_instances = [], [], []
     for inst in instances:
-        geometry = mask_geometry(inst, scale, settings.simplify_tolerance, min_area=min(16.0, min_area))
+        geometry = mask_geometry(inst.mask, scale, settings.simplify_tolerance, min(16.0, min_area),
+                                 (inst.x0, inst.y0), (w, h), image_size)
         if geometry is None:
             continue
-        kept |= inst
-        masks.append(inst)
+        try:
+            geometry = validate_geometry(geometry, image_size[0], image_size[1])
+        except GeometryError:
+            continue
+        kept_instances.append(inst)
         area, bbox = area_bbox(geometry)
         region_id = uuid.uuid4().hex
         regions.append({"id": region_id, "geometry": geometry, "style": None, "motifs": [], "source": "model",
                         "model_version": segmenter_version, "confidence": None})
-        ys, xs = np.nonzero(inst)
+        x0, y0, x1, y1 = inst.bbox
         details.append({"id": region_id, "area": round(area, 1), "bbox": [round(v, 1) for v in bbox],
-                        "mask_confidence": round(float(prob[inst].mean()), 4), "style_probs": {},
-                        "work_bbox": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]})
+                        "mask_confidence": round(float(prob[y0:y1, x0:x1][inst.mask].mean()), 4),
+                        "style_probs": {}})
 
     margins = []
     image_style: dict[str, float] = {}
     if classifier is not None and regions:
-        crops = [crop_box(rgb, d["work_bbox"], settings.crop_margin, m if settings.crop_mask_background else None)
-                 for d, m in zip(details, masks)]
+        crops = [crop_box(rgb, inst.bbox, settings.crop_margin,
+                          inst.full(mask.shape) if settings.crop_mask_background else None)
+                 for inst in kept_instances]
         probs = classifier.predict(crops)
         total_area = sum(d["area"] for d in details) or 1.0
         for region, detail, p in zip(regions, details, probs):
@@ -131,10 +205,7 @@ def build_prefill(rgb: np.ndarray, prob: np.ndarray, classifier: ClassifierRunne
             margins.append(uncertainty.classification_margin(p))
             for c, v in zip(classifier.classes, p):
                 image_style[c] = image_style.get(c, 0.0) + float(v) * detail["area"] / total_area
-    for d in details:
-        d.pop("work_bbox", None)
-
-    concentration = float(kept.mean())
+    concentration = sum(inst.area for inst in kept_instances) / float(h * w)
     seg_unc = uncertainty.segmentation_uncertainty(prob, settings.threshold)
     return {
         "regions": regions,

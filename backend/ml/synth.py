@@ -158,7 +158,7 @@ class _Layer:
         self.color[sel] = rgb
         self.alpha[sel] = opacity
 
-    def paint_soft(self, soft: np.ndarray, rgb, threshold: float = 0.25) -> None:
+    def paint_soft(self, soft: np.ndarray, rgb, threshold: float = 0.4) -> None:
         """A soft field (0..1) of colour, blended over what is there; ink where it is clearly visible."""
         soft = soft.astype(np.float32)
         a = soft[..., None]
@@ -237,7 +237,7 @@ def _draw_watercolor(rng, layer: _Layer, box, short: int) -> list[str]:
         cv2.fillPoly(field_, [_pts(blob)], 1.0)
         sigma = max(1.5, r * rng.uniform(0.06, 0.12))
         field_ = cv2.GaussianBlur(field_, (0, 0), sigma)
-        field_ = np.clip(field_ * rng.uniform(1.1, 1.5), 0, 0.9)
+        field_ = np.clip(field_ * rng.uniform(1.4, 1.9), 0, 0.92)
         layer.paint_soft(field_, WATERCOLOURS[rng.integers(len(WATERCOLOURS))])
     ink = _ink_black(rng)
     thick = 1 if short < 420 else 2
@@ -364,16 +364,22 @@ def _low_noise(rng, h: int, w: int, scale: int) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
+def _muted(rng) -> np.ndarray:
+    """A clothing / wall colour: any hue, at most moderately saturated (the clutter is not meant to look like ink)."""
+    grey = rng.uniform(0.15, 0.9)
+    return np.clip(grey + (rng.uniform(0.1, 0.9, 3) - grey) * 0.45, 0, 1).astype(np.float32)
+
+
 def _background(rng, h: int, w: int) -> np.ndarray:
     kind = rng.integers(3)
-    base = rng.uniform(0.15, 0.9, 3).astype(np.float32)
+    base = _muted(rng)
     bg = np.broadcast_to(base, (h, w, 3)).copy()
     if kind == 1:  # striped clothing with folds
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         period = rng.uniform(8, 30)
         angle = rng.uniform(0, np.pi)
         stripes = (np.sin((np.cos(angle) * xx + np.sin(angle) * yy) / period * 2 * np.pi) > 0).astype(np.float32)
-        other = rng.uniform(0.1, 0.9, 3).astype(np.float32)
+        other = _muted(rng)
         bg = bg * (1 - stripes[..., None]) + other * stripes[..., None]
         bg *= (1 + 0.15 * _low_noise(rng, h, w, 40))[..., None]
     elif kind == 2:  # wall with texture and an edge (door frame, shelf)

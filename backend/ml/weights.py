@@ -163,7 +163,10 @@ def load_bundle(weights_path: str | Path, root: str | Path | None = None, device
         state = load_file(str(path), device="cpu")
     except Exception as err:  # safetensors parses without executing anything; a parse error is just a bad file
         raise UnsafeModelFile(f"{path.name}: unreadable safetensors ({err})") from None
-    model = build_from_architecture(sidecar.architecture)
+    try:
+        model = build_from_architecture(sidecar.architecture)
+    except (ValueError, KeyError, TypeError) as err:  # names outside the registries, missing keys: a bad sidecar
+        raise UnsafeModelFile(f"{path.name}: the sidecar's architecture cannot be built: {str(err)[:200]}") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

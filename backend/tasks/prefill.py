@@ -14,6 +14,8 @@ A Prediction row keeps the regions (each region as save_document takes it, plus 
 from __future__ import annotations
 
 import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
@@ -93,6 +95,7 @@ def load_current(device=None) -> CurrentModels:
     training = cls_runner.sidecar.training if cls_runner is not None else {}
     settings = PrefillSettings(
         threshold=seg_runner.threshold,
+        work_max_side=max(PrefillSettings.work_max_side, seg_runner.input_size),
         low_concentration=float(current_app.config.get("LOW_CONCENTRATION", 0.25)),
         crop_margin=float(training.get("crop_margin", 0.1)),
         crop_mask_background=bool(training.get("crop_mask_background", False)),
@@ -187,16 +190,16 @@ def prediction_payload(pred: Prediction, cached: bool = True, low_concentration:
     }
 
 
-def _predict(models: CurrentModels, rgbs: list[np.ndarray], scales: list[float],
+def _predict(models: CurrentModels, rgbs: list[np.ndarray], scales: list[float], sizes: list[tuple[int, int]],
              probs: list[np.ndarray] | None = None, embeddings=None) -> list[dict]:
     from ..ml.prefill import build_prefill
 
     if probs is None:
         probs, embeddings = models.segmenter.predict(rgbs, embed=True)
     out = []
-    for i, (rgb, prob, scale) in enumerate(zip(rgbs, probs, scales)):
+    for i, (rgb, prob, scale, size) in enumerate(zip(rgbs, probs, scales, sizes)):
         result = build_prefill(rgb, prob, models.classifier, models.settings, scale,
-                               models.segmenter_id, models.classifier_id)
+                               models.segmenter_id, models.classifier_id, image_size=size)
         result["embedding"] = embeddings[i] if embeddings is not None else None
         out.append(result)
     return out
@@ -218,7 +221,7 @@ def prefill_image(image_id: int, refresh: bool = False) -> dict:
         rgb, scale = decode_work_image(_store(), sha, fmt, width, height, models.settings.work_max_side)
     except FileNotFoundError:
         raise APIError(409, "image_file_missing", "the stored file of this image is missing") from None
-    result = _predict(models, [rgb], [scale])[0]
+    result = _predict(models, [rgb], [scale], [(width, height)])[0]
     pred = _store_prediction(image_id, models, result, result["embedding"])
     return prediction_payload(pred, cached=False, low_concentration=models.settings.low_concentration)
 
@@ -254,7 +257,7 @@ class _DecodeDataset:
         except Exception as err:  # missing or unreadable file: reported, the batch goes on
             return {"id": image_id, "error": f"{type(err).__name__}: {err}"}
         canvas, lb = letterbox(rgb, self.input_size)
-        return {"id": image_id, "rgb": rgb, "scale": scale, "canvas": canvas, "lb": lb}
+        return {"id": image_id, "rgb": rgb, "scale": scale, "canvas": canvas, "lb": lb, "size": (width, height)}
 
 
 def _collate(items):
@@ -272,17 +275,26 @@ def select_pool(statuses: Iterable[str] | None = None, image_ids: Iterable[int] 
     return ids
 
 
+def _post(models: CurrentModels, item: dict, prob_canvas: np.ndarray, embedding) -> dict:
+    """One image's regions from its letterboxed probability map (runs on a tracing thread on CUDA)."""
+    from ..ml.transforms import unletterbox
+
+    prob = unletterbox(prob_canvas, item["lb"], item["rgb"].shape[1], item["rgb"].shape[0])
+    return _predict(models, [item["rgb"]], [item["scale"]], [item["size"]], [prob], embedding)[0]
+
+
 def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = False,
                    progress: Callable[[int, int, str], None] | None = None, workers: int | None = None,
-                   device=None) -> dict:
+                   device=None, trace_threads: int | None = None) -> dict:
     """Pre-fill many images in batches; images already predicted by the current models are skipped unless
-    `refresh`. Returns counts (done, skipped, failed) and the seconds spent."""
+    `refresh`. `workers`: decoding processes (default: up to 8 on CUDA, none on the CPU); `trace_threads`: threads
+    tracing regions behind the model (default: up to 4 on CUDA, none on the CPU). Returns counts (done, skipped,
+    failed) and the seconds spent."""
     import time
 
     from torch.utils.data import DataLoader
 
     from ..ml.device import cpu_count, is_cuda
-    from ..ml.transforms import unletterbox
 
     started = time.monotonic()
     models = load_current(device)
@@ -319,25 +331,51 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
     errors: list[dict] = []
     if progress:
         progress(0, total, f"pre-filling {total} image(s)")
-    for batch in loader:
-        good = [item for item in batch if "error" not in item]
-        for item in batch:
-            if "error" in item:
-                failed += 1
-                if len(errors) < 20:
-                    errors.append({"image_id": item["id"], "error": item["error"][:300]})
-        if good:
-            canvases = np.stack([item["canvas"] for item in good])
-            prob_canvas, emb = models.segmenter.forward_canvases(canvases, embed=True)
-            probs = [unletterbox(p, item["lb"], item["rgb"].shape[1], item["rgb"].shape[0])
-                     for p, item in zip(prob_canvas, good)]
-            results = _predict(models, [item["rgb"] for item in good], [item["scale"] for item in good],
-                               probs, emb)
-            for item, result in zip(good, results):
-                _store_prediction(item["id"], models, result, result["embedding"])
-            done += len(good)
+
+    # On CUDA the regions of one batch are traced on a few threads (OpenCV, shapely and numpy release the GIL)
+    # while the GPU runs the next batch; on the CPU that would only compete with the model for the same cores.
+    if trace_threads is None:
+        trace_threads = min(4, cpu_count()) if is_cuda(dev) else 0
+    pool = ThreadPoolExecutor(max_workers=trace_threads, thread_name_prefix="inklabel-prefill") \
+        if trace_threads > 0 else None
+    pending: deque = deque()
+
+    def finish(entry) -> None:
+        nonlocal done
+        items, futures = entry
+        for item, future in zip(items, futures):
+            result = future.result() if pool is not None else future
+            _store_prediction(item["id"], models, result, result["embedding"])
+        done += len(items)
         if progress:
             progress(done + failed, total, f"pre-filled {done} of {total}")
+
+    try:
+        for batch in loader:
+            good = [item for item in batch if "error" not in item]
+            for item in batch:
+                if "error" in item:
+                    failed += 1
+                    if len(errors) < 20:
+                        errors.append({"image_id": item["id"], "error": item["error"][:300]})
+            if not good:
+                continue
+            canvases = np.stack([item["canvas"] for item in good])
+            prob_canvas, emb = models.segmenter.forward_canvases(canvases, embed=True)
+
+            embeddings = [emb[k:k + 1] if emb is not None else None for k in range(len(good))]
+            jobs = list(zip(good, prob_canvas, embeddings))
+            if pool is None:
+                finish((good, [_post(models, *job) for job in jobs]))
+            else:
+                pending.append((good, [pool.submit(_post, models, *job) for job in jobs]))
+                while len(pending) > 2:  # keep at most two batches being traced behind the GPU
+                    finish(pending.popleft())
+        while pending:
+            finish(pending.popleft())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return {"done": done, "skipped": skipped, "failed": failed, "errors": errors,
             "segmenter_id": models.segmenter_id, "classifier_id": models.classifier_id,
             "seconds": round(time.monotonic() - started, 2)}

@@ -34,6 +34,14 @@ export async function openHome({ root, app, params }) {
   const nextBtn = h("button", { type: "button", class: "btn btn-primary btn-big", "data-testid": "next-image" }, icon("next"), "Next image");
   nextBtn.addEventListener("click", () => app.openNext({}));
   const counts = h("div", { class: "counts", "data-testid": "today-counts" }, h("span", { class: "muted", text: "Loading today’s counts…" }));
+  const reviewer = app.user.role === "reviewer" || app.user.role === "admin";
+  const reviewBtn = reviewer ? h("button", { type: "button", class: "btn btn-big", "data-testid": "next-review", title: "Open the longest-waiting submitted image" }, "Review next") : null;
+  if (reviewBtn) {
+    reviewBtn.addEventListener("click", () => app.openNextReview({}));
+    api.get("/reviews/queue" + query({ per_page: 1 })).then((q) => {
+      reviewBtn.textContent = `Review next (${(q && q.total) || 0} waiting)`;
+    }).catch(() => {});
+  }
 
   const sel = (name, label, options) => {
     const s = h("select", { name, "aria-label": label }, h("option", { value: "", text: `All ${label.toLowerCase()}` }), options.map(([v, t]) => h("option", { value: v, text: t })));
@@ -54,7 +62,7 @@ export async function openHome({ root, app, params }) {
     h("div", { class: "home-body" },
       h("section", { class: "queue-card" },
         h("div", {}, h("h1", { text: `Hello, ${app.user.username}` }), counts),
-        h("div", { class: "queue-actions" }, strategy, nextBtn)),
+        h("div", { class: "queue-actions" }, reviewBtn, strategy, nextBtn)),
       h("div", { class: "list-head" }, filters, summary),
       grid, pager)));
 

@@ -130,6 +130,24 @@ async function openNext({ after } = {}) {
   else location.hash = hash;
 }
 
+/** Open the longest-waiting submitted image someone else annotated (reviewers); false when none is left. */
+async function openNextReview({ after } = {}) {
+  try {
+    const q = await api.get("/reviews/queue" + query({ per_page: 50 }));
+    const item = ((q && q.items) || []).find((x) => x.image_id !== after && (app.user.role === "admin" || !x.annotator || x.annotator.id !== app.user.id));
+    if (!item) {
+      toast("Nothing is waiting for your review.", "ok", 5000);
+      return false;
+    }
+    location.hash = `#/image/${item.image_id}`;
+    return true;
+  } catch (err) {
+    toast(`Could not load the review queue: ${err.message}`, "error");
+    return false;
+  }
+}
+app.openNextReview = openNextReview;
+
 /**
  * Keep the queue lease of an image alive while the annotator is working on it (activity in the last 5
  * minutes); a lease that was lost is reported, the edits are saved either way.

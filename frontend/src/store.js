@@ -138,10 +138,12 @@ export class Store {
     return r;
   }
 
+  /** Change a region. Editing a model suggestion (any change but `suggested` itself) accepts it. */
   update(id, patch) {
     const before = this.byId.get(id);
     if (!before) throw new Error(`no region ${id}`);
-    const after = normaliseRegion({ ...before, ...patch, id });
+    const accept = before.suggested && !("suggested" in patch) ? { suggested: false } : {};
+    const after = normaliseRegion({ ...before, ...patch, ...accept, id });
     if (JSON.stringify(before) === JSON.stringify(after)) return before;
     this._record({ ...emptyChangeSet(), updated: [{ before, after }] });
     return after;

@@ -188,6 +188,13 @@ def test_model_version_must_exist(app, annotator):
     image_id = make_image(app)
     resp = save(annotator, image_id, [region(square(0, 0, 10, 10), source="model", model_version=999)])
     assert resp.status_code == 422 and error_of(resp)["details"]["region"] == 0
+    # Ids beyond the INTEGER range never reach SQL (PostgreSQL would fail on them): refused by the API and the service.
+    assert save(annotator, image_id, [region(square(0, 0, 10, 10), model_version=2**40)]).status_code == 422
+    from backend.annotations import clean_region
+    from backend.errors import APIError
+    with pytest.raises(APIError) as refused:
+        clean_region(3, region(square(0, 0, 10, 10), model_version=2**40), 100, 100, set())
+    assert refused.value.status == 422 and refused.value.details["region"] == 3
     with app.app_context():
         mv = ModelVersion(kind="segmenter", name="unet", weights_path="x.safetensors")
         db.session.add(mv)

@@ -64,10 +64,16 @@ def test_create_export_runs_the_job_and_downloads(app, admin):
 
 
 def test_exports_are_admin_only(app, annotator, reviewer):
+    with app.app_context():
+        db.session.add(Export(id="real", status="succeeded", options={}))
+        db.session.commit()
     for client in (annotator, reviewer):
         assert client.post("/api/v1/exports", json={}).status_code == 403
         assert client.get("/api/v1/exports").status_code == 403
-        assert client.get("/api/v1/exports/x/download").status_code == 403
+        # A route naming an export answers as if it did not exist (backend/security.py: no hint that it does).
+        for url in ("/api/v1/exports/real", "/api/v1/exports/real/download"):
+            assert client.get(url).status_code == 404
+        assert client.delete("/api/v1/exports/real").status_code == 404
     assert app.test_client().get("/api/v1/exports").status_code == 401
 
 

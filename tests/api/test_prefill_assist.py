@@ -234,3 +234,22 @@ def test_assist_refusals_and_empty_results(app, annotator):
     assert resp.status_code == 200
     assert resp.get_json()["geometry"] is None and resp.get_json()["area"] == 0
     assert app.test_client().post(url, json={"tool": "box", "box": [0, 0, 9, 9]}).status_code == 401
+
+
+def test_gpu_style_pool_path_on_the_cpu(sqlite_app, tiny_bundles):
+    """The CUDA pool path (decode in DataLoader worker processes, regions traced on threads behind the model) gives
+    the same predictions as the plain CPU path."""
+    from backend.tasks.prefill import prefill_images
+
+    from ..conftest import ApiClient, make_user
+
+    client = ApiClient(sqlite_app, *make_user(sqlite_app, "uploader", "admin"))
+    ids = [_upload(client, _tattoo_sample(30 + k), f"{k}.jpg") for k in range(5)]
+    register_models(sqlite_app, tiny_bundles)
+    with sqlite_app.app_context():
+        plain = prefill_images(ids, batch_size=2)
+        first = {p.image_id: p.concentration for p in db.session.scalars(select(Prediction))}
+        piped = prefill_images(ids, batch_size=2, refresh=True, workers=1, trace_threads=2)
+        second = {p.image_id: p.concentration for p in db.session.scalars(select(Prediction))}
+    assert plain["done"] == piped["done"] == 5 and piped["failed"] == 0
+    assert first == second

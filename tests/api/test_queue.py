@@ -436,3 +436,34 @@ def test_agreement_share_zero_never_marks_images(app, make_client):
         assert next_image(client).get_json()["image_id"] == image_id
         annotate(app, image_id, uid(client), [region("x")], status="submitted")
         assert image_row(app, image_id)["needs_second_annotator"] is False
+
+
+def test_rejected_image_of_a_deleted_annotator_goes_to_anyone(app, make_client, reviewer):
+    (image_id,) = seed_images(app, 1)
+    alice, bob = make_client("annotator"), make_client("annotator")
+    next_image(alice)
+    annotate(app, image_id, uid(alice), [region("r1")], status="submitted")
+    reviewer.post(f"/api/v1/images/{image_id}/review", json={"decision": "reject", "comment": "redo the outline"})
+    assert next_image(bob).status_code == 404  # Alice's to fix
+    with app.app_context():
+        from backend.models import User
+
+        db.session.delete(db.session.get(User, uid(alice)))  # assignee → NULL (ON DELETE SET NULL)
+        db.session.commit()
+        assert db.session.get(Image, image_id).assignee_id is None
+    got = next_image(bob).get_json()
+    assert got["image_id"] == image_id and got["kind"] == "rework" and got["comment"] == "redo the outline"
+    assert image_row(app, image_id)["assignee_id"] == uid(bob)
+
+
+def test_scores_command(sqlite_app):
+    ids = seed_images(sqlite_app, 3)
+    _plant_predictions(sqlite_app, {ids[0]: 0.1, ids[1]: 0.8}, {ids[0]: [1.0, 0.0], ids[1]: [0.0, 1.0]})
+    result = sqlite_app.test_cli_runner().invoke(args=["scores", "--top-k", "5"])
+    assert result.exit_code == 0, result.output
+    assert "scored 2 images" in result.output and "1 pool images have no prediction" in result.output
+    with sqlite_app.app_context():
+        rows = db.session.execute(select(ImageScore.strategy, ImageScore.image_id, ImageScore.score)
+                                  .order_by(ImageScore.strategy, ImageScore.score.desc())).all()
+    assert [(r.strategy, r.image_id) for r in rows] == [("diversity", ids[1]), ("diversity", ids[0]),
+                                                        ("uncertainty", ids[1]), ("uncertainty", ids[0])]

@@ -504,6 +504,21 @@ def test_vertex_editing_zoom_and_pan(page, live):
     page.mouse.move(cx + 50, cy, steps=3)
     page.mouse.up(button="middle")
     assert round(view(page)["tx"] - v3["tx"]) == 50
+    # two-finger pinch on a touch screen zooms (pointer events as a touch screen sends them)
+    scale_before = view(page)["scale"]
+    page.keyboard.press("p")  # even with a drawing tool active, a pinch draws nothing
+    page.evaluate("""([x, y]) => {
+      const el = window.inklabel.editor.svgEl;
+      const ev = (type, id, px) => el.dispatchEvent(new PointerEvent(type, { pointerId: id, pointerType: 'touch', isPrimary: id === 21,
+        clientX: px, clientY: y, button: type === 'pointermove' ? -1 : 0, buttons: type === 'pointerup' ? 0 : 1, bubbles: true }));
+      ev('pointerdown', 21, x - 20); ev('pointerdown', 22, x + 20);
+      for (let k = 1; k <= 10; k++) { ev('pointermove', 21, x - 20 - 4 * k); ev('pointermove', 22, x + 20 + 4 * k); }
+      ev('pointerup', 21, x - 60); ev('pointerup', 22, x + 60);
+    }""", [cx, cy])
+    page.wait_for_timeout(50)
+    assert 2.5 < view(page)["scale"] / scale_before < 3.5  # fingers 40 → 120 px apart
+    page.keyboard.press("Backspace")  # the first finger's touch placed a vertex, like a tap
+    page.keyboard.press("Escape")
     assert len(store_regions(page)) == 1, "panning edits nothing"
     wait_saved(page)
     assert len(open_ring(ring(server_doc(client, image_id)["regions"][0]))) == 5
@@ -548,6 +563,7 @@ def test_prefill_suggestions_accept_reject_undo(page, live):
     assert "low concentration" in page.inner_text("[data-testid=model-info]")
     screenshot(page, "editor-suggestions")
 
+    page.focus(".stage")  # back on the canvas (the Pre-fill button had the focus; there Tab moves it on)
     page.keyboard.press("Tab")  # select pred-a
     page.keyboard.press("a")  # accept it
     page.keyboard.press("Tab")  # pred-b

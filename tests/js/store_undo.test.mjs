@@ -148,3 +148,14 @@ test("duplicate ids are refused", () => {
   store.create({ id: "a", geometry: geom(0) });
   assert.throws(() => store.create({ id: "a", geometry: geom(0) }));
 });
+
+test("editing a suggestion accepts it (one undo step restores the suggestion)", () => {
+  const { store, undo } = setup();
+  store.create({ id: "s", geometry: geom(0), suggested: true, source: "model", style: "tribal" });
+  store.update("s", { style: "japanese" });
+  assert.equal(store.get("s").suggested, undefined);
+  assert.equal(store.toDocument().regions[0].style, "japanese");
+  undo.undo();
+  assert.equal(store.get("s").suggested, true);
+  assert.equal(store.get("s").style, "tribal");
+});

@@ -13,7 +13,7 @@ from benchmarks.stack import Http, Stack
 
 from .conftest import wait_for
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]  # gunicorn/worker subprocesses
 
 
 def _healthz_count(stack: Stack) -> float:

@@ -208,3 +208,30 @@ def test_broker_down_answers_503_and_annotation_side_keeps_working(make_app):
     assert ready.status_code == 503
     body = ready.get_json()
     assert body["checks"]["database"]["ok"] is True and body["checks"]["broker"]["ok"] is False
+
+
+def test_cli_jobs_list_cancel_reap_ready_and_worker_without_broker(make_app):
+    app = make_app()
+    runner = app.test_cli_runner()
+    old = utcnow() - timedelta(hours=1)
+    stale = _insert(app, kind="ops_sleep", params={"seconds": 0.01, "steps": 1}, attempts=1, status="running",
+                    worker="gone:7/aaa", heartbeat_at=old, started_at=old)
+    queued = _insert(app, kind="ops_sleep", params={})
+
+    listed = runner.invoke(args=["jobs-list", "--status", "running"])
+    assert listed.exit_code == 0 and stale in listed.output and queued not in listed.output
+
+    assert runner.invoke(args=["jobs-cancel", queued]).output.strip().endswith("cancelled")
+    assert _job(app, queued).status == "cancelled"
+    again = runner.invoke(args=["jobs-cancel", queued])
+    assert again.exit_code != 0 and "already ended" in again.output
+
+    reaped = runner.invoke(args=["jobs-reap", "--stale-seconds", "60"])
+    assert reaped.exit_code == 0 and f"retried: {stale}" in reaped.output
+    assert _job(app, stale).status == "succeeded"
+
+    ready = runner.invoke(args=["ready"])
+    assert ready.exit_code == 0 and '"status": "ready"' in ready.output
+
+    worker = runner.invoke(args=["worker"])
+    assert worker.exit_code != 0 and "INKLABEL_BROKER_URL is not set" in worker.output

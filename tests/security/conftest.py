@@ -42,6 +42,15 @@ def square(x0: float, y0: float, side: float) -> dict:
                                                 [x0, y0]]]}
 
 
+def _tiny_zip() -> bytes:
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("manifest.json", "{}")
+    return out.getvalue()
+
+
 def _user(app, name: str, role: str) -> SimpleNamespace:
     from backend.auth import issue_token
     from backend.models import User
@@ -84,7 +93,9 @@ def build_world(app) -> SimpleNamespace:
             w.jobs[key] = job.id
         # The other annotator's agreement copy is of image 2; image 3 has none: both must look the same to others.
         db.session.add(Assignment(image_id=w.image2_id, user_id=w.other.id, kind="agreement", document=empty))
-        export = Export(status="succeeded", options={}, created_by=w.admin.id)
+        export = Export(status="succeeded", options={}, created_by=w.admin.id, path="planted-export.zip")
+        (Path(app.config["WORKSPACE"]) / "exports").mkdir(exist_ok=True)
+        (Path(app.config["WORKSPACE"]) / "exports" / "planted-export.zip").write_bytes(_tiny_zip())
         model = ModelVersion(kind="segmenter", name="planted", weights_path="missing.safetensors", metrics={},
                              architecture={"kind": "segmenter", "arch": "Unet", "encoder": "resnet18"})
         db.session.add_all([export, model])
@@ -144,3 +155,12 @@ def diff_digest(before: dict, after: dict) -> list[str]:
             if before[part].get(key) != after[part].get(key):
                 changes.append(f"{part}:{key}")
     return changes
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashes(monkeypatch):
+    """Users are made by the dozen here: a cheap hash method keeps the tests fast (production keeps scrypt)."""
+    from werkzeug.security import generate_password_hash
+
+    monkeypatch.setattr("backend.auth.generate_password_hash",
+                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))

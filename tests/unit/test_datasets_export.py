@@ -345,3 +345,21 @@ def test_options_are_validated(app):
             with pytest.raises(ValidationError):
                 create_export(bad)
         assert db.session.scalars(select(Export)).all() == []
+
+
+def test_manifest_lists_the_models_behind_exported_regions(app):
+    from backend.models import ModelVersion
+
+    with app.app_context():
+        model = ModelVersion(kind="segmenter", name="unet-r18", weights_path="m.safetensors")
+        db.session.add(model)
+        db.session.commit()
+        add_image(jpeg(smooth_image(9, W, H)), [
+            {"id": "pred", "geometry": disc(80, 60, 30), "style": None, "source": "model",
+             "model_version": model.id, "confidence": 0.8},
+            {"id": "drawn", "geometry": disc(30, 30, 20), "style": "tribal"}])
+        export = create_export({"formats": ["coco"], "images": False})
+    manifest = _manifest(_zip(app, export))
+    assert [(m["id"], m["kind"], m["name"]) for m in manifest["model_versions"]] == [(1, "segmenter", "unet-r18")]
+    coco = json.loads(_zip(app, export).read(f"coco/{manifest['images'][0]['split']}.json"))
+    assert [a["attributes"]["source"] for a in coco["annotations"]] == ["model", "human"]

@@ -3,6 +3,7 @@ mask -> polygons round trips."""
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import pytest
@@ -100,6 +101,7 @@ def test_clipped_to_the_image():
     ({"type": "Polygon", "coordinates": [[[0, 0], [float("nan"), 0], [1, 1]]]}, "finite"),
     ({"type": "Polygon", "coordinates": [[[0, 0], [float("inf"), 0], [1, 1]]]}, "finite"),
     ({"type": "Polygon", "coordinates": [[[0, 0], [10 ** 400, 0], [1, 1]]]}, "finite"),
+    ({"type": "Polygon", "coordinates": [[[0, 0], [1e15, 0], [1, 1]]]}, "further than"),
     ({"type": "Polygon", "coordinates": [[[0, 0], ["5", 0], [1, 1]]]}, "must be a number"),
     ({"type": "Polygon", "coordinates": [[[0, 0], [True, 0], [1, 1]]]}, "must be a number"),
     ({"type": "Polygon", "coordinates": [[[0, 0], [None, 0], [1, 1]]]}, "must be a number"),
@@ -113,6 +115,34 @@ def test_clipped_to_the_image():
 def test_refused(geometry, message):
     with pytest.raises(GeometryError, match=message):
         validate_geometry(geometry, 100, 100)
+
+
+def test_random_junk_never_escapes_as_another_error():
+    """Fuzz: extreme, degenerate and self-crossing input gives a GeometryError or a valid geometry inside the
+    image that validates to itself again (idempotent)."""
+    rng = random.Random(1)
+    extremes = [0, -1, 1e308, -1e308, 5e-324, 2 ** 53 + 1, 10 ** 30, 99.999999, 1e15, 999_999.5, -1e6]
+
+    def position():
+        if rng.random() < 0.3:
+            return [rng.choice(extremes), rng.choice(extremes)]
+        return [rng.uniform(-50, 150), rng.uniform(-50, 150)]
+
+    accepted = 0
+    for _ in range(1500):
+        n = rng.randint(3, 10)
+        rings = [[position() for _ in range(n)] for _ in range(rng.randint(1, 3))]
+        geometry = ({"type": "Polygon", "coordinates": rings} if rng.random() < 0.6 else
+                    {"type": "MultiPolygon", "coordinates": [rings, [[position() for _ in range(n)]]]})
+        try:
+            out = validate_geometry(geometry, 100, 100)
+        except GeometryError:
+            continue
+        accepted += 1
+        area, (x0, y0, x1, y1) = area_bbox(out)
+        assert 0 < area <= 100 * 100 and x0 >= 0 and y0 >= 0 and x1 <= 100 and y1 <= 100
+        assert to_shape(out).is_valid and validate_geometry(out, 100, 100) == out
+    assert accepted > 100
 
 
 def test_vertex_limit():

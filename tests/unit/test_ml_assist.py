@@ -46,11 +46,19 @@ def test_box_ink_keeps_holes_and_little_outside_the_box():
     mask = box_ink(img, [50, 50, 150, 150])
     assert _iou(mask, truth > 0) >= 0.8
     assert not mask[100, 100] and not mask[95:105, 95:105].any()
-    # a box cutting through the ring: what is kept lies mostly inside the box
-    part = box_ink(img, [50, 50, 110, 150])
+    # a box cutting through thin line work (a 4 px ring): the part in the box is kept, cut at the box
+    line = sample.image.copy()
+    cv2.circle(line, (100, 100), 40, (20, 20, 25), 4)
+    part = box_ink(line, [50, 50, 110, 150])
     inside = np.zeros_like(part)
     inside[50:150, 50:110] = True
-    assert part.sum() > 0 and (part & ~inside).sum() <= 0.15 * part.sum()
+    assert part.sum() > 100 and (part & ~inside).sum() <= 0.15 * part.sum()
+    # a solid dark band (clothing) running on past the box's margin is not ink of the boxed tattoo
+    band = sample.image.copy()
+    band[:, 120:] = (25, 25, 30)
+    cv2.circle(band, (80, 100), 20, (20, 20, 25), 3)
+    mask = box_ink(band, [40, 40, 140, 160])
+    assert mask[:, 125:].sum() == 0 and mask[:, 55:105].sum() > 50
 
 
 def test_wand_fills_a_flat_colour_region():

@@ -95,15 +95,29 @@ export class Editor {
     this.repaintEveryFrame = false; // benchmarks compare with the naive way: repaint the scene on every change
   }
 
-  /** Show the display derivative first; switch to the original when zoomed past its resolution. */
-  setImageSources({ display, original, displaySide }) {
-    this.sources = { display, original, displaySide: displaySide || 2048, usingOriginal: false };
-    this.imageEl.addEventListener("load", () => {
-      this.wrap.dataset.loaded = this.sources.usingOriginal ? "original" : "display";
-      this.emit("image-loaded", this.wrap.dataset.loaded);
-    });
-    this.imageEl.addEventListener("error", () => this.notify("The image could not be loaded.", "error"));
-    this.imageEl.setAttribute("href", display);
+  /**
+   * Progressive picture: the thumbnail at once (made at ingest, usually cached from the grid), the display
+   * derivative (long side 2048) as soon as it is decoded, the original only when zoomed past the display's
+   * resolution. Each step is decoded off the main thread before it replaces the previous one.
+   */
+  setImageSources({ thumb, display, original, displaySide }) {
+    this.sources = { thumb, display, original, displaySide: displaySide || 2048, level: null, usingOriginal: false };
+    const rank = { thumb: 0, display: 1, original: 2 };
+    this._show = (level, url) => {
+      const s = this.sources;
+      if (s.level && rank[s.level] >= rank[level]) return;
+      s.level = level;
+      this.imageEl.setAttribute("href", url);
+      this.wrap.dataset.loaded = level;
+      this.emit("image-loaded", level);
+    };
+    const load = (level, url) => {
+      const img = new Image();
+      img.src = url;
+      return img.decode().then(() => this._show(level, url));
+    };
+    if (thumb) load("thumb", thumb).catch(() => {});
+    load("display", display).catch(() => this.notify("The image could not be loaded.", "error"));
     this._maybeOriginal();
   }
 
@@ -116,8 +130,7 @@ export class Editor {
     s.usingOriginal = true;
     const img = new Image();
     img.src = s.original;
-    // decode off the main thread first, so swapping the picture does not stall a zoom
-    img.decode().then(() => this.imageEl.setAttribute("href", s.original), () => { s.usingOriginal = false; });
+    img.decode().then(() => this._show("original", s.original), () => { s.usingOriginal = false; });
   }
 
   _resize(first = false) {
@@ -341,9 +354,40 @@ export class Editor {
     el.addEventListener("auxclick", (ev) => ev.preventDefault());
   }
 
+  // Two fingers on a touch screen pinch-zoom and pan; one finger uses the tool like a mouse.
+  _touch(ev, phase) {
+    if (ev.pointerType !== "touch") return false;
+    this.touches = this.touches || new Map();
+    if (phase === "down") this.touches.set(ev.pointerId, [ev.clientX, ev.clientY]);
+    if (phase === "up") {
+      this.touches.delete(ev.pointerId);
+      const wasPinching = Boolean(this.pinching);
+      if (this.touches.size < 2) this.pinch = null;
+      if (this.touches.size === 0) this.pinching = false;
+      return wasPinching; // the fingers of a pinch do not reach the tool
+    }
+    if (phase === "move" && this.touches.has(ev.pointerId)) this.touches.set(ev.pointerId, [ev.clientX, ev.clientY]);
+    if (this.touches.size !== 2) return Boolean(this.pinching);
+    const [a, b] = [...this.touches.values()];
+    const rect = this.svgEl.getBoundingClientRect();
+    const mid = [(a[0] + b[0]) / 2 - rect.left, (a[1] + b[1]) / 2 - rect.top];
+    const dist = Math.hypot(a[0] - b[0], a[1] - b[1]) || 1;
+    if (!this.pinch) {
+      if (this.tool.cancel) this.tool.cancel();
+      this.pinching = true;
+    } else {
+      this.viewport.panBy(mid[0] - this.pinch.mid[0], mid[1] - this.pinch.mid[1]);
+      this.viewport.zoomAt(dist / this.pinch.dist, mid[0], mid[1]);
+      this._userMoved = true;
+    }
+    this.pinch = { mid, dist };
+    return true;
+  }
+
   _down(ev) {
     this.emit("activity");
     this.svgEl.focus({ preventScroll: true });
+    if (this._touch(ev, "down")) return;
     const p = this.pointFor(ev);
     if (ev.button === 1 || (ev.button === 0 && this.spaceHeld)) {
       ev.preventDefault();
@@ -356,6 +400,7 @@ export class Editor {
   }
 
   _move(ev) {
+    if (this._touch(ev, "move")) return;
     const p = this.pointFor(ev);
     this.lastPointer = p;
     this.emit("cursor", p.raw);
@@ -370,6 +415,7 @@ export class Editor {
   }
 
   _up(ev, cancelled = false) {
+    if (this._touch(ev, "up")) return;
     if (this.panning) {
       this.panning = null;
       this.wrap.classList.remove("panning");

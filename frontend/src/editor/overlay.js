@@ -5,7 +5,7 @@
 import { svg, clear } from "../dom.js";
 import { openRing, polygonsOf } from "../geometry.js";
 
-export const MAX_HANDLES = 3000;
+export const MAX_HANDLES = 1500; // handles on screen at once; zoom in to edit denser outlines
 
 export class Overlay {
   constructor(layer, viewport) {

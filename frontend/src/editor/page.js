@@ -68,6 +68,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     assist: (req) => runAssist(req),
   });
   editor.setImageSources({
+    thumb: meta.thumb_url || `/api/v1/images/${imageId}/file?size=thumb`,
     display: meta.display_url || `/api/v1/images/${imageId}/file?size=display`,
     original: meta.original_url || `/api/v1/images/${imageId}/file?size=original`,
     displaySide: app.displaySide || 2048,
@@ -144,7 +145,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   });
 
   // --- side panels --------------------------------------------------------------------------------------------
-  const model = modelPanel({ api, imageId, store, editor });
+  const model = modelPanel({ api, imageId, store });
   sidebar.append(regionPanel({ editor, store, taxonomy }), regionsPanel({ editor, store, taxonomy }), tagsPanel({ store, taxonomy }), model.panel);
   if (meta.status === "accepted" && app.user.role === "annotator" && !agreement) {
     sidebar.prepend(h("section", { class: "panel" }, h("p", { class: "note warn", text: "This image was accepted in review and is frozen: only reviewers and admins can still change it. Your edits here will not be saved." })));
@@ -158,12 +159,21 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   const cursorText = h("span", { class: "mono", "data-testid": "cursor" });
   const hint = h("span", { class: "hint" });
   const drawInfo = h("span", { class: "mono" });
-  statusbar.append(cursorText, h("span", { class: "sep" }), drawInfo, h("span", { class: "spacer" }), hint);
+  const pictureNote = h("span", { class: "muted small", "data-testid": "picture-level", text: "Loading the picture…" });
+  statusbar.append(cursorText, h("span", { class: "sep" }), drawInfo, pictureNote, h("span", { class: "spacer" }), hint);
   editor.on("cursor", (p) => { cursorText.textContent = p ? `x ${p[0].toFixed(1)}  y ${p[1].toFixed(1)}` : ""; });
   editor.on("view", (vp) => { zoomText.textContent = `${Math.round(vp.scale * 100)}%`; });
   editor.on("draft", (n) => { drawInfo.textContent = n ? `${n} vertices · Enter closes · Backspace removes last · Esc cancels` : ""; });
   editor.on("activity", () => clock.touch());
+  editor.on("image-loaded", (level) => {
+    pictureNote.textContent = level === "thumb" ? "Preview shown; loading the full picture…" : level === "original" ? "Original resolution" : "";
+  });
   editor.setTool("select");
+  const queued = app.queueItem && app.queueItem.image_id === imageId ? app.queueItem : null;
+  if (queued && queued.reason) {
+    const why = h("span", { class: "muted small queue-reason", "data-testid": "queue-reason", title: `Why the queue chose this image: ${queued.reason}`, text: `Queue: ${queued.reason}` });
+    statusbar.insertBefore(why, hint);
+  }
 
   function setStatus(s) {
     meta.status = s;
@@ -232,7 +242,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
       const r = store.create({ geometry: roundGeometry(resp.geometry), style: resp.style || null, motifs: [], source: "assist" });
       editor.select(r.id);
     } catch (err) {
-      toast(err.status === 404 || err.status === 405 ? "Box assist and the wand are not available on this server yet." : err.status ? err.message : err.message, "warn", 7000);
+      toast(err.status === 404 || err.status === 405 ? "Box assist and the wand are not available on this server yet." : err.message, "warn", 7000);
     } finally {
       done();
     }
@@ -309,6 +319,9 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
       if (k === "Escape") ev.target.blur();
       return;
     }
+    // Tab, Space and Enter keep their usual meaning on buttons and links (keyboard navigation)
+    const onControl = ev.target instanceof Element && ev.target.closest("button, a, [role=option], summary") && !ev.target.closest(".stage");
+    if (onControl && (k === "Tab" || k === " " || k === "Enter")) return;
     if (k === " ") {
       ev.preventDefault();
       if (!editor.spaceHeld) { editor.spaceHeld = true; editor.wrap.classList.add("space-pan"); }
@@ -343,7 +356,16 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     if (lower === "v") { editor.toggleAllHidden(); return; }
     if (k === "[") { editor.setBrushRadius(editor.brushRadius / 1.2); return; }
     if (k === "]") { editor.setBrushRadius(editor.brushRadius * 1.2); return; }
-    if (k === "Tab") { ev.preventDefault(); selectRelative(ev.shiftKey ? -1 : 1); return; }
+    if (k === "Tab") {
+      // cycles regions while one is selected (or from the focused canvas); with none selected, Shift+Tab
+      // moves the focus out of the canvas as usual, so the keyboard never gets stuck here
+      const onStage = document.activeElement === editor.svgEl;
+      if (editor.selectedId || (onStage && !ev.shiftKey && store.size)) {
+        ev.preventDefault();
+        selectRelative(ev.shiftKey ? -1 : 1);
+      }
+      return;
+    }
     if (lower === "a") { if (ev.shiftKey) model.acceptAll(); else acceptSelectedSuggestion(); return; }
     if (lower === "r") {
       const r = editor.selected;

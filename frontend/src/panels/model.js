@@ -17,7 +17,7 @@ export function noModelText(err, what = "Pre-fill") {
   return err.message;
 }
 
-export function modelPanel({ api, imageId, store, editor }) {
+export function modelPanel({ api, imageId, store }) {
   const info = h("p", { class: "muted small", "data-testid": "model-info", text: "Pre-fill asks the current model for tattoo regions and styles. Suggestions are not saved until you accept them." });
   const prefillBtn = h("button", { type: "button", class: "btn", "data-testid": "prefill", title: "Ask the model for regions and styles" }, "Pre-fill");
   const acceptAll = h("button", { type: "button", class: "btn", title: "Accept every suggestion (Shift+A)", disabled: true }, "Accept all");
@@ -97,7 +97,6 @@ export function modelPanel({ api, imageId, store, editor }) {
   rejectAll.addEventListener("click", rejectAllSuggestions);
   store.subscribe(refresh);
   refresh();
-  void editor;
 
   const panel = h("section", { class: "panel", "aria-labelledby": "model-title" },
     h("h2", { id: "model-title", text: "Model help" }),

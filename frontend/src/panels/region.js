@@ -77,7 +77,7 @@ export function regionPanel({ editor, store, taxonomy }) {
   }
 
   editor.on("select", render);
-  store.subscribe((cs, origin) => {
+  store.subscribe((cs) => {
     const id = editor.selectedId;
     if (cs.reset || !id) return render();
     const touched = cs.updated.some((e) => e.after.id === id) || cs.created.some((e) => e.region.id === id);
@@ -86,7 +86,6 @@ export function regionPanel({ editor, store, taxonomy }) {
       render();
       if (focused) document.getElementById("motif-input").focus();
     }
-    void origin;
   });
   render();
   return panel;

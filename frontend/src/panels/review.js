@@ -41,7 +41,8 @@ export function reviewPanel({ api, app, imageId, meta, autosave, onStatus }) {
         const resp = await api.post(`/images/${imageId}/review`, { decision, comment: comment.value.trim() });
         onStatus((resp && resp.status) || (decision === "accept" ? "accepted" : "rejected"));
         toast(decision === "accept" ? "Accepted." : "Rejected; it goes back to the annotator.", "ok");
-        actions.remove();
+        actions.replaceWith(h("div", { class: "row" },
+          h("button", { type: "button", class: "btn btn-primary", "data-testid": "next-review", on: { click: () => app.openNextReview({ after: imageId }) } }, "Next to review →")));
       } catch (err) {
         toast(`Review not recorded: ${err.message}`, "error", 7000);
       }

@@ -20,7 +20,7 @@ export const SHORTCUTS = [
     ["Click edge", "Insert a vertex"],
     ["Alt+click / Delete", "Remove a vertex"],
     ["Delete", "Delete the selected region (no vertex selected)"],
-    ["Tab / Shift+Tab", "Select the next / previous region"],
+    ["Tab / Shift+Tab", "Next / previous region (with none selected, Shift+Tab leaves the canvas)"],
     ["A / Shift+A", "Accept the selected suggestion / all suggestions"],
     ["R", "Reject the selected suggestion"],
   ]],

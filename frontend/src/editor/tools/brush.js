@@ -3,9 +3,8 @@
 // store update. The brush on no selection paints a new region; the eraser works on the selected region or
 // the one the stroke starts on.
 
-import { applyStroke } from "../raster.js";
+import { applyStroke, strokeBBox } from "../raster.js";
 import { roundGeometry, roundPoint, bboxIntersects, geometryBBox } from "../../geometry.js";
-import { strokeBBox } from "../raster.js";
 
 /**
  * The stroke combined with the geometry: by the server (shapely: exact on the untouched vertices, validated)
