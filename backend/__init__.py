@@ -68,7 +68,7 @@ def create_app(config: dict | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(dbsetup.MIGRATIONS_DIR))
+    migrate.init_app(app, db, directory=str(dbsetup.MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
     with app.app_context():
         dbsetup.setup_engine(db, app)
 

@@ -114,7 +114,8 @@ def check_login_rate(username: str, address: str) -> None:
         if limit <= 0:
             continue
         count, oldest = db.session.execute(
-            select(func.count(), func.min(LoginFailure.created_at)).where(column == value, LoginFailure.created_at > since)
+            select(func.count(), func.min(LoginFailure.created_at))
+            .where(column == value, LoginFailure.created_at > since)
         ).one()
         if count >= limit:
             retry = int((_aware(oldest) + timedelta(seconds=window) - utcnow()).total_seconds()) + 1
@@ -238,7 +239,8 @@ def _user_from_token(header: str) -> User:
     raw = header[len("Bearer "):].strip()
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _sha256(raw)))
     if token is None or token.revoked_at is not None or not token.user.active:
-        raise APIError(401, "invalid_token", "The API token is unknown or revoked; create one with `manage.py create-token`.")
+        raise APIError(401, "invalid_token",
+                       "The API token is unknown or revoked; create one with `manage.py create-token`.")
     now = utcnow()
     if token.last_used_at is None or _aware(token.last_used_at) < now - timedelta(seconds=TOKEN_TOUCH_SECONDS):
         token.last_used_at = now

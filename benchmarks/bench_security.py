@@ -10,7 +10,8 @@ rate limit.
 4. login: latency of a wrong password, and of the 429 answered once the user name is over the limit.
 
     python benchmarks/bench_security.py                            # SQLite
-    TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test_h python benchmarks/bench_security.py --database postgresql
+    TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test_h \
+        python benchmarks/bench_security.py --database postgresql
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,8 +123,8 @@ def bench_polyglot_scan() -> None:
         decode.append(t2 - t1)
     print(f"\n## polyglot scan over {len(files)} real photos: {found} flagged (false positives); scan median "
           f"{statistics.median(scan) * 1e6:.0f} µs (max {max(scan) * 1e6:.0f}), full decode median "
-          f"{statistics.median(decode) * 1e3:.1f} ms: the scan is {statistics.median(scan) / statistics.median(decode):.2%}"
-          " of a decode")
+          f"{statistics.median(decode) * 1e3:.1f} ms: the scan is "
+          f"{statistics.median(scan) / statistics.median(decode):.2%} of a decode")
 
 
 def bench_login(database: str) -> None:

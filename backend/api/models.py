@@ -28,6 +28,7 @@ from .spec import endpoint
 
 bp = Blueprint("models", __name__, url_prefix="/api/v1")
 
+PREFILL_CHUNK = 2000  # images per pre-fill job when the API pre-fills the pool
 ASSIST_MAX_SIDE = 1600  # assist works on the image scaled to this long side; geometry comes back in full pixels
 
 
@@ -115,6 +116,19 @@ class PrefillOut(BaseModel):
 
 class PrefillQuery(QueryModel):
     refresh: bool = Field(False, description="recompute even when a cached prediction exists")
+
+
+class PrefillPoolIn(StrictModel):
+    statuses: Optional[list[Literal["new", "in_progress", "submitted", "accepted", "rejected"]]] = Field(
+        None, min_length=1, description="images with these statuses (default: new)")
+    image_ids: Optional[list[int]] = Field(None, min_length=1, max_length=100_000)
+    batch_size: int = Field(8, ge=1, le=1024)
+    refresh: bool = Field(False, description="recompute images the current models already pre-filled")
+
+
+class PrefillPoolStarted(BaseModel):
+    job_ids: list[str] = Field(description="one job per chunk of images (workers share a large pool)")
+    images: int
 
 
 class AssistIn(StrictModel):
@@ -213,6 +227,24 @@ def promote(model_id: int):
           query=PrefillQuery, response=PrefillOut, errors=(409,), tags=["models"])
 def prefill(image_id: int, query: PrefillQuery):
     return prefill_image(image_id, refresh=query.refresh)
+
+
+@bp.post("/models/prefill")
+@endpoint("Pre-fill the pool with the current models in the background (jobs; follow them at /jobs/<id>)",
+          body=PrefillPoolIn, response=PrefillPoolStarted, status=202, role="admin", errors=(409,), tags=["models"])
+def prefill_pool(body: PrefillPoolIn):
+    from ..jobs import submit_chunked
+    from ..tasks.prefill import no_model_error, select_pool
+    from ..tasks.training import current_model
+
+    if current_model("segmenter") is None:
+        raise no_model_error()
+    ids = select_pool(body.statuses or (None if body.image_ids else ["new"]), body.image_ids)
+    if not ids:
+        return {"job_ids": [], "images": 0}
+    params = {"batch_size": body.batch_size, "refresh": body.refresh}
+    jobs = submit_chunked("prefill", ids, PREFILL_CHUNK, params, item_key="image_ids", user_id=g.user.id)
+    return {"job_ids": [job.id for job in jobs], "images": len(ids)}
 
 
 @bp.get("/images/<int:image_id>/prediction")

@@ -230,7 +230,7 @@ def test_mixed_upload_keeps_good_files_and_lists_the_rest(app, annotator):
         ("b.jpg", "unsupported_format"), ("d.png", "empty_file")]
     assert [r.original_filename for r in image_rows(app)] == ["a.jpg", "c.webp"]
     assert count(app, Annotation) == 2
-    assert len([f for f in blob_files(app) if ".thumb" not in f]) == 2
+    assert len([f for f in blob_files(app) if ".thumb" not in f and ".display" not in f]) == 2
 
 
 def test_browser_upload_needs_the_csrf_header(app, make_client):
@@ -499,7 +499,7 @@ def test_import_command_on_a_folder(app, tmp_path):
     assert sorted(r.original_filename for r in rows) == ["a.jpg", "b.PNG", "c.webp"]
     assert {r.source for r in rows} == {"batch1"} and {r.uploaded_by for r in rows} == {None}
     assert count(app, Annotation) == 3
-    assert len([f for f in blob_files(app) if ".thumb" not in f]) == 3
+    assert len([f for f in blob_files(app) if ".thumb" not in f and ".display" not in f]) == 3
 
     again = app.test_cli_runner().invoke(args=["import", str(src)])
     assert again.exit_code == 0 and "imported 0 new image(s), skipped 4 duplicate(s)" in again.stdout

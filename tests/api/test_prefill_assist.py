@@ -253,3 +253,20 @@ def test_gpu_style_pool_path_on_the_cpu(sqlite_app, tiny_bundles):
         second = {p.image_id: p.concentration for p in db.session.scalars(select(Prediction))}
     assert plain["done"] == piped["done"] == 5 and piped["failed"] == 0
     assert first == second
+
+
+def test_pool_prefill_through_the_api(app, admin, annotator, tiny_bundles):
+    ids = [_upload(admin, _tattoo_sample(40 + k), f"{k}.jpg") for k in range(3)]
+    assert admin.post("/api/v1/models/prefill", json={}).status_code == 409  # no model yet
+    register_models(app, tiny_bundles)
+    assert annotator.post("/api/v1/models/prefill", json={}).status_code == 403
+    assert admin.post("/api/v1/models/prefill", json={"statuses": ["lost"]}).status_code == 422
+    resp = admin.post("/api/v1/models/prefill", json={"batch_size": 2})
+    assert resp.status_code == 202 and resp.get_json()["images"] == 3
+    for job_id in resp.get_json()["job_ids"]:
+        job = admin.get(f"/api/v1/jobs/{job_id}").get_json()
+        assert job["status"] == "succeeded" and job["result"]["done"] == 3
+    with app.app_context():
+        assert set(db.session.scalars(select(Prediction.image_id))) == set(ids)
+    again = admin.post("/api/v1/models/prefill", json={"image_ids": ids[:1], "refresh": True}).get_json()
+    assert again["images"] == 1

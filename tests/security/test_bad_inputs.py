@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -48,12 +49,17 @@ def upload(w, data: bytes, name: str = "photo.jpg", who: str = "annotator"):
 UPLOADS = [
     ("empty file", b"", "empty.jpg", 400, "empty_file"),
     ("HTML named .jpg", b"<!doctype html><html><script>alert(1)</script></html>", "cat.jpg", 415, None),
-    ("SVG with onload named .png", f"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>".encode(), "x.png", 415, None),
-    ("SVG behind an XML prolog", b"<?xml version='1.0'?>\n<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "x.jpg", 415, None),
-    ("JPEG + appended HTML (polyglot)", jpeg_bytes() + b"<html><script>alert(1)</script></html>", "p.jpg", 415, "polyglot"),
-    ("JPEG with <script> in a COM segment", hostile.jpeg_with_comment(b"<script>alert(1)</script>"), "p.jpg", 415, "polyglot"),
-    ("JPEG with <svg onload> in EXIF", hostile.jpeg_with_exif_text(b"<svg onload=alert(1)>"), "p.jpg", 415, "polyglot"),
-    ("PNG with HTML in a tEXt chunk", hostile.png_with_text_chunk(b"Comment", b"<iframe src=javascript:alert(1)>"), "p.png", 415, "polyglot"),
+    ("SVG with onload named .png", b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>", "x.png", 415, None),
+    ("SVG behind an XML prolog", b"<?xml version='1.0'?>\n<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)"
+     b"</script></svg>", "x.jpg", 415, None),
+    ("JPEG + appended HTML (polyglot)", jpeg_bytes() + b"<html><script>alert(1)</script></html>", "p.jpg", 415,
+     "polyglot"),
+    ("JPEG with <script> in a COM segment", hostile.jpeg_with_comment(b"<script>alert(1)</script>"), "p.jpg", 415,
+     "polyglot"),
+    ("JPEG with <svg onload> in EXIF", hostile.jpeg_with_exif_text(b"<svg onload=alert(1)>"), "p.jpg", 415,
+     "polyglot"),
+    ("PNG with HTML in a tEXt chunk", hostile.png_with_text_chunk(b"Comment", b"<iframe src=javascript:alert(1)>"),
+     "p.png", 415, "polyglot"),
     ("PNG + appended PHP", hostile.png_bytes() + b"<?php system($_GET['c']); ?>", "p.png", 415, "polyglot"),
     ("WebP + appended HTML", hostile.webp_bytes() + b"<body onload=alert(1)>", "p.webp", 415, "polyglot"),
     ("GIF", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "x.gif", 415, "unsupported_format"),
@@ -107,21 +113,29 @@ def region(geometry, **kw):
     return dict({"geometry": geometry, "style": None, "motifs": []}, **kw)
 
 
-RAW_NAN = ('{"base_version": 1, "regions": [{"geometry": {"type": "Polygon", "coordinates": [[[NaN, 1], [5, 1], [5, 5], '
-           '[1, 1]]]}}], "tags": {"styles": [], "flags": []}}')
+RAW_NAN = ('{"base_version": 1, "regions": [{"geometry": {"type": "Polygon", '
+           '"coordinates": [[[NaN, 1], [5, 1], [5, 5], [1, 1]]]}}], "tags": {"styles": [], "flags": []}}')
+
+
+def polygon(*rings):
+    return {"type": "Polygon", "coordinates": [list(r) for r in rings]}
+
+
+CIRCLE = [[20 + 10 * math.cos(i / 1000), 20 + 10 * math.sin(i / 1000)] for i in range(10_050)]
 GEOMETRY = [
     ("NaN coordinate", dict(raw=RAW_NAN), 400, "malformed_json"),
     ("Infinity coordinate", dict(raw=RAW_NAN.replace("NaN", "Infinity")), 400, "malformed_json"),
     ("1e999 coordinate", dict(raw=RAW_NAN.replace("NaN", "1e999")), 422, None),
-    ("string coordinates", dict(regions=[region({"type": "Polygon", "coordinates": [[["1", "1"], ["9", "1"], ["9", "9"]]]})]), 422, None),
-    ("boolean coordinates", dict(regions=[region({"type": "Polygon", "coordinates": [[[True, 1], [9, 1], [9, 9]]]})]), 422, None),
-    ("ring of two points", dict(regions=[region({"type": "Polygon", "coordinates": [[[1, 1], [9, 9], [1, 1]]]})]), 422, None),
+    ("string coordinates", dict(regions=[region(polygon([["1", "1"], ["9", "1"], ["9", "9"]]))]), 422, None),
+    ("boolean coordinates", dict(regions=[region(polygon([[True, 1], [9, 1], [9, 9]]))]), 422, None),
+    ("ring of two points", dict(regions=[region(polygon([[1, 1], [9, 9], [1, 1]]))]), 422, None),
     ("point geometry", dict(regions=[region({"type": "Point", "coordinates": [3, 3]})]), 422, None),
     ("polygon far outside the image", dict(regions=[region(square(10_000, 10_000, 50))]), 422, None),
-    ("over the vertex limit", dict(regions=[region({"type": "Polygon", "coordinates": [[[20 + 10 * __import__("math").cos(i / 1000), 20 + 10 * __import__("math").sin(i / 1000)] for i in range(10_050)]]})]), 422, None),
+    ("over the vertex limit", dict(regions=[region(polygon(CIRCLE))]), 422, None),
     ("unknown style carrying markup", dict(regions=[region(square(5, 5, 10), style=hostile.XSS_IMG)]), 422, None),
     ("motif longer than the limit", dict(regions=[region(square(5, 5, 10), motifs=["m" * 65])]), 422, None),
-    ("duplicate region ids", dict(regions=[region(square(5, 5, 10), id="a"), region(square(20, 5, 10), id="a")]), 422, None),
+    ("duplicate region ids", dict(regions=[region(square(5, 5, 10), id="a"), region(square(20, 5, 10), id="a")]), 422,
+     None),
     ("region id with path characters", dict(regions=[region(square(5, 5, 10), id="../../x")]), 422, None),
     ("unknown image flag", dict(regions=[], tags={"styles": [], "flags": ["drop table"]}), 422, None),
     ("negative time spent", dict(time_spent_ms=-5), 422, None),

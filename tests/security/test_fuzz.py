@@ -4,8 +4,9 @@ must be no 5xx, a status the spec declares, the declared content type and a body
 
 Bounded for CI: FUZZ_EXAMPLES examples per operation, data mode (valid / invalid) and caller (environment
 INKLABEL_FUZZ_EXAMPLES, default 12), on SQLite (INKLABEL_FUZZ_DATABASE=postgresql for PostgreSQL); about 1.5
-minutes on two cores. Half the valid examples name objects that exist, so handlers run past their 404s. The stored state the fuzzer may wreck (its own users and tokens) is
-restored before every call so that it keeps testing as the role it is meant to be.
+minutes on two cores. Half the valid examples name objects that exist, so handlers run past their 404s. The
+stored state the fuzzer may wreck (its own users and tokens) is restored before every call so that it keeps
+testing as the role it is meant to be.
 """
 from __future__ import annotations
 

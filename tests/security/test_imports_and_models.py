@@ -118,7 +118,8 @@ FORBIDDEN = {
     r"allow_pickle\s*=\s*True": "numpy pickles",
     r"\byaml\.load\s*\(": "yaml.load (use safe_load)",
     r"shell\s*=\s*True": "a shell",
-    r"^\s*(?:import|from)\s+(?:requests|httpx|urllib\.request|urllib3|aiohttp|pycurl)\b": "an HTTP client (SSRF surface)",
+    r"^\s*(?:import|from)\s+(?:requests|httpx|urllib\.request|urllib3|aiohttp|pycurl)\b":
+        "an HTTP client (SSRF surface)",
     r"\burlopen\s*\(": "urlopen (SSRF surface)",
 }
 

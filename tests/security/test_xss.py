@@ -172,8 +172,8 @@ def test_planted_markup_is_shown_as_text_and_never_runs(browser, planted):
         page.wait_for_selector("[data-testid=motifs]")
         _assert_clean(page, "editor (annotator)", [XSS_IMG + ".jpg", f"fix {XSS_IMG} and {XSS_SVG}", XSS_IMG, XSS_SVG])
         # The style dropdown and the motif suggestions hold the labels as option text / values, not markup.
-        options = page.evaluate("() => [...document.querySelectorAll('#region-style option, #motif-suggestions option')]"
-                                ".map(o => o.textContent + '|' + o.value)")
+        options = page.evaluate("() => [...document.querySelectorAll('#region-style option, "
+                                "#motif-suggestions option')].map(o => o.textContent + '|' + o.value)")
         assert any(XSS_IMG in o for o in options) and any(XSS_SVG in o for o in options)
         page.keyboard.press("?")  # the shortcut sheet lists the style labels
         page.wait_for_selector("dialog[open]")
