@@ -106,6 +106,7 @@ ROUTES: dict[str, Rule] = {
     "models.train_model": Rule("admin", "none"),
     "models.promote": Rule("admin", "model"),
     "models.prefill": Rule("annotator", "image"),
+    "models.prefill_pool": Rule("admin", "none"),
     "models.get_prediction": Rule("annotator", "image"),
     "models.assist": Rule("annotator", "image"),
 }

@@ -166,12 +166,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=200, help="training steps per round (batch 16)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: on a shared "
+                        "2-core machine, 2 OpenMP threads competing with other processes ran 20× slower per step)")
     parser.add_argument("--out", help="write the curves and the summary as JSON here")
     args = parser.parse_args()
     if args.smoke:
         args.pool, args.test, args.rounds, args.seeds, args.steps = 300, 60, 2, 1, 40
     strategies = [s for s in args.strategies.split(",") if s]
-    threads = configure_cpu_threads()
+    threads = configure_cpu_threads(args.threads)
     log = lambda message: print(message, flush=True)  # noqa: E731
     t_start = time.perf_counter()
     pool = make_data(args.pool, 1_000_000, args.size)

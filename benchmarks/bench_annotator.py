@@ -239,13 +239,15 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=400, help="procedural training images for the model")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: on a shared "
+                        "2-core machine, 2 OpenMP threads competing with other processes ran 20× slower per step)")
     parser.add_argument("--out", help="write per-image results as JSON here")
     parser.add_argument("--model-cache", help="safetensors file: load the model from it if present, else train "
                         "and save it there (reruns skip the training)")
     args = parser.parse_args()
     if args.smoke:
         args.images, args.train, args.steps = 6, 150, 60
-    configure_cpu_threads()
+    configure_cpu_threads(args.threads)
     t0 = time.perf_counter()
     train_x, train_y = make_data(args.train, 3_000_000, args.size)
     if args.model_cache and Path(args.model_cache).exists():

@@ -34,7 +34,7 @@ def _playwright():
     return sync_playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # closed before other packages (tests/security) start their own Playwright
 def browser():
     sync_playwright = _playwright()
     with sync_playwright() as pw:
