@@ -11,7 +11,7 @@ Image states and who moves them:
                                     └──────── rejected <──(reviewer rejects, comment required)┘
 
 A *lease* is `Image.assignee_id` + `Image.lock_expires_at`: `next_image` hands an image to one annotator for
-LOCK_SECONDS, the editor's heartbeat extends it, release/submit ends it. A lease is taken with one conditional
+LOCK_SECONDS, the editor's heartbeat extends it, release ends it (and a submitted image leaves the pool). A lease is taken with one conditional
 UPDATE (… WHERE the image is still free), and on PostgreSQL the candidate rows are read with FOR UPDATE SKIP
 LOCKED, so two annotators never hold one image even when they ask at the same instant; SQLite serialises writers
 (every transaction begins IMMEDIATE). A rejected image stays assigned to its annotator (the assignee without a

@@ -45,7 +45,7 @@ from .models import (
     User,
     utcnow,
 )
-from .workflow import DONE_STATUSES, HELD_STATUSES, aware, iso
+from .workflow import DONE_STATUSES, HELD_STATUSES, iso
 
 RASTER_MAX_SIDE = 512
 UNCHANGED_IOU = 0.98

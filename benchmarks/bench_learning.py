@@ -31,12 +31,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=300, help="procedural images labelled and exported")
     parser.add_argument("--holdout", type=int, default=100, help="held-out procedural images for the figures")
-    parser.add_argument("--seg-epochs", type=int, default=24)
+    parser.add_argument("--seg-epochs", type=int, default=36)
     parser.add_argument("--seg-input", type=int, default=256)
     parser.add_argument("--seg-batch", type=int, default=8)
     parser.add_argument("--encoder", default="resnet18")
-    parser.add_argument("--cls-epochs", type=int, default=15)
-    parser.add_argument("--cls-input", type=int, default=96)
+    parser.add_argument("--cls-epochs", type=int, default=25)
+    parser.add_argument("--cls-input", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads [usable CPUs]")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
@@ -58,7 +58,8 @@ def main() -> None:
           f"judged on {args.holdout} held-out ones; {threads} CPU thread(s), device {args.device}")
     seg, cls = out["segmenter"], out["classifier"]
     print(f"  segmenter {args.encoder} @ {args.seg_input}px, {args.seg_epochs} epochs: held-out IoU {seg['iou']:.3f}, "
-          f"Dice {seg['dice']:.3f} (val IoU {seg['val_iou']:.3f}); training {seg['train_seconds']:.0f}s")
+          f"Dice {seg['dice']:.3f} at threshold {seg['threshold']} (val IoU {seg['val_iou']:.3f}); training "
+          f"{seg['train_seconds']:.0f}s")
     print("    recall per style: " + ", ".join(f"{k} {v:.2f}" for k, v in seg["recall_per_style"].items()))
     print(f"  classifier @ {args.cls_input}px, {args.cls_epochs} epochs: held-out style accuracy "
           f"{cls['accuracy']:.3f}, macro F1 {cls['macro_f1']:.3f} on {cls['samples']} tattoos; training "
@@ -144,6 +145,7 @@ def run(args, workdir: Path) -> dict:
         "labelled": len(pool["labelled"]),
         "export_counts": counts,
         "segmenter": {**summary, "val_iou": seg["headline"], "train_seconds": seg["train_seconds"],
+                      "threshold": seg_runner.threshold,
                       "recall_per_style": {k: v[0] / max(1, v[1]) for k, v in sorted(recall.items())}},
         "classifier": {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "samples": report["samples"],
                        "per_style_f1": {k: v["f1"] for k, v in report["per_style"].items()},

@@ -177,16 +177,41 @@ def _seg_splits(data: ExportData, opts: TrainOptions) -> tuple[list[SegSample], 
     return train, val, source
 
 
-def evaluate_segmenter(runner: SegmenterRunner, samples: list[SegSample], batch_size: int = 8) -> dict:
-    """Dataset-level IoU / Dice at each image's own resolution, through the pre-fill's inference path."""
+CALIBRATION_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(12))  # 0.30 … 0.85
+MIN_CALIBRATION_IMAGES = 8
+
+
+def evaluate_segmenter(runner: SegmenterRunner, samples: list[SegSample], batch_size: int = 8,
+                       thresholds: tuple[float, ...] = ()) -> dict:
+    """Dataset-level IoU / Dice at each image's own resolution, through the pre-fill's inference path, at the
+    runner's threshold; with `thresholds`, also the IoU at each of them (`iou_by_threshold`)."""
     counts = MaskCounts()
+    by_threshold = {t: [0, 0] for t in thresholds}
     for i in range(0, len(samples), batch_size):
         chunk = samples[i:i + batch_size]
         images = [read_rgb(s.image) for s in chunk]
         probs, _ = runner.predict(images)
         for s, im, prob in zip(chunk, images, probs):
-            counts.add(prob >= runner.threshold, read_mask(s.mask, im.shape[:2]) > 0)
-    return counts.summary()
+            truth = read_mask(s.mask, im.shape[:2]) > 0
+            counts.add(prob >= runner.threshold, truth)
+            for t, acc in by_threshold.items():
+                pred = prob >= t
+                acc[0] += int(np.count_nonzero(pred & truth))
+                acc[1] += int(np.count_nonzero(pred | truth))
+    out = counts.summary()
+    if thresholds:
+        out["iou_by_threshold"] = {f"{t:.2f}": round(i / u, 4) if u else 1.0 for t, (i, u) in by_threshold.items()}
+    return out
+
+
+def calibrate_threshold(runner: SegmenterRunner, samples: list[SegSample]) -> tuple[float, dict]:
+    """The probability cut with the best validation IoU (0.5 when there are too few validation images to say)."""
+    if len(samples) < MIN_CALIBRATION_IMAGES:
+        return runner.threshold, {}
+    report = evaluate_segmenter(runner, samples, thresholds=CALIBRATION_THRESHOLDS)
+    scores = report["iou_by_threshold"]
+    best = max(scores, key=lambda k: (scores[k], -abs(float(k) - 0.5)))
+    return float(best), scores
 
 
 def _epoch_val_segmenter(model, loader, device) -> dict:
@@ -255,8 +280,12 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
     model.load_state_dict(best_state)
     model.eval()
     runner = SegmenterRunner(model, opts.input_size, IMAGENET_MEAN, IMAGENET_STD, device, opts.threshold)
+    threshold, by_threshold = calibrate_threshold(runner, val_s)
+    runner.threshold = threshold
     metrics = {
         "val": evaluate_segmenter(runner, val_s),
+        "threshold": threshold,
+        "val_iou_by_threshold": by_threshold,
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "history": history,
@@ -279,8 +308,8 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         "export_id": data.export_id,
         "metrics": metrics,
-        "training": {**opts.public(), "pretrained": notes["pretrained"], "device": str(device),
-                     **({"stopped": notes["stopped"]} if "stopped" in notes else {})},
+        "training": {**opts.public(), "threshold": threshold, "pretrained": notes["pretrained"],
+                     "device": str(device), **({"stopped": notes["stopped"]} if "stopped" in notes else {})},
     }
     return TrainResult(model, sidecar, metrics, [notes["warning"]] if "warning" in notes else [])
 
