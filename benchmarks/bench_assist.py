@@ -44,7 +44,6 @@ def pct(values, q):
 
 def real_photos(data: Path, sheet: Path | None, tools: tuple[str, ...]) -> dict:
     rows = {t: [] for t in tools}
-    times = {t: [] for t in tools}
     tiles = []
     images = sorted((data / "images").glob("*.jpg"))
     for path in images:
@@ -57,7 +56,7 @@ def real_photos(data: Path, sheet: Path | None, tools: tuple[str, ...]) -> dict:
             pil = pil.resize((round(pil.width * scale), round(pil.height * scale)), Image.BILINEAR)
         rgb = np.asarray(pil)
         h, w = rgb.shape[:2]
-        for box in yolo_boxes(label, w, h):
+        for k, box in enumerate(yolo_boxes(label, w, h)):
             x0, y0, x1, y1 = (int(round(v)) for v in box)
             x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
             if x1 - x0 < 4 or y1 - y0 < 4:
@@ -69,11 +68,13 @@ def real_photos(data: Path, sheet: Path | None, tools: tuple[str, ...]) -> dict:
                     continue
                 t = time.perf_counter()
                 mask = fn(rgb, [x0, y0, x1, y1])
-                times[tool].append(time.perf_counter() - t)
-                area = mask.sum()
-                rows[tool].append({"coverage": float((mask & inside).sum() / inside.sum()),
+                ms = (time.perf_counter() - t) * 1000
+                area = int(mask.sum())
+                rows[tool].append({"photo": path.stem[:10], "box": k, "size": f"{x1 - x0}x{y1 - y0}",
+                                   "box_share": (x1 - x0) * (y1 - y0) / (w * h),
+                                   "coverage": float((mask & inside).sum() / inside.sum()),
                                    "outside": float((mask & ~inside).sum() / area) if area else 0.0,
-                                   "empty": bool(area == 0)})
+                                   "empty": area == 0, "ms": ms})
                 if tool == "box" and sheet is not None and len(tiles) < 24:
                     tiles.append(_tile(rgb, mask, (x0, y0, x1, y1)))
     if sheet is not None and tiles:
@@ -82,17 +83,71 @@ def real_photos(data: Path, sheet: Path | None, tools: tuple[str, ...]) -> dict:
         for i, tile in enumerate(tiles):
             grid.paste(tile, ((i % cols) * 200, (i // cols) * 200))
         grid.save(sheet)
-    out = {"images": len(images), "boxes": len(rows["box"])}
+    out = {"images": len(images), "boxes": len(rows[tools[0]]) if tools else 0, "rows": rows}
     for tool, items in rows.items():
         cov = [r["coverage"] for r in items]
         outside = [r["outside"] for r in items if not r["empty"]]
         out[tool] = {
-            "coverage_median": pct(cov, 50), "coverage_p10": pct(cov, 10), "coverage_p90": pct(cov, 90),
-            "outside_median": pct(outside, 50), "outside_p90": pct(outside, 90), "outside_max": max(outside or [0]),
+            "coverage": distribution(cov), "outside": distribution(outside),
             "empty_share": float(np.mean([r["empty"] for r in items])) if items else float("nan"),
-            "ms_median": pct([t * 1000 for t in times[tool]], 50),
+            "ms": distribution([r["ms"] for r in items]),
         }
     return out
+
+
+QUANTILES = (10, 25, 50, 75, 90)
+
+
+def distribution(values) -> dict:
+    """mean, min, max and the QUANTILES of a list (NaN when empty)."""
+    if not values:
+        return {"n": 0, "mean": float("nan"), "min": float("nan"), "max": float("nan"),
+                **{f"p{q}": float("nan") for q in QUANTILES}}
+    return {"n": len(values), "mean": float(np.mean(values)), "min": float(np.min(values)),
+            "max": float(np.max(values)), **{f"p{q}": pct(values, q) for q in QUANTILES}}
+
+
+def _dist_row(name: str, d: dict, percent: bool = True) -> str:
+    f = (lambda v: f"{v:.1%}") if percent else (lambda v: f"{v:.0f}")
+    return (f"| {name} | {d['n']} | {f(d['mean'])} | {f(d['min'])} | " + " | ".join(f(d[f"p{q}"]) for q in QUANTILES)
+            + f" | {f(d['max'])} |")
+
+
+def print_real(real: dict, tools: tuple[str, ...], worst: int, table: bool) -> None:
+    print(f"real photos: {real['images']} images, {real['boxes']} human boxes (scaled to ≤{MAX_SIDE} px)\n")
+    print("| tool: figure | boxes | mean | min | " + " | ".join(f"p{q}" for q in QUANTILES) + " | max |")
+    print("|---|---:|---:|---:|" + "---:|" * len(QUANTILES) + "---:|")
+    for tool in tools:
+        r = real[tool]
+        print(_dist_row(f"{tool}: box covered by its mask", r["coverage"]))
+        print(_dist_row(f"{tool}: mask outside the box (non-empty masks)", r["outside"]))
+        print(_dist_row(f"{tool}: ms per box", r["ms"], percent=False))
+    print()
+    for tool in tools:
+        print(f"{tool}: empty masks {real[tool]['empty_share']:.1%} of the boxes")
+    for tool in tools:
+        items = real["rows"][tool]
+        header = "| photo | box | size (px) | box / photo | covered | outside | ms |\n|---|---:|---:|---:|---:|---:|---:|"
+
+        def line(r):
+            return (f"| {r['photo']} | {r['box']} | {r['size']} | {r['box_share']:.0%} | {r['coverage']:.1%} | "
+                    f"{r['outside']:.1%} | {r['ms']:.0f} |")
+
+        if table:
+            print(f"\n{tool}: every box\n\n{header}")
+            for r in items:
+                print(line(r))
+        else:
+            print(f"\n{tool}: the {worst} boxes it covers least\n\n{header}")
+            for r in sorted(items, key=lambda r: r["coverage"])[:worst]:
+                print(line(r))
+            spill = sorted((r for r in items if r["outside"] > 0), key=lambda r: -r["outside"])[:worst]
+            if not spill:
+                print(f"\n{tool}: no mask reaches outside its box")
+                continue
+            print(f"\n{tool}: the {len(spill)} masks with most ink outside the box\n\n{header}")
+            for r in spill:
+                print(line(r))
 
 
 def _tile(rgb, mask, box):
@@ -139,21 +194,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "real-tattoos")
     parser.add_argument("--sheet", type=Path, default=None, help="write a contact sheet of box-assist masks here")
     parser.add_argument("--tools", default="box,grabcut", help="comma-separated: box, grabcut")
+    parser.add_argument("--worst", type=int, default=8, help="worst boxes listed per tool and figure")
+    parser.add_argument("--table", action="store_true", help="list every box instead of the worst ones")
     args = parser.parse_args()
     tools = tuple(t.strip() for t in args.tools.split(",") if t.strip())
     if (args.data / "images").is_dir():
         real = real_photos(args.data, args.sheet, tools)
-        print(f"real photos: {real['images']} images, {real['boxes']} human boxes (scaled to ≤{MAX_SIDE} px)")
-        for tool in tools:
-            r = real[tool]
-            print(f"  {tool:8s} covers {r['coverage_median']:.0%} of a box (median; p10 {r['coverage_p10']:.0%}, "
-                  f"p90 {r['coverage_p90']:.0%}); mask outside the box {r['outside_median']:.1%} median, "
-                  f"{r['outside_p90']:.1%} p90, {r['outside_max']:.1%} max; empty {r['empty_share']:.0%}; "
-                  f"{r['ms_median']:.0f} ms/box")
+        print_real(real, tools, args.worst, args.table)
     else:
         print(f"real photos not found under {args.data}: skipped")
     proc = procedural(tools)
-    print("procedural tattoos (IoU with the true mask, 5 %-padded true box, 10 images per style):")
+    print("\nprocedural tattoos (IoU with the true mask, 5 %-padded true box, 10 images per style):")
     for tool, per in proc.items():
         print(f"  {tool:8s} mean {np.mean(list(per.values())):.3f}  " + ", ".join(f"{k} {v:.2f}" for k, v in per.items()))
 

@@ -2,8 +2,9 @@
 """Pre-fill speed, in one run: the model alone vs the whole path (file → decode → model → polygons → DB).
 
 1. Model: the default segmenter (Unet, resnet18 encoder, light decoder) with weights from a quick procedural
-   training (`--train-size`, a few epochs; or `--model` a trained .safetensors). The network is fully convolutional:
-   it is registered with the letterbox side of `--input-size` (default 512, the default of `manage.py train`).
+   training (`--train-size`, a few epochs), or `--model` a trained .safetensors (e.g. the segmenter of
+   `bench_learning.py --keep DIR`). The network is fully convolutional: it is registered with the letterbox side of
+   `--input-size` (default 512, the default of `manage.py train`) whatever size it was trained at.
 2. A throwaway workspace (SQLite) gets `--images` photos: the real tattoo photos of ../shared/data/real-tattoos
    (JPEG, 500-1080 px) when present, else procedural ones.
 3. Single image, interleaved so both see the same machine load: model-only forward of the letterboxed image
@@ -113,6 +114,9 @@ def run(args, workdir: Path) -> None:
 
     side = _json.loads((models / "seg.json").read_text())
     side["name"], side["weights_file"] = "seg", "seg.safetensors"
+    if side["input_size"] != args.input_size:  # fully convolutional: the same weights run at the asked size
+        train_note += f", trained at {side['input_size']} px, run at {args.input_size}"
+        side["input_size"] = args.input_size
     (models / "seg.json").write_text(_json.dumps(side))
 
     with app.app_context():

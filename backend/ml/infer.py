@@ -18,6 +18,39 @@ from .transforms import letterbox, normalize, unletterbox
 from .weights import ModelBundle
 
 
+def fold_batchnorm(model: torch.nn.Module) -> int:
+    """Fold each BatchNorm2d that directly follows a Conv2d (whose output feeds nothing else) into that conv's
+    weights and replace it with Identity, in place: the same outputs (to float rounding) without the normalisation
+    pass, ~10-20 % of a ResNet-Unet's CPU forward. For inference only — the model is put in eval mode and its state
+    dict changes, so never save a folded model. Returns how many were folded (0 where torch.fx cannot trace the
+    network: it is then left as it was)."""
+    import torch.fx as fx
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model.eval()
+    try:
+        graph = fx.symbolic_trace(model).graph
+    except Exception:  # data-dependent control flow etc.: run unfolded
+        return 0
+    modules = dict(model.named_modules())
+    pairs = []
+    for node in graph.nodes:
+        if node.op != "call_module" or not isinstance(modules.get(node.target), torch.nn.BatchNorm2d):
+            continue
+        src = node.args[0] if node.args else None
+        if (isinstance(src, fx.Node) and src.op == "call_module" and len(src.users) == 1
+                and isinstance(modules.get(src.target), torch.nn.Conv2d)):
+            pairs.append((src.target, node.target))
+    if len({conv for conv, _ in pairs}) != len(pairs) or len({bn for _, bn in pairs}) != len(pairs):
+        return 0  # a module called twice: folding it would change the other call
+    for conv_name, bn_name in pairs:
+        fused = fuse_conv_bn_eval(modules[conv_name], modules[bn_name])
+        for name, new in ((conv_name, fused), (bn_name, torch.nn.Identity())):
+            parent, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, attr, new)
+    return len(pairs)
+
+
 class _Runner:
     def __init__(self, model: torch.nn.Module, input_size: int, mean, std, device: torch.device):
         self.device = torch.device(device)
@@ -44,6 +77,7 @@ class SegmenterRunner(_Runner):
     @classmethod
     def from_bundle(cls, bundle: ModelBundle, device) -> "SegmenterRunner":
         side = bundle.sidecar
+        fold_batchnorm(bundle.model)  # a loaded bundle only runs inference
         return cls(bundle.model, side.input_size, side.normalization.mean, side.normalization.std, device,
                    float(side.training.get("threshold", 0.5)))
 
@@ -83,6 +117,7 @@ class ClassifierRunner(_Runner):
     @classmethod
     def from_bundle(cls, bundle: ModelBundle, device) -> "ClassifierRunner":
         side = bundle.sidecar
+        fold_batchnorm(bundle.model)
         return cls(bundle.model, side.input_size, side.normalization.mean, side.normalization.std, device,
                    side.classes)
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import shapely
 
-from ..geometry import GeometryError, area_bbox, mask_to_polygons, validate_geometry
+from ..geometry import (DEFAULT_MAX_VERTICES, GeometryError, _centre_line_shape, _polygonal, area_bbox,
+                        mask_to_polygons, validate_geometry)
 from . import uncertainty
 from .infer import CROP_MARGIN, ClassifierRunner, crop_box
 
@@ -110,15 +112,13 @@ def _transform_geometry(geojson: dict, scale: float, dx: float = 0.0, dy: float 
     return {"type": "MultiPolygon", "coordinates": [[ring(r) for r in poly] for poly in geojson["coordinates"]]}
 
 
-def mask_geometry(mask: np.ndarray, scale: float = 1.0, simplify_tolerance: float = 1.0,
-                  min_area: float = 16.0, offset: tuple[int, int] = (0, 0),
-                  frame: tuple[int, int] | None = None, bounds: tuple[float, float] | None = None) -> dict | None:
-    """A region's mask → Polygon / MultiPolygon GeoJSON (holes kept), or None if nothing is left.
-
-    `mask` may be a crop at `offset` (x, y) of a `frame` (width, height) image: it is padded by a pixel where it
-    does not touch the frame's edge, so the polygons are not cut at the crop. Coordinates are then multiplied by
-    `scale` (working → original pixels) and clamped to `bounds` (original width, height)."""
+def _speckless_padded(mask: np.ndarray, min_area: float, offset: tuple[int, int],
+                      frame: tuple[int, int] | None, fast: bool) -> tuple[np.ndarray, int, int, bool]:
+    """The mask as uint8 (3×3 median first when `fast`), specks under min_area dropped, padded by a pixel on the
+    sides that do not touch the frame's edge; also (left, top) padding and whether some side touches the edge."""
     mask = mask.astype(np.uint8)
+    if fast and min(mask.shape) >= 3:
+        mask = (cv2.medianBlur(mask * 255, 3) > 0).astype(np.uint8)
     if min_area > 1:  # specks are dropped before tracing: cheaper than tracing and discarding them
         n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         if n > 1 and (stats[1:, cv2.CC_STAT_AREA] < min_area).any():
@@ -131,6 +131,113 @@ def mask_geometry(mask: np.ndarray, scale: float = 1.0, simplify_tolerance: floa
     right, bottom = int(ox + mask.shape[1] < fw), int(oy + mask.shape[0] < fh)
     if left or top or right or bottom:
         mask = np.pad(mask, ((top, bottom), (left, right)))
+    return mask, left, top, not (left and top and right and bottom)
+
+
+_MITRE = {"join_style": "mitre", "mitre_limit": 2.0, "cap_style": "square"}
+
+
+def _fast_shape(mask: np.ndarray, tolerance: float, min_area: float, clip: bool):
+    """mask_to_polygons' tracing (contours through the border pixels' centres grown by half a pixel onto the pixel
+    edges, holes kept) done on all parts at once in shapely's vectorised calls, then one topology-preserving
+    simplify of the whole region; a shapely Polygon / MultiPolygon in the mask's pixels, or None."""
+    contours, hierarchy = cv2.findContours(np.ascontiguousarray(mask), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return None
+    hierarchy = hierarchy[0]
+    shapes = []
+    for i, contour in enumerate(contours):
+        if hierarchy[i][3] != -1:  # a hole; handled with its parent
+            continue
+        holes = []
+        child = hierarchy[i][2]
+        while child != -1:
+            holes.append(contours[child][:, 0, :] + 0.5)
+            child = hierarchy[child][0]
+        shapes.append(_centre_line_shape(contour[:, 0, :] + 0.5, holes))
+    parts = shapely.get_parts(shapely.buffer(np.array(shapes, dtype=object), 0.5, **_MITRE))
+    parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) >= min_area)]  # 3: Polygon
+    if not len(parts):
+        return None
+    shape = parts[0] if len(parts) == 1 else shapely.MultiPolygon(list(parts))
+    if tolerance > 0:
+        simpler = shapely.simplify(shape, tolerance, preserve_topology=True)
+        if not simpler.is_empty:
+            shape = simpler
+    if clip:  # it touches the frame's edge, where the half-pixel growth went past it
+        h, w = mask.shape
+        shape = _polygonal(shape.intersection(shapely.box(0, 0, w, h)))
+    return shape
+
+
+def _place(shape, scale: float, dx: float, dy: float, bounds: tuple[float, float] | None):
+    """(x + dx, y + dy) · scale, clamped to `bounds` and rounded to 0.01 px, on a shapely geometry (vectorised)."""
+    bw, bh = bounds if bounds is not None else (np.inf, np.inf)
+
+    def move(xy):
+        out = (xy + (dx, dy)) * scale
+        np.clip(out[:, 0], 0.0, bw, out=out[:, 0])
+        np.clip(out[:, 1], 0.0, bh, out=out[:, 1])
+        return np.round(out, 2)
+
+    return shapely.transform(shape, move)
+
+
+def _geojson(shape) -> dict:
+    def poly(p):
+        return [np.asarray(p.exterior.coords).tolist()] + [np.asarray(r.coords).tolist() for r in p.interiors]
+
+    if shape.geom_type == "Polygon":
+        return {"type": "Polygon", "coordinates": poly(shape)}
+    polys = [p for p in shape.geoms if not p.is_empty]
+    if len(polys) == 1:
+        return {"type": "Polygon", "coordinates": poly(polys[0])}
+    return {"type": "MultiPolygon", "coordinates": [poly(p) for p in polys]}
+
+
+def _fast_region(mask: np.ndarray, scale: float, simplify_tolerance: float, min_area: float,
+                 offset: tuple[int, int], frame: tuple[int, int] | None,
+                 bounds: tuple[float, float]) -> tuple[dict, float, list[float]] | None:
+    """The pre-fill's tracing of one region: (valid GeoJSON inside `bounds`, area, bbox) or None. Valid shapes
+    (nearly all) skip validate_geometry's parse-and-rebuild; the rest go through its repair."""
+    mask, left, top, clip = _speckless_padded(mask, min_area, offset, frame, fast=True)
+    shape = _fast_shape(mask, simplify_tolerance, min_area, clip)
+    if shape is None:
+        return None
+    shape = _place(shape, scale, offset[0] - left, offset[1] - top, bounds)
+    if shape.is_valid and shape.area > 0 and shapely.get_num_coordinates(shape) <= DEFAULT_MAX_VERTICES:
+        minx, miny, maxx, maxy = shape.bounds
+        return _geojson(shape), float(shape.area), [minx, miny, maxx, maxy]
+    try:
+        geometry = validate_geometry(_geojson(shape), bounds[0], bounds[1])
+    except GeometryError:
+        return None
+    area, bbox = area_bbox(geometry)
+    return geometry, area, bbox
+
+
+def mask_geometry(mask: np.ndarray, scale: float = 1.0, simplify_tolerance: float = 1.0,
+                  min_area: float = 16.0, offset: tuple[int, int] = (0, 0),
+                  frame: tuple[int, int] | None = None, bounds: tuple[float, float] | None = None,
+                  fast: bool = False) -> dict | None:
+    """A region's mask → Polygon / MultiPolygon GeoJSON (holes kept), or None if nothing is left.
+
+    `mask` may be a crop at `offset` (x, y) of a `frame` (width, height) image: it is padded by a pixel where it
+    does not touch the frame's edge, so the polygons are not cut at the crop. Coordinates are then multiplied by
+    `scale` (working → original pixels) and clamped to `bounds` (original width, height).
+
+    `fast` (the pre-fill): a 3×3 median first takes off one-pixel spurs and bridges of a model's mask (which cost
+    the tracer the most and barely change its IoU with the truth), the parts are traced in shapely's vectorised
+    calls and the region is simplified once, topology kept, instead of part by part with a fidelity check (the
+    result keeps IoU ≈ 0.97 with the mask instead of ≈ 0.99). Hand-made masks take the exact path."""
+    if fast:
+        ox, oy = offset
+        frame = frame if frame is not None else (ox + mask.shape[1], oy + mask.shape[0])
+        shape_mask, left, top, clip = _speckless_padded(mask, min_area, offset, frame, fast=True)
+        shape = _fast_shape(shape_mask, simplify_tolerance, min_area, clip)
+        return None if shape is None else _geojson(_place(shape, scale, ox - left, oy - top, bounds))
+    mask, left, top, _ = _speckless_padded(mask, min_area, offset, frame, fast=False)
+    ox, oy = offset
     polygons = mask_to_polygons(mask, simplify_tolerance=simplify_tolerance, min_area=min_area)
     if not polygons:
         return None
@@ -170,16 +277,12 @@ def build_prefill(rgb: np.ndarray, prob: np.ndarray, classifier: ClassifierRunne
 
     regions, details, kept_instances = [], [], []
     for inst in instances:
-        geometry = mask_geometry(inst.mask, scale, settings.simplify_tolerance, min(16.0, min_area),
-                                 (inst.x0, inst.y0), (w, h), image_size)
-        if geometry is None:
+        traced = _fast_region(inst.mask, scale, settings.simplify_tolerance, min(16.0, min_area),
+                              (inst.x0, inst.y0), (w, h), image_size)
+        if traced is None:
             continue
-        try:
-            geometry = validate_geometry(geometry, image_size[0], image_size[1])
-        except GeometryError:
-            continue
+        geometry, area, bbox = traced
         kept_instances.append(inst)
-        area, bbox = area_bbox(geometry)
         region_id = uuid.uuid4().hex
         regions.append({"id": region_id, "geometry": geometry, "style": None, "motifs": [], "source": "model",
                         "model_version": segmenter_version, "confidence": None})

@@ -384,10 +384,28 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
 @register_job("prefill", queue="gpu")
 def prefill_job(ctx: JobContext, image_ids: list[int] | None = None, statuses: list[str] | None = None,
                 batch_size: int = 8, refresh: bool = False, reason: str = "") -> dict:
-    """Background pre-fill of the given images, or of all images with the given statuses (default: new)."""
+    """Background pre-fill of the given images, or of all images with the given statuses (default: new).
+
+    At the end it queues a scores refresh (backend.tasks.scores.queue_scores_refresh: the active-learning ranking
+    is built from these predictions) when it pre-filled anything, and always after a promotion (reason
+    "promotion": the ranking must move to the new model even when its predictions were already made) — but not
+    for the few images of an upload (reason "upload"), which would rebuild every score per upload; those join the
+    ranking at the next refresh. A failure to queue the refresh is logged; the pre-fill stands."""
     ids = select_pool(statuses or (None if image_ids is not None else ["new"]), image_ids)
-    return prefill_images(ids, batch_size=batch_size, refresh=refresh,
-                          progress=lambda done, total, message: ctx.progress(done, total, message))
+    if ids:
+        result = prefill_images(ids, batch_size=batch_size, refresh=refresh,
+                                progress=lambda done, total, message: ctx.progress(done, total, message))
+    else:  # an empty pool: nothing to load a model for
+        result = {"done": 0, "skipped": 0, "failed": 0, "errors": [], "seconds": 0.0}
+    if reason != "upload" and (result["done"] > 0 or reason == "promotion"):
+        from .scores import queue_scores_refresh
+
+        try:
+            result["scores_job_id"] = queue_scores_refresh(reason=reason or "prefill")
+        except Exception as err:  # broker down, database busy: the scores can be refreshed by hand
+            db.session.rollback()
+            log.warning("pre-fill done, but the scores refresh could not be queued: %s", err)
+    return result
 
 
 def suggest_on_upload(image_ids: list[int], user_id: int | None = None):

@@ -1,9 +1,12 @@
 """The "scores" job: precompute the active-learning priority of every unlabelled image (ImageScore rows).
 
 `GET /api/v1/queue/next` then reads the best free image through the (strategy, score) index instead of scoring
-anything per request. Run it after each pre-fill of the pool and after a model is trained or promoted:
+anything per request. It is queued on its own (`queue_scores_refresh`) at the end of every pool pre-fill job that
+pre-filled something, and of every pre-fill that follows a promotion (backend.tasks.training.promote_model queues
+a pool pre-fill), but not after the small pre-fill of each upload (that would rebuild every row per upload; those
+images join the ranking at the next refresh). By hand:
 
-    submit_job("scores", {"top_k": 1000})            # or POST /api/v1/queue/scores (admin)
+    submit_job("scores", {"top_k": 1000})            # or POST /api/v1/queue/scores (admin), manage.py scores
 
 Input: the Prediction rows of the current segmenter (Prediction.uncertainty, a dict with a "score" made by
 backend.ml.uncertainty.combined_score, and Prediction.embedding) for images that are new or in progress.
@@ -135,7 +138,34 @@ def refresh_scores(session: Session, top_k: int = 1000,
             "segmenter_id": segmenter.id, "classifier_id": classifier.id if classifier else None}
 
 
+def queue_scores_refresh(top_k: int = 1000, reason: str = "") -> Optional[str]:
+    """Queue a scores refresh unless one is already queued and not started (it will read the newest predictions
+    when it starts); returns the job id (or None when one was waiting already). In a CLI command without a broker
+    the refresh runs here and now, since this process is the job queue and may be about to exit."""
+    import click
+    from flask import current_app, has_request_context
+
+    from ..jobs import run_job, submit_job
+    from ..models import Job
+
+    waiting = db.session.scalar(select(Job.id).where(Job.kind == "scores", Job.status == "queued").limit(1))
+    if waiting is not None:
+        db.session.commit()
+        return None
+    params = {"top_k": int(top_k), **({"reason": reason} if reason else {})}
+    if (click.get_current_context(silent=True) is not None and not has_request_context()
+            and not current_app.config.get("BROKER_URL")):
+        job = Job(kind="scores", params=params, status="queued")
+        db.session.add(job)
+        db.session.flush()
+        job_id = job.id  # read before the commit: reading it after would open a transaction (SQLite: a lock)
+        db.session.commit()
+        run_job(current_app._get_current_object(), job_id)
+        return job_id
+    return submit_job("scores", params).id
+
+
 @register_job("scores", queue="cpu")
-def run_scores(ctx: JobContext, top_k: int = 1000) -> dict:
+def run_scores(ctx: JobContext, top_k: int = 1000, reason: str = "") -> dict:
     return refresh_scores(db.session, top_k=int(top_k),
                           progress=lambda done, total, message: ctx.progress(done, total, message))

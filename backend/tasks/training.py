@@ -64,8 +64,20 @@ def current_model(kind: str) -> Optional[ModelVersion]:
                              .order_by(ModelVersion.id.desc()).limit(1))
 
 
+POOL_REFRESH = {"statuses": ["new", "in_progress"], "reason": "promotion"}
+
+
 def promote_model(model_id: int) -> ModelVersion:
-    """Make a model version the current one of its kind (one UPDATE each way, one transaction)."""
+    """Make a model version the current one of its kind (one UPDATE each way, one transaction), then queue a
+    pre-fill of the pool (new and in-progress images) with the new models; that job queues a scores refresh when
+    it ends (backend.tasks.prefill.prefill_job), so the active-learning ranking follows the promoted model.
+
+    The refresh is best effort: a failure to queue it is logged and the promotion stands. A queued (not yet
+    started) promotion pre-fill is reused: it loads whatever models are current when it starts. In a CLI command
+    without a broker (manage.py promote / train --promote… / demo) the job queue is this very process: the
+    pre-fill then runs once when the command ends (at most one however many models it promoted), so it neither
+    competes with the command's own work nor repeats the demo's pre-fill (images already pre-filled by the
+    current models are skipped)."""
     mv = db.session.get(ModelVersion, model_id)
     if mv is None:
         raise APIError(404, "not_found", "model version not found")
@@ -76,7 +88,77 @@ def promote_model(model_id: int) -> ModelVersion:
                        .values(is_current=False).execution_options(synchronize_session=False))
     mv.is_current = True
     db.session.commit()
+    _refresh_pool_after_promotion(mv)
     return mv
+
+
+def _refresh_pool_after_promotion(mv: ModelVersion) -> None:
+    """Queue (or, in a CLI command without a broker, schedule for its end) the pool pre-fill of a promotion."""
+    import click
+    from flask import has_request_context
+
+    from ..jobs import submit_job
+    from ..models import Job
+
+    model_id, kind = mv.id, mv.kind
+    try:
+        if current_model("segmenter") is None:  # a classifier alone cannot pre-fill anything
+            db.session.commit()
+            return
+        cli = click.get_current_context(silent=True)
+        if cli is not None and not has_request_context() and not current_app.config.get("BROKER_URL"):
+            db.session.commit()
+            if not cli.meta.get("inklabel.pool_refresh"):
+                cli.meta["inklabel.pool_refresh"] = True
+                cli.call_on_close(_deferred_pool_refresh(current_app._get_current_object()))
+            log.info("%s model %s promoted: the pool pre-fill runs when this command ends", kind, model_id)
+            return
+        queued = db.session.scalars(select(Job).where(Job.kind == "prefill", Job.status == "queued")).all()
+        if any((job.params or {}).get("reason") == "promotion" for job in queued):
+            db.session.commit()
+            log.info("%s model %s promoted: a queued pool pre-fill will use it", kind, model_id)
+            return
+        submit_job("prefill", dict(POOL_REFRESH))
+    except Exception as err:  # broker down, database busy: the promotion stands; pre-fill and scores can be rerun
+        db.session.rollback()
+        log.warning("%s model %s promoted, but the pool pre-fill could not be queued: %s", kind, model_id, err)
+
+
+def _deferred_pool_refresh(app) -> Callable[[], None]:
+    import click
+    from flask import has_app_context
+
+    def run() -> None:
+        from ..jobs import run_job
+        from ..models import Job
+
+        try:
+            if has_app_context():  # end the command's own transaction (on SQLite it holds the write lock)
+                try:
+                    db.session.commit()
+                except Exception:
+                    db.session.rollback()
+            with app.app_context():
+                if current_model("segmenter") is None:
+                    return
+                job = Job(kind="prefill", params=dict(POOL_REFRESH), status="queued")
+                db.session.add(job)
+                db.session.flush()
+                job_id = job.id  # read before the commit: after it, reading would open a transaction
+                db.session.commit()
+                click.echo(f"pre-filling the pool with the promoted model(s) (job {job_id}) …", err=True)
+            run_job(app, job_id)  # here and now: this process is the job queue
+            with app.app_context():
+                done = db.session.get(Job, job_id)
+                result = done.result or {}
+                click.echo(f"pool pre-fill {done.status}: " + (
+                    f"{result.get('done', 0)} pre-filled, {result.get('skipped', 0)} already done, "
+                    f"{result.get('failed', 0)} failed" if done.status == "succeeded" else str(done.error)), err=True)
+                db.session.commit()
+        except Exception as err:  # never turn a finished command into a failure
+            log.warning("the pool pre-fill after the promotion failed: %s", err)
+
+    return run
 
 
 def model_dict(mv: ModelVersion, full: bool = True) -> dict:

@@ -13,7 +13,7 @@ from backend.ml.data import open_export
 from backend.ml.synth import write_export_folder
 from backend.ml.train import TrainOptions, train_model
 from backend.ml.weights import load_bundle, save_bundle
-from backend.models import Export, Image, ModelVersion, Prediction, User
+from backend.models import Export, Image, ImageScore, ModelVersion, Prediction, User
 
 from ..conftest import build_app
 
@@ -208,6 +208,8 @@ def test_demo_builds_a_workspace(tmp_path):
         assert current == {"segmenter", "classifier"}
         predicted = set(db.session.scalars(select(Prediction.image_id)))
         assert predicted == {i.id for i in images if i.status == "new"}
+        scored = set(db.session.scalars(select(ImageScore.image_id).where(ImageScore.strategy == "uncertainty")))
+        assert scored == predicted  # the queue ranks by the demo model's uncertainty from the start
     client = app.test_client()
     assert client.post("/api/v1/auth/login", json={"username": "demo", "password": "demo-password-1"}).status_code == 200
     again = app.test_cli_runner().invoke(args=["demo", "--no-serve", "--no-progress"])

@@ -101,3 +101,47 @@ def test_model_cache_loads_once_and_evicts():
     assert calls == ["a", "b", "c"] and len(cache) == 2
     cache.get("a", loader("a"))
     assert calls[-1] == "a"
+
+
+def test_fast_tracing_keeps_the_mask_and_its_holes():
+    from backend.geometry import rasterize
+    from backend.ml.prefill import mask_geometry
+
+    ious = {True: [], False: []}  # exact hand-made masks; fine lines of 1-2 px are what the median takes off
+    for seed in range(6):
+        truth = generate_image(300 + seed, width=320, height=256).mask > 0
+        for fast in (True, False):
+            geometry = mask_geometry(truth, fast=fast)
+            assert validate_geometry(geometry, 320, 256)
+            back = rasterize([geometry], 320, 256) > 0
+            ious[fast].append((back & truth).sum() / (back | truth).sum())
+    assert min(ious[True]) >= 0.85 and np.mean(ious[True]) >= np.mean(ious[False]) - 0.02
+    ring = np.zeros((100, 100), np.uint8)
+    cv2.circle(ring, (50, 50), 30, 1, -1)
+    cv2.circle(ring, (50, 50), 12, 0, -1)
+    geometry = mask_geometry(ring > 0, fast=True)
+    assert geometry["type"] == "Polygon" and len(geometry["coordinates"]) == 2
+
+
+def test_folded_batchnorm_gives_the_same_outputs():
+    import copy
+
+    import torch
+
+    from backend.ml.infer import fold_batchnorm
+    from backend.ml.nets import build_classifier, build_segmenter
+
+    torch.manual_seed(0)
+    for model in (build_segmenter()[0], build_classifier(num_classes=3)[0]):
+        for module in model.modules():  # non-trivial statistics, as after training
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+        model.eval()
+        folded = copy.deepcopy(model)
+        assert fold_batchnorm(folded) > 10
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        x = torch.randn(2, 3, 64, 64)
+        with torch.inference_mode():
+            a, b = model(x), folded(x)
+        assert torch.allclose(a, b, atol=1e-4 * float(a.abs().max()))
