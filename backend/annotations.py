@@ -7,7 +7,7 @@ region is ``{"id", "geometry", "style", "motifs", "source", "model_version", "co
 `save_document` writes everything or nothing (one write transaction, after a read and validation):
   1. read the image's state: 404 if missing, 403 if accepted (frozen) and the caller is not a reviewer/admin,
      stale ``base_version`` -> 409 with ``details.current`` = the current document; then end that read
-     transaction (on SQLite it holds the write lock);
+     transaction (on SQLite it begins DEFERRED: a WAL snapshot that blocks no writer);
   2. validate every region (422 naming the region index: ``details = {"region": i, "reason": ...}``) and the tags
      (unknown style or flag keys -> 422) with no transaction open;
   3. in one write transaction: lock the image row (SELECT ... FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE
@@ -29,6 +29,7 @@ from flask import current_app
 from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .db import end_read, reads_only
 from .errors import APIError, not_found
 from .extensions import db
 from .geometry import DEFAULT_MAX_VERTICES, GeometryError, area_bbox, validate_geometry
@@ -276,21 +277,7 @@ def _frozen() -> APIError:
     return APIError(403, "frozen", "This image was accepted in review; only a reviewer or admin may change it.")
 
 
-def commit_without_expiring(session=None) -> None:
-    """Commit the current transaction without expiring loaded objects.
-
-    On SQLite every transaction begins IMMEDIATE and so holds the database's write lock; ending a read as soon as
-    it is done lets other writers in while this request validates or serialises. Loaded objects (the caller's
-    ``g.user``) stay readable without a new query - and so without opening a new transaction. Use it only where
-    the transaction changed nothing those objects hold (reads, or Core statements on other rows).
-    """
-    session = session or db.session()
-    keep = session.expire_on_commit
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = keep
+commit_without_expiring = end_read  # see backend/db.py: commit, keep loaded objects readable
 
 
 def _expire_image_objects(session, image_id: int) -> None:
@@ -335,15 +322,17 @@ def save_document(image_id: int, user: User | None, base_version: int, regions: 
     user_id = user.id if user is not None else None
     privileged = allow_frozen or (user is not None and user.has_role("reviewer"))
     try:
-        # 1. Read and check outside any lock; the write below checks again where it counts.
-        row = session.connection().execute(_READ_STATE, {"b_image_id": image_id}).first()
-        if row is None:
-            raise not_found("image")
-        if row.status == "accepted" and not privileged:
-            raise _frozen()
-        if (row.version or 0) != base_version:
-            raise _stale(image_id)
-        commit_without_expiring(session)
+        # 1. Read and check outside any lock (on SQLite a DEFERRED read: a WAL snapshot, not the write lock); the
+        #    write below checks again where it counts.
+        with reads_only():  # (a transaction the caller left open goes on as it began)
+            row = session.connection().execute(_READ_STATE, {"b_image_id": image_id}).first()
+            if row is None:
+                raise not_found("image")
+            if row.status == "accepted" and not privileged:
+                raise _frozen()
+            if (row.version or 0) != base_version:
+                raise _stale(image_id)
+            end_read(session)
 
         # 2. Validate (CPU only, no transaction open).
         taxonomy = load_taxonomy(config["WORKSPACE"])

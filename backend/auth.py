@@ -19,9 +19,11 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app, g, has_request_context, request, session
 from flask.sessions import SecureCookieSessionInterface
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.orm import make_transient_to_detached
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .db import end_read, reads_only
 from .errors import APIError, not_found
 from .extensions import db
 from .models import ROLES, ApiToken, AuthSession, LoginFailure, User, utcnow
@@ -235,26 +237,67 @@ def init_sessions(app) -> None:
 
 # --- who is calling ------------------------------------------------------------------------------------------------
 
+# One Core query each, joining the user (no lazy load of token.user / session.user): the lookup runs on every API
+# call, and an ORM query of the User entity costs about twice as much CPU as the Core query plus `_attach_user`.
+_users, _tokens, _auth_sessions = User.__table__, ApiToken.__table__, AuthSession.__table__
+_USER_COLUMNS = tuple(column.key for column in _users.columns)
+_TOKEN_LOOKUP = (
+    select(*_users.columns, _tokens.c.id.label("token_id"), _tokens.c.revoked_at.label("token_revoked_at"),
+           _tokens.c.last_used_at.label("token_last_used_at"))
+    .select_from(_tokens.join(_users, _users.c.id == _tokens.c.user_id))
+    .where(_tokens.c.token_hash == bindparam("token_hash"))
+)
+_TOKEN_TOUCH = (
+    update(_tokens).where(_tokens.c.id == bindparam("b_token_id")).values(last_used_at=bindparam("last_used_at"))
+)
+_SESSION_LOOKUP = (
+    select(*_users.columns, _auth_sessions.c.revoked_at.label("session_revoked_at"),
+           _auth_sessions.c.expires_at.label("session_expires_at"))
+    .select_from(_auth_sessions.join(_users, _users.c.id == _auth_sessions.c.user_id))
+    .where(_auth_sessions.c.id == bindparam("session_id"))
+)
+
+
+def _attach_user(row) -> User:
+    """The User of a looked-up row as a persistent object of the current session, without a second query: the
+    copy already in the session's identity map, or one built from the row's columns (as a query would load it)."""
+    session = db.session()
+    key = session.identity_key(User, (row.id,))
+    user = session.identity_map.get(key)
+    if user is not None:
+        return user
+    user = User(**{name: getattr(row, name) for name in _USER_COLUMNS})
+    make_transient_to_detached(user)  # attribute history reset: as if loaded, nothing to flush
+    session.add(user)
+    return user
+
+
 def _user_from_token(header: str) -> User:
     raw = header[len("Bearer "):].strip()
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _sha256(raw)))
-    if token is None or token.revoked_at is not None or not token.user.active:
+    row = db.session.connection().execute(_TOKEN_LOOKUP, {"token_hash": _sha256(raw)}).first()
+    if row is None or row.token_revoked_at is not None or not row.active:
         raise APIError(401, "invalid_token",
                        "The API token is unknown or revoked; create one with `manage.py create-token`.")
     now = utcnow()
-    if token.last_used_at is None or _aware(token.last_used_at) < now - timedelta(seconds=TOKEN_TOUCH_SECONDS):
-        token.last_used_at = now
-        db.session.commit()
+    user = _attach_user(row)
+    if row.token_last_used_at is None or _aware(row.token_last_used_at) < now - timedelta(seconds=TOKEN_TOUCH_SECONDS):
+        # A write, at most once per TOKEN_TOUCH_SECONDS: in a transaction of its own that begins as a write (on
+        # SQLite, a read transaction must not upgrade itself to a writer), keeping the loaded user.
+        end_read()
+        with reads_only(False):
+            db.session.connection().execute(_TOKEN_TOUCH, {"b_token_id": row.token_id, "last_used_at": now})
+            end_read()
     g.auth_method = "token"
-    return token.user
+    return user
 
 
 def _user_from_session() -> User | None:
     key = session.get("sid")
     if not key:
         return None
-    row = db.session.get(AuthSession, _sha256(key))
-    if row is None or row.revoked_at is not None or _aware(row.expires_at) < utcnow() or not row.user.active:
+    row = db.session.connection().execute(_SESSION_LOOKUP, {"session_id": _sha256(key)}).first()
+    if row is None or row.session_revoked_at is not None or _aware(row.session_expires_at) < utcnow() \
+            or not row.active:
         session.clear()
         return None
     g.auth_method = "session"
@@ -262,7 +305,7 @@ def _user_from_session() -> User | None:
         sent = request.headers.get("X-CSRF-Token", "")
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
             raise APIError(403, "csrf_failed", "Missing or wrong X-CSRF-Token header; reload the page and try again.")
-    return row.user
+    return _attach_user(row)
 
 
 def current_user() -> User | None:

@@ -2,9 +2,14 @@
 
     gunicorn -c python:backend.gunicorn_conf -b 0.0.0.0:8000 backend.wsgi:app
 
-- Workers x threads: gthread workers; each process loads the app (and model weights, lazily) once and shares them
-  between its threads. Default: 2 processes x 8 threads, enough for ~20 annotators saving every second; add
-  processes for CPU-bound work (pre-fill on CPU), threads for waiting on the database.
+- Workers x threads: gthread workers. Default: 2 x CPU cores + 2 processes (6 on 2 cores) x 1 thread each. The
+  API's requests are short and CPU-bound (an annotation save is ~3 ms of Python), so threads of one process only
+  queue for its GIL: a thread holding SQLite's write lock waited up to the 5 ms switch interval after every
+  statement, behind threads parsing other requests. Measured with benchmarks/bench_api.py on 2 cores (SQLite, 8
+  clients): 2 x 8 threads 166 saves/s, 6 x 2 212, 6 x 1 264 (see benchmarks/results/api.md). Keep a few
+  processes more than cores so a request waiting on the database or the disk leaves the CPU to another; raise
+  GUNICORN_THREADS for deployments whose requests mostly wait (slow network storage, long uploads). Memory: with
+  preload the processes share the app's code; model weights are loaded per process, lazily, on first pre-fill.
 - preload (GUNICORN_PRELOAD=1, the default): the app is imported once in the master and forked, which saves
   memory and start time; `post_fork` then drops the database connections the child inherited so no two processes
   ever share one, and the Prometheus per-process files live in PROMETHEUS_MULTIPROC_DIR so /metrics adds up all
@@ -29,8 +34,8 @@ def _flag(name: str, default: str) -> bool:
 
 
 bind = _env("GUNICORN_BIND", "127.0.0.1:8000")  # `-b` on the command line wins
-workers = int(_env("GUNICORN_WORKERS", "2"))
-threads = int(_env("GUNICORN_THREADS", "8"))
+workers = int(_env("GUNICORN_WORKERS", str(2 * (os.cpu_count() or 1) + 2)))
+threads = int(_env("GUNICORN_THREADS", "1"))
 worker_class = "gthread"
 preload_app = _flag("GUNICORN_PRELOAD", "1")
 timeout = int(_env("GUNICORN_TIMEOUT", "120"))  # a worker silent this long is killed and replaced

@@ -13,8 +13,9 @@
    a short warm-up: GET /api/v1/images/<id>/annotation, then PUT a new version with 3 regions of ~40 vertices on
    the version it read (--saves-per-open PUTs per GET, default 1). Each client works on its own images, so a 409
    would be a bug. Reports saves/s and p50/p95/p99 latency per operation.
-4. Image-list page latency (GET /api/v1/images?page=...) at --images images, then again after topping the
-   database up to --list-images (default 100,000) rows.
+4. Image-list page latency at --images images, then again after topping the database up to --list-images
+   (default 100,000) rows: OFFSET pages (GET /api/v1/images?page=N: first, middle, last, 40 random) and keyset
+   pages (?after_id=K: the last, 40 random). The list goal is judged on the worst of the OFFSET figures.
 
 Goals on the 2-core reference machine: save p99 <= 30 ms, >= 400 saves/s, list page <= 100 ms at 100k images.
 Results go to stdout (and --json FILE); benchmarks/results/api.md records the latest run and its command.
@@ -217,6 +218,7 @@ def client_loop(k: int, port: int, token: str, image_ids: list[int], args, out) 
     for image_id in image_ids[:200]:
         body_for(image_id, 0, 0)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    cpu_start = time.process_time()
     start = time.perf_counter()
     measure_from, stop_at = start + args.warmup, start + args.warmup + args.duration
     get_ms, put_ms, statuses = [], [], {}
@@ -248,7 +250,8 @@ def client_loop(k: int, port: int, token: str, image_ids: list[int], args, out) 
             if status != 200:
                 break
             version = json.loads(data)["version"]
-    out.put({"get_ms": get_ms, "put_ms": put_ms, "statuses": statuses})
+    out.put({"get_ms": get_ms, "put_ms": put_ms, "statuses": statuses,
+             "cpu_s": time.process_time() - cpu_start, "wall_s": time.perf_counter() - start})
 
 
 def cpu_cost(app, token: str, n_images: int, pairs: int = 300) -> dict:
@@ -298,18 +301,37 @@ def percentiles(values: list[float]) -> dict:
             "mean": round(statistics.fmean(values), 2)}
 
 
-def run_load(port: int, token: str, n_images: int, args) -> dict:
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) used so far by the processes of a process group: the gunicorn master and workers."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the command: state, ppid, pgrp, ..., utime (11), stime (12)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_load(port: int, token: str, n_images: int, args, server_pgid: int | None = None) -> dict:
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     ids = list(range(1, n_images + 1))
     random.Random(0).shuffle(ids)
     procs = [ctx.Process(target=client_loop, args=(k, port, token, ids[k::args.clients], args, out))
              for k in range(args.clients)]
+    server_cpu0, wall0 = (group_cpu_seconds(server_pgid) if server_pgid else None), time.perf_counter()
     for p in procs:
         p.start()
     results = [out.get(timeout=args.warmup + args.duration + 120) for _ in procs]
     for p in procs:
         p.join()
+    wall = time.perf_counter() - wall0
+    server_cpu = group_cpu_seconds(server_pgid) - server_cpu0 if server_pgid else None
+    client_cpu = sum(r["cpu_s"] for r in results)
     get_ms = [x for r in results for x in r["get_ms"]]
     put_ms = [x for r in results for x in r["put_ms"]]
     statuses: dict[str, int] = {}
@@ -326,6 +348,17 @@ def run_load(port: int, token: str, n_images: int, args) -> dict:
         "get_ms": percentiles(get_ms),
         "put_ms": percentiles(put_ms),
         "statuses": dict(sorted(statuses.items())),
+        # Where the 2 cores went during the load (warm-up included): gunicorn (master + workers) and the client
+        # processes, in CPU seconds per wall second; the rest of the machine's capacity went to other programs or
+        # sat idle. Server CPU per request is the figure to compare with cpu_per_request (the app alone).
+        "cpu": {
+            "wall_s": round(wall, 1),
+            "server_cores": round(server_cpu / wall, 2) if server_cpu is not None else None,
+            "clients_cores": round(client_cpu / wall, 2),
+            "server_ms_per_request": round(server_cpu * 1000 / max(1, sum(
+                len(r["get_ms"]) + len(r["put_ms"]) for r in results) * wall / args.duration), 2)
+            if server_cpu is not None else None,
+        },
     }
 
 
@@ -354,6 +387,23 @@ def list_latency(port: int, token: str, total: int, samples: int = 40) -> dict:
             last_page = ms
         if i >= 3:
             timings.append(ms)
+    # Keyset paging (after_id = the previous page's next_after_id): the last page, then random positions.
+    keyset, keyset_last = [], None
+    for i, after in enumerate([max(0, total - per_page)] + [rng.randint(0, total - per_page) for _ in range(samples)]):
+        t = time.perf_counter()
+        conn.request("GET", f"/api/v1/images?after_id={after}&per_page={per_page}", headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        ms = (time.perf_counter() - t) * 1000
+        if resp.status != 200:
+            return {"error": f"GET /api/v1/images?after_id= answered {resp.status}: {data[:200]!r}"}
+        body = json.loads(data)
+        if body.get("total") != total or len(body["items"]) != per_page or body["items"][0]["id"] != after + 1:
+            return {"error": f"keyset page after {after}: unexpected answer {data[:200]!r}"}
+        if i == 0:
+            keyset_last = ms
+        else:
+            keyset.append(ms)
     status_ms = []
     for _ in range(10):
         t = time.perf_counter()
@@ -362,7 +412,8 @@ def list_latency(port: int, token: str, total: int, samples: int = 40) -> dict:
         status_ms.append((time.perf_counter() - t) * 1000)
     return {"images": total, "per_page": per_page, "first_page_ms": round(first_page, 2),
             "last_page_ms": round(last_page, 2), "random_pages_ms": percentiles(timings),
-            "status_filter_ms": percentiles(status_ms)}
+            "status_filter_ms": percentiles(status_ms), "keyset_last_page_ms": round(keyset_last, 2),
+            "keyset_pages_ms": percentiles(keyset)}
 
 
 # --- main ---------------------------------------------------------------------------------------------------------
@@ -409,7 +460,7 @@ def main(argv=None) -> int:
     }
     try:
         print(f"load: {args.clients} clients, {args.duration:.0f} s (+{args.warmup:.0f} s warm-up) ...", flush=True)
-        results["load"] = run_load(port, token, args.images, args)
+        results["load"] = run_load(port, token, args.images, args, server.pid)
         print(json.dumps(results["load"], indent=2), flush=True)
         results["list"] = [list_latency(port, token, args.images)]
         print(json.dumps(results["list"][-1]), flush=True)
@@ -454,13 +505,18 @@ def main(argv=None) -> int:
         print(f"{op[:3].upper():4} n={p.get('n')} p50={p.get('p50')} p95={p.get('p95')} p99={p.get('p99')} "
               f"max={p.get('max')} ms")
     print(f"statuses {load['statuses']}")
+    cpu = load["cpu"]
+    print(f"CPU during the load: gunicorn {cpu['server_cores']} cores ({cpu['server_ms_per_request']} ms per request), "
+          f"clients {cpu['clients_cores']} cores, of {os.cpu_count()}")
     for entry in results["list"]:
         if "error" in entry:
             print(f"list: {entry['error']}")
         else:
             r = entry["random_pages_ms"]
             print(f"list @{entry['images']}: first {entry['first_page_ms']} ms, last {entry['last_page_ms']} ms, "
-                  f"random p50 {r['p50']} p95 {r['p95']} ms, status filter p50 {entry['status_filter_ms']['p50']} ms")
+                  f"random p50 {r['p50']} p95 {r['p95']} ms, status filter p50 {entry['status_filter_ms']['p50']} ms; "
+                  f"keyset (after_id): last {entry['keyset_last_page_ms']} ms, random p50 "
+                  f"{entry['keyset_pages_ms']['p50']} p95 {entry['keyset_pages_ms']['p95']} ms")
     for name, goal in results["goals"].items():
         print(f"goal {name}: {goal['measured']} vs {goal['goal']} -> {'met' if goal['met'] else 'MISSED'}")
     if args.json:

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, Callable
 
+import orjson
 from flask import current_app, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 
 from ..auth import require_user
-from ..db import set_reads_only
+from ..db import end_read, reads_only, set_reads_only
 from ..errors import APIError
+from ..extensions import db
 
 API_PREFIX = "/api/v1"
 
@@ -96,15 +98,42 @@ def _query_dict() -> dict[str, Any]:
     return out
 
 
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME \
+    | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def json_response(result: Any, status: int = 200):
+    """The JSON response of a view, encoded with orjson (an annotation document of a few hundred vertices: ~10x
+    faster than the json module). The same text as Flask's jsonify (sorted keys, compact); types orjson would
+    encode differently (datetimes, dataclasses, subclasses) go through Flask's provider, as do integers beyond
+    64 bits (jsonify itself then)."""
+    try:
+        data = orjson.dumps(result, default=current_app.json.default, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError
+        response = jsonify(result)
+    else:
+        response = current_app.response_class(data + b"\n", mimetype="application/json")
+    response.status_code = status
+    return response
+
+
 def endpoint(summary: str, **options) -> Callable:
     meta = Endpoint(summary=summary, **options)
 
     def decorate(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(*args, **kwargs):
-            set_reads_only(request.method in ("GET", "HEAD") and not meta.writes)
+            read_request = request.method in ("GET", "HEAD") and not meta.writes
+            set_reads_only(read_request)
             if meta.role is not None:
-                g.user = require_user(meta.role)
+                # Authentication is a read (on SQLite DEFERRED: a WAL snapshot, no write lock). A read-only request
+                # goes on in that transaction; on SQLite any other ends it before the body is parsed and validated,
+                # and its writes begin a transaction of their own (IMMEDIATE: never a read upgraded to a write).
+                # PostgreSQL has no such lock, and a commit there is one more round trip: the view goes on in it.
+                with reads_only():
+                    g.user = require_user(meta.role)
+                    if not read_request and db.engine.dialect.name == "sqlite":
+                        end_read()
             if meta.query is not None:
                 kwargs["query"] = validate(meta.query, _query_dict(), "query")
             if meta.body is not None:
@@ -113,9 +142,7 @@ def endpoint(summary: str, **options) -> Callable:
             if isinstance(result, BaseModel):
                 result = result.model_dump(mode="json")
             if isinstance(result, (dict, list)):
-                response = jsonify(result)
-                response.status_code = meta.status
-                return response
+                return json_response(result, meta.status)
             return result
 
         wrapper.endpoint_meta = meta
