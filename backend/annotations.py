@@ -277,9 +277,6 @@ def _frozen() -> APIError:
     return APIError(403, "frozen", "This image was accepted in review; only a reviewer or admin may change it.")
 
 
-commit_without_expiring = end_read  # see backend/db.py: commit, keep loaded objects readable
-
-
 def _expire_image_objects(session, image_id: int) -> None:
     """The ORM copies of what a save changed with Core statements are stale now: expire just those."""
     for obj in list(session.identity_map.values()):
@@ -374,7 +371,7 @@ def save_document(image_id: int, user: User | None, base_version: int, regions: 
         conn.execute(_UPDATE_IMAGE, {"b_image_id": image_id, "flags": flags, "styles": styles, "updated_at": now})
         if list(row.styles or []) != styles or list(row.flags or []) != flags:
             write_image_tags(conn, image_id, styles, flags)  # the image list's style/flag index
-        commit_without_expiring(session)
+        end_read(session)
     except IntegrityError:
         # Lost a race on the first save of an image (or on the revision number): the other save won.
         session.rollback()

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -93,14 +94,14 @@ def engine_options(uri: str) -> dict:
 
 
 class _WriterQueue:
-    """Queues this host's SQLite writers for the database's write lock and wakes the next one as soon as it is free.
+    """Queues this host's SQLite writers for the database's write lock, handing it on within a millisecond.
 
     SQLite's own wait (busy_timeout) polls: a writer that finds the lock taken sleeps 1, 2, 5, 10 ... up to 100 ms
     between tries, so under concurrent saves the lock sits idle while the waiters sleep (most of a save's latency in
     benchmarks/bench_api.py). Before BEGIN IMMEDIATE a connection therefore takes, in order, a lock shared by the
-    process's threads and an flock() on ``<database>-writers`` shared by the processes; the kernel wakes the next
-    waiter the moment the holder commits or rolls back. It only orders waiting: BEGIN IMMEDIATE still takes
-    SQLite's lock, and writers that do not queue here (another host, the sqlite3 shell) are waited for by
+    process's threads (the next thread is woken the moment the holder commits or rolls back) and an flock() on
+    ``<database>-writers`` shared by the processes (tried every 0.1-1 ms). It only orders waiting: BEGIN IMMEDIATE
+    still takes SQLite's lock, and writers that do not queue here (another host, the sqlite3 shell) are waited for by
     busy_timeout as before. A thread already holding it (a second connection in one thread) or a wait over
     `timeout` seconds goes straight to BEGIN IMMEDIATE, so this can delay but never deadlock.
     """
@@ -120,17 +121,34 @@ class _WriterQueue:
     def acquire(self) -> bool:
         self._for_this_process()
         me = threading.get_ident()
+        deadline = time.monotonic() + self.timeout
         if self._owner == me or not self._lock.acquire(timeout=self.timeout):
             return False
         try:
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)  # blocks without the GIL; woken when the holder unlocks
+            taken = self._flock_within(deadline)
         except OSError:
+            taken = False
+        if not taken:
             self._lock.release()
             return False
         self._owner = me
         return True
+
+    def _flock_within(self, deadline: float) -> bool:
+        """The cross-process lock, tried every 0.1-1 ms until `deadline` (flock has no timeout of its own, and a
+        hung holder must not hold writers forever): far finer than SQLite's sleeps of up to 100 ms."""
+        pause = 0.0001
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
 
     def release(self) -> None:
         if self._pid != os.getpid() or self._owner is None:

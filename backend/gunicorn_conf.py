@@ -2,7 +2,7 @@
 
     gunicorn -c python:backend.gunicorn_conf -b 0.0.0.0:8000 backend.wsgi:app
 
-- Workers x threads: gthread workers. Default: 2 x CPU cores + 2 processes (6 on 2 cores) x 1 thread each. The
+- Workers x threads: gthread workers. Default: 2 x CPU cores + 2 processes, at most 8 (6 on 2 cores), x 1 thread each. The
   API's requests are short and CPU-bound (an annotation save is ~3 ms of Python), so threads of one process only
   queue for its GIL: a thread holding SQLite's write lock waited up to the 5 ms switch interval after every
   statement, behind threads parsing other requests. Measured with benchmarks/bench_api.py on 2 cores (SQLite, 8
@@ -34,7 +34,10 @@ def _flag(name: str, default: str) -> bool:
 
 
 bind = _env("GUNICORN_BIND", "127.0.0.1:8000")  # `-b` on the command line wins
-workers = int(_env("GUNICORN_WORKERS", str(2 * (os.cpu_count() or 1) + 2)))
+# The CPUs this process may use (a container's or taskset's share, not the host's), and at most 8 processes by
+# default: each holds its own database pool and, after a pre-fill, its own copy of the models.
+_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+workers = int(_env("GUNICORN_WORKERS", str(min(2 * _cpus + 2, 8))))
 threads = int(_env("GUNICORN_THREADS", "1"))
 worker_class = "gthread"
 preload_app = _flag("GUNICORN_PRELOAD", "1")

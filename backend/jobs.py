@@ -16,6 +16,7 @@ the database's write lock.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -252,6 +253,33 @@ def run_job(app, job_id: str) -> None:
         finally:
             heartbeat.stop()
             db.session.remove()
+
+
+def in_command_without_broker(app=None) -> bool:
+    """True in a CLI command (not a request) whose jobs have no broker: the local executor's threads would die with
+    the process when the command returns, so follow-up jobs there are run with `run_job_inline` instead."""
+    import click
+    from flask import current_app, has_request_context
+
+    app = app or current_app
+    return (click.get_current_context(silent=True) is not None and not has_request_context()
+            and not app.config.get("BROKER_URL"))
+
+
+def run_job_inline(kind: str, params: dict, app=None) -> str:
+    """Create a Job row and run it here and now, to its end (the caller's transaction is committed first: on SQLite
+    it would block the job's writes). Returns the job's id; its row holds the outcome."""
+    from flask import current_app, has_app_context
+
+    app = app or current_app._get_current_object()
+    with contextlib.nullcontext() if has_app_context() else app.app_context():
+        job = Job(kind=kind, params=params, status="queued")
+        db.session.add(job)
+        db.session.flush()
+        job_id = job.id  # read before the commit: after it, reading would open a transaction (SQLite: a lock)
+        db.session.commit()
+    run_job(app, job_id)
+    return job_id
 
 
 def _claim(job_id: str, worker: str) -> bool:

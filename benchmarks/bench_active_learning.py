@@ -56,6 +56,23 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
+def train_step(model, opt, sched, x: torch.Tensor, y: torch.Tensor, rng) -> torch.Tensor:
+    """One step on a batch, randomly flipped: BCE + soft Dice (as backend.ml.train); returns the loss."""
+    if rng.random() < 0.5:
+        x, y = x.flip(3), y.flip(3)
+    if rng.random() < 0.5:
+        x, y = x.flip(2), y.flip(2)
+    logits = model(x)
+    prob = torch.sigmoid(logits)
+    dice = 1 - (2 * (prob * y).sum((1, 2, 3)) + 1) / (prob.sum((1, 2, 3)) + y.sum((1, 2, 3)) + 1)
+    loss = F.binary_cross_entropy_with_logits(logits, y) + dice.mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss
+
+
 def train_segmenter(images: np.ndarray, masks: np.ndarray, steps: int, seed: int, batch: int = 16,
                     lr: float = 2e-3) -> torch.nn.Module:
     """A fresh small Unet trained for `steps` steps (BCE + Dice, flips) on the given labelled images."""
@@ -69,18 +86,7 @@ def train_segmenter(images: np.ndarray, masks: np.ndarray, steps: int, seed: int
     for _ in range(steps):
         idx = rng.integers(0, len(images), size=min(batch, len(images)))
         x, y = x_all[idx], y_all[idx]
-        if rng.random() < 0.5:
-            x, y = x.flip(3), y.flip(3)
-        if rng.random() < 0.5:
-            x, y = x.flip(2), y.flip(2)
-        logits = model(x)
-        prob = torch.sigmoid(logits)
-        dice = 1 - (2 * (prob * y).sum((1, 2, 3)) + 1) / (prob.sum((1, 2, 3)) + y.sum((1, 2, 3)) + 1)
-        loss = F.binary_cross_entropy_with_logits(logits, y) + dice.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        train_step(model, opt, sched, x, y, rng)
     model.eval()
     return model
 

@@ -37,14 +37,13 @@ import cv2
 import numpy as np
 import shapely
 import torch
-import torch.nn.functional as F
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.ops import nearest_points
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_active_learning import DECODER, predict, to_tensor  # noqa: E402
+from bench_active_learning import DECODER, predict, to_tensor, train_step  # noqa: E402
 
 from backend.geometry import mask_to_polygons, rasterize, to_geojson, to_shape  # noqa: E402
 from backend.ml.device import configure_cpu_threads  # noqa: E402
@@ -92,18 +91,7 @@ def train_on_crops(images: np.ndarray, masks: np.ndarray, steps: int, crop: int,
         xb = np.stack([images[i, y:y + crop, x:x + crop] for i, y, x in zip(idx, ys, xs)])
         yb = np.stack([masks[i, y:y + crop, x:x + crop] for i, y, x in zip(idx, ys, xs)])
         x, y = to_tensor(xb), torch.from_numpy(yb).float().unsqueeze(1)
-        if rng.random() < 0.5:
-            x, y = x.flip(3), y.flip(3)
-        if rng.random() < 0.5:
-            x, y = x.flip(2), y.flip(2)
-        logits = model(x)
-        prob = torch.sigmoid(logits)
-        dice = 1 - (2 * (prob * y).sum((1, 2, 3)) + 1) / (prob.sum((1, 2, 3)) + y.sum((1, 2, 3)) + 1)
-        loss = F.binary_cross_entropy_with_logits(logits, y) + dice.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        loss = train_step(model, opt, sched, x, y, rng)
         if (step + 1) % 100 == 0:
             log(f"  step {step + 1}/{steps}: loss {loss.item():.3f} ({time.perf_counter() - t0:.0f} s)")
     model.eval()
@@ -330,22 +318,17 @@ def correct_cost(pred: list[Polygon], truth: list[Polygon], gt_mask: np.ndarray,
         for j, part in enumerate(part_masks):  # a true part nothing covers yet: draw it
             if (part & drawn).sum() <= 0.2 * part.sum():
                 offer(iou(drawn | drawing_masks[j], gt_mask) - current, clicks(drawings[j]), "add", j)
-        for piece in _pieces(gt_mask & ~drawn):  # paint a missed piece on (a lasso stroke around it)
-            seen = set()
-            for tol in PATCH_TOLERANCES:
-                stroke = simplified(piece, tol)
-                if stroke is None or (key := clicks(stroke)) in seen:
-                    continue
-                seen.add(key)
-                offer(iou(drawn | _fast_raster(stroke, shape), gt_mask) - current, clicks(stroke), "paint", stroke)
-        for piece in _pieces(drawn & ~gt_mask):  # erase a spill (a lasso stroke around it)
-            seen = set()
-            for tol in PATCH_TOLERANCES:
-                stroke = simplified(piece, tol)
-                if stroke is None or (key := clicks(stroke)) in seen:
-                    continue
-                seen.add(key)
-                offer(iou(drawn & ~_fast_raster(stroke, shape), gt_mask) - current, clicks(stroke), "erase", stroke)
+        # paint a missed piece on, or erase a spill: a lasso stroke around it
+        for kind, pieces, apply in (("paint", gt_mask & ~drawn, lambda stroke_mask: drawn | stroke_mask),
+                                    ("erase", drawn & ~gt_mask, lambda stroke_mask: drawn & ~stroke_mask)):
+            for piece in _pieces(pieces):
+                seen = set()
+                for tol in PATCH_TOLERANCES:
+                    stroke = simplified(piece, tol)
+                    if stroke is None or (key := clicks(stroke)) in seen:
+                        continue
+                    seen.add(key)
+                    offer(iou(apply(_fast_raster(stroke, shape)), gt_mask) - current, clicks(stroke), kind, stroke)
         if best is None:
             break
         _ratio, cost, kind, data = best

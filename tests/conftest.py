@@ -166,3 +166,25 @@ def annotator(make_client):
 @pytest.fixture
 def reviewer(make_client):
     return make_client("reviewer")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Two spinning OpenMP threads on a busy 2-core machine are many times slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundles(tmp_path_factory):
+    """A tiny trained segmenter and classifier (tests/model_support.py), trained once per test module."""
+    import torch
+
+    from .model_support import train_tiny_bundles
+
+    torch.set_num_threads(1)
+    return train_tiny_bundles(tmp_path_factory.mktemp("tiny"))

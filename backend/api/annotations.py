@@ -14,7 +14,6 @@ from pydantic import BaseModel, Field, PlainValidator, WithJsonSchema
 
 from ..annotations import (
     MAX_MOTIFS,
-    commit_without_expiring,
     MAX_TAG_LENGTH,
     MAX_TAGS,
     MAX_TIME_SPENT_MS,
@@ -24,6 +23,7 @@ from ..annotations import (
     save_document,
     submit_image,
 )
+from ..db import end_read
 from ..errors import APIError
 from ..geometry import GeometryError, area_bbox, difference_geometry, union_geometry
 from .schemas import QueryModel, StrictModel
@@ -187,7 +187,7 @@ class GeometryResult(BaseModel):
 @endpoint("The current annotation document of an image", response=AnnotationDocument)
 def get_annotation(image_id: int):
     document = current_document(image_id)
-    commit_without_expiring()  # release SQLite's lock before the response is serialised
+    end_read()  # release SQLite's lock before the response is serialised
     return document
 
 

@@ -142,10 +142,7 @@ def queue_scores_refresh(top_k: int = 1000, reason: str = "") -> Optional[str]:
     """Queue a scores refresh unless one is already queued and not started (it will read the newest predictions
     when it starts); returns the job id (or None when one was waiting already). In a CLI command without a broker
     the refresh runs here and now, since this process is the job queue and may be about to exit."""
-    import click
-    from flask import current_app, has_request_context
-
-    from ..jobs import run_job, submit_job
+    from ..jobs import in_command_without_broker, run_job_inline, submit_job
     from ..models import Job
 
     waiting = db.session.scalar(select(Job.id).where(Job.kind == "scores", Job.status == "queued").limit(1))
@@ -153,15 +150,8 @@ def queue_scores_refresh(top_k: int = 1000, reason: str = "") -> Optional[str]:
         db.session.commit()
         return None
     params = {"top_k": int(top_k), **({"reason": reason} if reason else {})}
-    if (click.get_current_context(silent=True) is not None and not has_request_context()
-            and not current_app.config.get("BROKER_URL")):
-        job = Job(kind="scores", params=params, status="queued")
-        db.session.add(job)
-        db.session.flush()
-        job_id = job.id  # read before the commit: reading it after would open a transaction (SQLite: a lock)
-        db.session.commit()
-        run_job(current_app._get_current_object(), job_id)
-        return job_id
+    if in_command_without_broker():
+        return run_job_inline("scores", params)
     return submit_job("scores", params).id
 
 

@@ -95,9 +95,8 @@ def promote_model(model_id: int) -> ModelVersion:
 def _refresh_pool_after_promotion(mv: ModelVersion) -> None:
     """Queue (or, in a CLI command without a broker, schedule for its end) the pool pre-fill of a promotion."""
     import click
-    from flask import has_request_context
 
-    from ..jobs import submit_job
+    from ..jobs import in_command_without_broker, submit_job
     from ..models import Job
 
     model_id, kind = mv.id, mv.kind
@@ -105,9 +104,9 @@ def _refresh_pool_after_promotion(mv: ModelVersion) -> None:
         if current_model("segmenter") is None:  # a classifier alone cannot pre-fill anything
             db.session.commit()
             return
-        cli = click.get_current_context(silent=True)
-        if cli is not None and not has_request_context() and not current_app.config.get("BROKER_URL"):
+        if in_command_without_broker():
             db.session.commit()
+            cli = click.get_current_context()
             if not cli.meta.get("inklabel.pool_refresh"):
                 cli.meta["inklabel.pool_refresh"] = True
                 cli.call_on_close(_deferred_pool_refresh(current_app._get_current_object()))
@@ -129,11 +128,11 @@ def _deferred_pool_refresh(app) -> Callable[[], None]:
     from flask import has_app_context
 
     def run() -> None:
-        from ..jobs import run_job
+        from ..jobs import run_job_inline
         from ..models import Job
 
         try:
-            if has_app_context():  # end the command's own transaction (on SQLite it holds the write lock)
+            if has_app_context():  # end the command's own transaction (on SQLite it may hold the write lock)
                 try:
                     db.session.commit()
                 except Exception:
@@ -141,14 +140,8 @@ def _deferred_pool_refresh(app) -> Callable[[], None]:
             with app.app_context():
                 if current_model("segmenter") is None:
                     return
-                job = Job(kind="prefill", params=dict(POOL_REFRESH), status="queued")
-                db.session.add(job)
-                db.session.flush()
-                job_id = job.id  # read before the commit: after it, reading would open a transaction
-                db.session.commit()
-                click.echo(f"pre-filling the pool with the promoted model(s) (job {job_id}) …", err=True)
-            run_job(app, job_id)  # here and now: this process is the job queue
-            with app.app_context():
+                click.echo("pre-filling the pool with the promoted model(s) …", err=True)
+                job_id = run_job_inline("prefill", dict(POOL_REFRESH), app)
                 done = db.session.get(Job, job_id)
                 result = done.result or {}
                 click.echo(f"pool pre-fill {done.status}: " + (

@@ -2,13 +2,16 @@
 tokens, sessions) and the SQLite writer queue (backend/db.py)."""
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import insert, select, text
 
 from backend.auth import _sha256
-from backend.db import _QueuedConnection, _writer_queue_for, reads_only
+from backend.db import _QueuedConnection, _WriterQueue, _writer_queue_for, reads_only
 from backend.extensions import db
 from backend.models import ApiToken, Image, utcnow
 from tests.api.test_images import _ids, _seed
@@ -109,3 +112,23 @@ def test_a_writer_holding_the_queue_lets_readers_through(sqlite_app):
         conn.close()  # closing with a transaction open leaves the queue too
         assert queue._owner is None
         assert db.session.scalar(select(Image.sha256)) == "b" * 64
+
+
+def test_the_writer_queue_gives_up_on_a_hung_holder_after_its_timeout(tmp_path):
+    """flock has no timeout of its own: a writer of another process that never commits must not hold the others
+    forever; after `timeout` they go on to BEGIN IMMEDIATE (and SQLite's busy_timeout)."""
+    path = str(tmp_path / "inklabel.db-writers")
+    holder = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # another open file: conflicts like another process
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        queue = _WriterQueue(path, timeout=0.2)
+        started = time.monotonic()
+        assert queue.acquire() is False
+        assert 0.2 <= time.monotonic() - started < 5
+        assert queue._owner is None and queue._lock.acquire(blocking=False)  # the thread lock was given back
+        queue._lock.release()
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        assert queue.acquire() is True
+        queue.release()
+    finally:
+        os.close(holder)

@@ -12,32 +12,11 @@ from sqlalchemy import select
 from backend.extensions import db
 from backend.geometry import rasterize, validate_geometry
 from backend.ml.synth import encode_jpeg, generate_image
-from backend.models import Image, ModelVersion, Prediction
+from backend.models import ModelVersion, Prediction
 
-from .test_models import register_models, train_tiny_bundles
+from ..model_support import register_models
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_bundles(tmp_path_factory):
-    torch.set_num_threads(1)
-    return train_tiny_bundles(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_model_cache():
-    from backend.tasks.prefill import clear_model_cache
-
-    clear_model_cache()  # model version ids repeat across the per-test databases
-    yield
-    clear_model_cache()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _upload(client, sample_or_bytes, name="t.jpg") -> int:

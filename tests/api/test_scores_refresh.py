@@ -1,37 +1,15 @@
 """Scores follow the models: a promotion queues a pool pre-fill with the new model, which queues a scores refresh
 (API and CLI; coalesced; best effort), and a pool pre-fill refreshes the scores except after an upload (issue 6)."""
 import pytest
-import torch
 from sqlalchemy import select
 
 from backend.extensions import db
 from backend.ml.synth import generate_image
 from backend.models import ImageScore, Job, ModelVersion, Prediction
 
-from .test_models import register_models, train_tiny_bundles
+from ..model_support import register_models
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_bundles(tmp_path_factory):
-    torch.set_num_threads(1)
-    return train_tiny_bundles(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_model_cache():
-    from backend.tasks.prefill import clear_model_cache
-
-    clear_model_cache()  # model version ids repeat across the per-test databases
-    yield
-    clear_model_cache()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _upload_pool(client, n=3) -> list[int]:

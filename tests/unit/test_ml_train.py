@@ -11,16 +11,9 @@ from backend.ml.data import ExportError, open_export
 from backend.ml.synth import write_export_folder
 from backend.ml.train import TrainOptions, train_model
 
-TINY_DECODER = [32, 16, 16, 16, 8]
+from ..model_support import TINY_DECODER
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two spinning OpenMP threads on a busy 2-core machine are many times slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,7 @@ import torch
 from backend.ml.nets import PretrainedUnavailable, build_classifier, build_segmenter
 from backend.ml.weights import UnsafeModelFile, load_bundle, save_bundle
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _sidecar(kind="segmenter", architecture=None, classes=("tattoo",)):
