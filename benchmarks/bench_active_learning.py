@@ -56,6 +56,18 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
+def fresh_training(seed: int, lr: float, steps: int):
+    """A fresh small Unet (resnet18, light decoder) in training mode, its AdamW + one-cycle schedule over `steps`,
+    and the numpy generator of the run, all from `seed`."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model, _notes = build_segmenter("Unet", "resnet18", None, DECODER)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.15)
+    return model, opt, sched, rng
+
+
 def train_step(model, opt, sched, x: torch.Tensor, y: torch.Tensor, rng) -> torch.Tensor:
     """One step on a batch, randomly flipped: BCE + soft Dice (as backend.ml.train); returns the loss."""
     if rng.random() < 0.5:
@@ -76,12 +88,7 @@ def train_step(model, opt, sched, x: torch.Tensor, y: torch.Tensor, rng) -> torc
 def train_segmenter(images: np.ndarray, masks: np.ndarray, steps: int, seed: int, batch: int = 16,
                     lr: float = 2e-3) -> torch.nn.Module:
     """A fresh small Unet trained for `steps` steps (BCE + Dice, flips) on the given labelled images."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model, _notes = build_segmenter("Unet", "resnet18", None, DECODER)
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.15)
+    model, opt, sched, rng = fresh_training(seed, lr, steps)
     x_all, y_all = to_tensor(images), torch.from_numpy(masks).float().unsqueeze(1)
     for _ in range(steps):
         idx = rng.integers(0, len(images), size=min(batch, len(images)))

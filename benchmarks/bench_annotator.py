@@ -43,7 +43,7 @@ from shapely.ops import nearest_points
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_active_learning import DECODER, predict, to_tensor, train_step  # noqa: E402
+from bench_active_learning import DECODER, fresh_training, predict, to_tensor, train_step  # noqa: E402
 
 from backend.geometry import mask_to_polygons, rasterize, to_geojson, to_shape  # noqa: E402
 from backend.ml.device import configure_cpu_threads  # noqa: E402
@@ -75,12 +75,7 @@ def train_on_crops(images: np.ndarray, masks: np.ndarray, steps: int, crop: int,
     """A fresh Unet-resnet18 (the active-learning benchmark's light decoder) trained for `steps` steps (BCE + Dice,
     flips) on random crop×crop windows of the images: the ink at the benchmark's scale, at a fraction of the cost
     of whole images per step."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model, _notes = build_segmenter("Unet", "resnet18", None, DECODER)
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.15)
+    model, opt, sched, rng = fresh_training(seed, lr, steps)
     size = images.shape[1]
     crop = min(crop, size)
     t0 = time.perf_counter()

@@ -362,6 +362,15 @@ def run_load(port: int, token: str, n_images: int, args, server_pgid: int | None
     }
 
 
+def timed_get(conn, path: str, headers: dict) -> tuple[float, int, bytes]:
+    """One GET on a kept-alive connection: (milliseconds to the whole body, status, body)."""
+    t = time.perf_counter()
+    conn.request("GET", path, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    return (time.perf_counter() - t) * 1000, resp.status, data
+
+
 def list_latency(port: int, token: str, total: int, samples: int = 40) -> dict:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Authorization": f"Bearer {token}"}
@@ -371,13 +380,9 @@ def list_latency(port: int, token: str, total: int, samples: int = 40) -> dict:
     wanted = [1, pages // 2, pages] + [rng.randint(1, pages) for _ in range(samples)]
     timings, first_page, last_page = [], None, None
     for i, page in enumerate(wanted):
-        t = time.perf_counter()
-        conn.request("GET", f"/api/v1/images?page={page}&per_page={per_page}", headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        ms = (time.perf_counter() - t) * 1000
-        if resp.status != 200:
-            return {"error": f"GET /api/v1/images answered {resp.status}: {data[:200]!r}"}
+        ms, status, data = timed_get(conn, f"/api/v1/images?page={page}&per_page={per_page}", headers)
+        if status != 200:
+            return {"error": f"GET /api/v1/images answered {status}: {data[:200]!r}"}
         body = json.loads(data)
         if body.get("total") != total:
             return {"error": f"expected total {total}, got {body.get('total')}"}
@@ -390,13 +395,9 @@ def list_latency(port: int, token: str, total: int, samples: int = 40) -> dict:
     # Keyset paging (after_id = the previous page's next_after_id): the last page, then random positions.
     keyset, keyset_last = [], None
     for i, after in enumerate([max(0, total - per_page)] + [rng.randint(0, total - per_page) for _ in range(samples)]):
-        t = time.perf_counter()
-        conn.request("GET", f"/api/v1/images?after_id={after}&per_page={per_page}", headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        ms = (time.perf_counter() - t) * 1000
-        if resp.status != 200:
-            return {"error": f"GET /api/v1/images?after_id= answered {resp.status}: {data[:200]!r}"}
+        ms, status, data = timed_get(conn, f"/api/v1/images?after_id={after}&per_page={per_page}", headers)
+        if status != 200:
+            return {"error": f"GET /api/v1/images?after_id= answered {status}: {data[:200]!r}"}
         body = json.loads(data)
         if body.get("total") != total or len(body["items"]) != per_page or body["items"][0]["id"] != after + 1:
             return {"error": f"keyset page after {after}: unexpected answer {data[:200]!r}"}
@@ -481,7 +482,8 @@ def main(argv=None) -> int:
 
     load = results["load"]
     lists = {entry.get("images"): entry for entry in results["list"] if "images" in entry}
-    big = lists.get(args.list_images) or {}
+    big = lists.get(args.list_images) if args.list_images >= 100_000 else None  # the goal is set at 100k images
+    big = big or {}
     worst_list = max([big.get("first_page_ms", 0), big.get("last_page_ms", 0),
                       big.get("random_pages_ms", {}).get("p95", 0)]) if big else None
     results["goals"] = {
@@ -518,7 +520,8 @@ def main(argv=None) -> int:
                   f"keyset (after_id): last {entry['keyset_last_page_ms']} ms, random p50 "
                   f"{entry['keyset_pages_ms']['p50']} p95 {entry['keyset_pages_ms']['p95']} ms")
     for name, goal in results["goals"].items():
-        print(f"goal {name}: {goal['measured']} vs {goal['goal']} -> {'met' if goal['met'] else 'MISSED'}")
+        verdict = "not measured" if goal["measured"] is None else ("met" if goal["met"] else "MISSED")
+        print(f"goal {name}: {goal['measured']} vs {goal['goal']} -> {verdict}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
