@@ -112,13 +112,31 @@ def _transform_geometry(geojson: dict, scale: float, dx: float = 0.0, dy: float 
     return {"type": "MultiPolygon", "coordinates": [[ring(r) for r in poly] for poly in geojson["coordinates"]]}
 
 
+THICK_SHARE = 0.9  # a median that keeps less of a region's ink than this share: the region is line work
+THIN_TOLERANCE = 0.35  # px: the simplification of line work (a wider one collapses one-pixel strokes)
+
+
+def _smoothed(mask: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A 3×3 median of the uint8 mask (takes off one-pixel spurs and bridges), unless the region is line work: a
+    median erases every one-pixel stroke, so when it would take away more than a tenth of the ink the strokes
+    are that thin (fine line) and the mask is kept as it is; the flag says so."""
+    if min(mask.shape) < 3:
+        return mask, False
+    smoothed = (cv2.medianBlur(mask * 255, 3) > 0).astype(np.uint8)
+    if np.count_nonzero(smoothed) >= THICK_SHARE * np.count_nonzero(mask):
+        return smoothed, False
+    return mask, True
+
+
 def _speckless_padded(mask: np.ndarray, min_area: float, offset: tuple[int, int],
-                      frame: tuple[int, int] | None, fast: bool) -> tuple[np.ndarray, int, int, bool]:
-    """The mask as uint8 (3×3 median first when `fast`), specks under min_area dropped, padded by a pixel on the
-    sides that do not touch the frame's edge; also (left, top) padding and whether some side touches the edge."""
+                      frame: tuple[int, int] | None, fast: bool) -> tuple[np.ndarray, int, int, bool, bool]:
+    """The mask as uint8 (`_smoothed` first when `fast`), specks under min_area dropped, padded by a pixel on the
+    sides that do not touch the frame's edge; also (left, top) padding, whether some side touches the edge and
+    whether the region is line work."""
     mask = mask.astype(np.uint8)
-    if fast and min(mask.shape) >= 3:
-        mask = (cv2.medianBlur(mask * 255, 3) > 0).astype(np.uint8)
+    thin = False
+    if fast:
+        mask, thin = _smoothed(mask)
     if min_area > 1:  # specks are dropped before tracing: cheaper than tracing and discarding them
         n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         if n > 1 and (stats[1:, cv2.CC_STAT_AREA] < min_area).any():
@@ -131,7 +149,15 @@ def _speckless_padded(mask: np.ndarray, min_area: float, offset: tuple[int, int]
     right, bottom = int(ox + mask.shape[1] < fw), int(oy + mask.shape[0] < fh)
     if left or top or right or bottom:
         mask = np.pad(mask, ((top, bottom), (left, right)))
-    return mask, left, top, not (left and top and right and bottom)
+    return mask, left, top, not (left and top and right and bottom), thin
+
+
+def _traced(mask: np.ndarray, simplify_tolerance: float, min_area: float, offset: tuple[int, int],
+            frame: tuple[int, int] | None):
+    """The fast path's shape of a region (in the mask's padded pixels) and the (dx, dy) that places it."""
+    mask, left, top, clip, thin = _speckless_padded(mask, min_area, offset, frame, fast=True)
+    tolerance = min(simplify_tolerance, THIN_TOLERANCE) if thin else simplify_tolerance
+    return _fast_shape(mask, tolerance, min_area, clip), (offset[0] - left, offset[1] - top)
 
 
 _MITRE = {"join_style": "mitre", "mitre_limit": 2.0, "cap_style": "square"}
@@ -200,11 +226,10 @@ def _fast_region(mask: np.ndarray, scale: float, simplify_tolerance: float, min_
                  bounds: tuple[float, float]) -> tuple[dict, float, list[float]] | None:
     """The pre-fill's tracing of one region: (valid GeoJSON inside `bounds`, area, bbox) or None. Valid shapes
     (nearly all) skip validate_geometry's parse-and-rebuild; the rest go through its repair."""
-    mask, left, top, clip = _speckless_padded(mask, min_area, offset, frame, fast=True)
-    shape = _fast_shape(mask, simplify_tolerance, min_area, clip)
+    shape, (dx, dy) = _traced(mask, simplify_tolerance, min_area, offset, frame)
     if shape is None:
         return None
-    shape = _place(shape, scale, offset[0] - left, offset[1] - top, bounds)
+    shape = _place(shape, scale, dx, dy, bounds)
     if shape.is_valid and shape.area > 0 and shapely.get_num_coordinates(shape) <= DEFAULT_MAX_VERTICES:
         minx, miny, maxx, maxy = shape.bounds
         return _geojson(shape), float(shape.area), [minx, miny, maxx, maxy]
@@ -227,16 +252,15 @@ def mask_geometry(mask: np.ndarray, scale: float = 1.0, simplify_tolerance: floa
     `scale` (working → original pixels) and clamped to `bounds` (original width, height).
 
     `fast` (the pre-fill): a 3×3 median first takes off one-pixel spurs and bridges of a model's mask (which cost
-    the tracer the most and barely change its IoU with the truth), the parts are traced in shapely's vectorised
+    the tracer the most and barely change its IoU with the truth) — except on line work, which it would erase
+    (`_smoothed`); the parts are traced in shapely's vectorised
     calls and the region is simplified once, topology kept, instead of part by part with a fidelity check (the
     result keeps IoU ≈ 0.97 with the mask instead of ≈ 0.99). Hand-made masks take the exact path."""
     if fast:
-        ox, oy = offset
-        frame = frame if frame is not None else (ox + mask.shape[1], oy + mask.shape[0])
-        shape_mask, left, top, clip = _speckless_padded(mask, min_area, offset, frame, fast=True)
-        shape = _fast_shape(shape_mask, simplify_tolerance, min_area, clip)
-        return None if shape is None else _geojson(_place(shape, scale, ox - left, oy - top, bounds))
-    mask, left, top, _ = _speckless_padded(mask, min_area, offset, frame, fast=False)
+        frame = frame if frame is not None else (offset[0] + mask.shape[1], offset[1] + mask.shape[0])
+        shape, (dx, dy) = _traced(mask, simplify_tolerance, min_area, offset, frame)
+        return None if shape is None else _geojson(_place(shape, scale, dx, dy, bounds))
+    mask, left, top, _, _ = _speckless_padded(mask, min_area, offset, frame, fast=False)
     ox, oy = offset
     polygons = mask_to_polygons(mask, simplify_tolerance=simplify_tolerance, min_area=min_area)
     if not polygons:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+import cv2
 import numpy as np
 
 EPS = 1e-6
@@ -45,26 +46,15 @@ def binary_entropy(prob: np.ndarray) -> np.ndarray:
     return -(p * np.log2(p) + (1.0 - p) * np.log2(1.0 - p))
 
 
-def _window_reduce(mask: np.ndarray, radius: int, reduce) -> np.ndarray:
-    """Square max/min filter of a boolean mask (separable, edges padded with the neutral value)."""
-    if radius <= 0:
-        return mask.copy()
-    fill = reduce is np.min  # erosion treats the outside as foreground so borders do not erode
-    out = mask
-    for axis in (0, 1):
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (radius, radius)
-        padded = np.pad(out, pad, constant_values=fill)
-        windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1, axis=axis)
-        out = reduce(windows, axis=-1)
-    return out
-
-
 def boundary_band(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Pixels within `radius` (Chebyshev distance) of the mask's boundary, on both sides."""
-    dilated = _window_reduce(mask, radius, np.max)
-    eroded = _window_reduce(mask, radius, np.min)
-    return dilated & ~eroded
+    """Pixels within `radius` (Chebyshev distance) of the mask's boundary, on both sides. The image's edge is not
+    a boundary: OpenCV's default border leaves dilation and erosion unaffected by the outside."""
+    mask = np.asarray(mask, dtype=bool)
+    if radius <= 0:
+        return np.zeros_like(mask)
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    m = mask.view(np.uint8)
+    return cv2.dilate(m, kernel).astype(bool) & ~cv2.erode(m, kernel).astype(bool)
 
 
 def _as_prob_map(prob) -> np.ndarray:

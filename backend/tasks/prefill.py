@@ -121,38 +121,54 @@ def decode_work_image(store, sha256: str, fmt: str, width: int, height: int, max
     class _Row:  # BlobStore.open_rgb reads sha256 and format only
         pass
 
+    import cv2
+
     row = _Row()
     row.sha256, row.format = sha256, fmt
-    pil = store.open_rgb(row, max_side=max_side)
-    rgb = np.asarray(pil.convert("RGB"))
+    rgb = np.asarray(store.open_rgb(row, max_side=max_side, resize=False).convert("RGB"))
+    h, w = rgb.shape[:2]
+    if max(h, w) > max_side:  # area averaging, as the training images were letterboxed (and ~5x Lanczos' speed)
+        s = max_side / max(h, w)
+        rgb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     scale = max(width, height) / max(rgb.shape[:2])
     return rgb, scale
 
 
 # --- one image -----------------------------------------------------------------------------------------------------
 
-def _cached(image_id: int, models: CurrentModels) -> Optional[Prediction]:
-    stmt = select(Prediction).where(Prediction.image_id == image_id, Prediction.segmenter_id == models.segmenter_id)
-    stmt = stmt.where(Prediction.classifier_id.is_(None) if models.classifier_id is None
+def _for_models(stmt, models: CurrentModels):
+    stmt = stmt.where(Prediction.segmenter_id == models.segmenter_id)
+    return stmt.where(Prediction.classifier_id.is_(None) if models.classifier_id is None
                       else Prediction.classifier_id == models.classifier_id)
+
+
+def _cached(image_id: int, models: CurrentModels) -> Optional[Prediction]:
+    stmt = _for_models(select(Prediction).where(Prediction.image_id == image_id), models)
     return db.session.scalar(stmt.order_by(Prediction.id.desc()).limit(1))
 
 
-def _store_prediction(image_id: int, models: CurrentModels, result: dict, embedding) -> Prediction:
+def _prediction_values(result: dict, embedding) -> dict:
     regions = [dict(region, **{k: v for k, v in detail.items() if k != "id"})
                for region, detail in zip(result["regions"], result["details"])]
-    values = dict(regions=regions, style_probs=result["style_probs"], concentration=result["concentration"],
-                  uncertainty=result["uncertainty"],
-                  embedding=[round(float(v), 5) for v in embedding] if embedding is not None else None,
-                  created_at=utcnow())
-    pred = _cached(image_id, models)
-    if pred is None:
-        pred = Prediction(image_id=image_id, segmenter_id=models.segmenter_id, classifier_id=models.classifier_id,
-                          **values)
-        db.session.add(pred)
+    return dict(regions=regions, style_probs=result["style_probs"], concentration=result["concentration"],
+                uncertainty=result["uncertainty"],
+                embedding=[round(float(v), 5) for v in embedding] if embedding is not None else None,
+                created_at=utcnow())
+
+
+def _stage(image_id: int, models: CurrentModels, values: dict, existing: Optional[Prediction]) -> Prediction:
+    if existing is None:
+        existing = Prediction(image_id=image_id, segmenter_id=models.segmenter_id,
+                              classifier_id=models.classifier_id, **values)
+        db.session.add(existing)
     else:
         for key, value in values.items():
-            setattr(pred, key, value)
+            setattr(existing, key, value)
+    return existing
+
+
+def _store_prediction(image_id: int, models: CurrentModels, result: dict, embedding) -> Prediction:
+    pred = _stage(image_id, models, _prediction_values(result, embedding), _cached(image_id, models))
     try:
         db.session.commit()
     except IntegrityError:  # a concurrent pre-fill of the same image stored it first: keep that one
@@ -161,6 +177,22 @@ def _store_prediction(image_id: int, models: CurrentModels, result: dict, embedd
         if pred is None:
             raise
     return pred
+
+
+def _store_predictions(entries: list[tuple[int, dict]], models: CurrentModels) -> None:
+    """A batch of (image id, result) in one transaction (one commit, one lookup); should another pre-fill have
+    stored one of them meanwhile, the batch is stored one image at a time instead."""
+    ids = [image_id for image_id, _ in entries]
+    try:
+        existing = {p.image_id: p for p in db.session.scalars(
+            _for_models(select(Prediction).where(Prediction.image_id.in_(ids)), models).order_by(Prediction.id))}
+        for image_id, result in entries:
+            _stage(image_id, models, _prediction_values(result, result["embedding"]), existing.get(image_id))
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        for image_id, result in entries:
+            _store_prediction(image_id, models, result, result["embedding"])
 
 
 def prediction_payload(pred: Prediction, cached: bool = True, low_concentration: float | None = None) -> dict:
@@ -303,10 +335,7 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
         done_ids = set()
         for start in range(0, len(ids), 1000):
             chunk = ids[start:start + 1000]
-            stmt = select(Prediction.image_id).where(Prediction.image_id.in_(chunk),
-                                                     Prediction.segmenter_id == models.segmenter_id)
-            stmt = stmt.where(Prediction.classifier_id.is_(None) if models.classifier_id is None
-                              else Prediction.classifier_id == models.classifier_id)
+            stmt = _for_models(select(Prediction.image_id).where(Prediction.image_id.in_(chunk)), models)
             done_ids.update(db.session.scalars(stmt))
         skipped = len([i for i in ids if i in done_ids])
         ids = [i for i in ids if i not in done_ids]
@@ -343,9 +372,8 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
     def finish(entry) -> None:
         nonlocal done
         items, futures = entry
-        for item, future in zip(items, futures):
-            result = future.result() if pool is not None else future
-            _store_prediction(item["id"], models, result, result["embedding"])
+        results = [future.result() if pool is not None else future for future in futures]
+        _store_predictions([(item["id"], result) for item, result in zip(items, results)], models)
         done += len(items)
         if progress:
             progress(done + failed, total, f"pre-filled {done} of {total}")

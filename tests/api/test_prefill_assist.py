@@ -229,8 +229,10 @@ def test_gpu_style_pool_path_on_the_cpu(sqlite_app, tiny_bundles):
         plain = prefill_images(ids, batch_size=2)
         first = {p.image_id: p.concentration for p in db.session.scalars(select(Prediction))}
         piped = prefill_images(ids, batch_size=2, refresh=True, workers=1, trace_threads=2)
-        second = {p.image_id: p.concentration for p in db.session.scalars(select(Prediction))}
+        rows = list(db.session.scalars(select(Prediction)))
+        second = {p.image_id: p.concentration for p in rows}
     assert plain["done"] == piped["done"] == 5 and piped["failed"] == 0
+    assert len(rows) == 5  # a refresh updates each image's row (one transaction a batch), it adds none
     assert first == second
 
 

@@ -107,7 +107,7 @@ def test_fast_tracing_keeps_the_mask_and_its_holes():
     from backend.geometry import rasterize
     from backend.ml.prefill import mask_geometry
 
-    ious = {True: [], False: []}  # exact hand-made masks; fine lines of 1-2 px are what the median takes off
+    ious = {True: [], False: []}  # exact hand-made masks
     for seed in range(6):
         truth = generate_image(300 + seed, width=320, height=256).mask > 0
         for fast in (True, False):
@@ -121,6 +121,35 @@ def test_fast_tracing_keeps_the_mask_and_its_holes():
     cv2.circle(ring, (50, 50), 12, 0, -1)
     geometry = mask_geometry(ring > 0, fast=True)
     assert geometry["type"] == "Polygon" and len(geometry["coordinates"]) == 2
+
+
+def test_fine_line_strokes_survive_the_fast_tracing():
+    """One-pixel strokes (fine line) are what a 3×3 median erases: the fast path keeps them, and still smooths a
+    filled shape's one-pixel spur away."""
+    from backend.ml.prefill import mask_geometry
+
+    lines = np.zeros((160, 160), np.uint8)
+    cv2.ellipse(lines, (80, 70), (50, 35), 20, 0, 300, 1, 1)
+    cv2.polylines(lines, [np.array([[20, 140], [70, 120], [140, 150]], np.int32)], False, 1, 1)
+    truth = lines > 0
+    back = rasterize([mask_geometry(truth, fast=True)], 160, 160) > 0
+    assert (back & truth).sum() / (back | truth).sum() >= 0.6 and (back & truth).sum() >= 0.8 * truth.sum()
+    prob = _prob_from_mask(truth)
+    result = build_prefill(np.zeros((160, 160, 3), np.uint8), np.maximum(prob, truth * 0.9))
+    drawn = rasterize([r["geometry"] for r in result["regions"]], 160, 160) > 0
+    assert (drawn & truth).sum() >= 0.8 * truth.sum()
+
+    blob = np.zeros((80, 80), np.uint8)
+    cv2.rectangle(blob, (20, 20), (60, 60), 1, -1)
+    blob[40, 61:70] = 1  # a one-pixel spur off a filled square
+    geometry = mask_geometry(blob > 0, fast=True)
+    assert shapely_bounds(geometry)[2] <= 62.5  # the spur reached x = 70
+
+
+def shapely_bounds(geometry):
+    from backend.geometry import to_shape
+
+    return to_shape(geometry).bounds
 
 
 def test_folded_batchnorm_gives_the_same_outputs():
