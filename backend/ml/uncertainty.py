@@ -53,7 +53,7 @@ def boundary_band(mask: np.ndarray, radius: int) -> np.ndarray:
     if radius <= 0:
         return np.zeros_like(mask)
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-    m = mask.view(np.uint8)
+    m = np.ascontiguousarray(mask).view(np.uint8)
     return cv2.dilate(m, kernel).astype(bool) & ~cv2.erode(m, kernel).astype(bool)
 
 
