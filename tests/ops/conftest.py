@@ -22,14 +22,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+def wait_for(predicate, timeout: float, interval: float = 0.05, what="condition"):
+    """`what`: a description, or a callable giving one at the time of failure (e.g. with the state it saw)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 5) -> None:

@@ -27,7 +27,9 @@ def _healthz_count(stack: Stack) -> float:
 
 def test_gunicorn_serves_and_metrics_add_up_across_workers(tmp_path):
     metrics_dir = tmp_path / "metrics"
-    stack = Stack(tmp_path / "workspace", workers=2, threads=2, env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    # A short graceful timeout: a worker told to stop may otherwise wait up to 30 s on an idle keep-alive connection.
+    stack = Stack(tmp_path / "workspace", workers=2, threads=2,
+                  env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "GUNICORN_GRACEFUL_TIMEOUT": "5"})
     try:
         stack.init()
         stack.start()
@@ -39,8 +41,8 @@ def test_gunicorn_serves_and_metrics_add_up_across_workers(tmp_path):
         old = stack.worker_pids()
         for pid in old:
             os.kill(pid, signal.SIGTERM)
-        wait_for(lambda: len(stack.worker_pids()) == 2 and not set(stack.worker_pids()) & set(old), 30,
-                 what="replacement workers")
+        wait_for(lambda: len(stack.worker_pids()) == 2 and not set(stack.worker_pids()) & set(old), 60,
+                 what=lambda: f"replacement workers (old {old}, now {stack.worker_pids()})")
         assert Http(stack.url).get("/healthz").status == 200
         assert _healthz_count(stack) == start + 31
 
