@@ -61,7 +61,7 @@ def end_read(session=None) -> None:
 # 10x faster than the json module. Values orjson does not take the same way (integers beyond 64 bits, types it
 # would encode differently: datetimes, dataclasses) fall back to json.dumps, so nothing changes for them. NaN and
 # infinities, which JSON does not allow (PostgreSQL refuses them; the API never accepts them), are stored as null.
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS \
+ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS \
     | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
@@ -71,7 +71,7 @@ def _json_default(value):
 
 def json_dumps(value) -> str:
     try:
-        return orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS).decode()
+        return orjson.dumps(value, default=_json_default, option=ORJSON_OPTIONS).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return json.dumps(value)
 

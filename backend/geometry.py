@@ -231,7 +231,7 @@ def to_shape(geojson: dict) -> Polygon | MultiPolygon:
 
 
 def _ring_coords(ring) -> list[list[float]]:
-    return [[float(x), float(y)] for x, y in ring.coords]
+    return np.asarray(ring.coords, dtype=float).tolist()
 
 
 def _polygon_coords(poly: Polygon) -> list[list[list[float]]]:

@@ -138,9 +138,8 @@ class BlobStore:
 
     # --- reading ----------------------------------------------------------------------------------------------
 
-    def open_rgb(self, image_row, max_side: int | None = None, resize: bool = True) -> PILImage.Image:
-        """An Image row's picture as upright RGB, full size (or with its long side <= max_side; with
-        `resize=False` only JPEG's reduced-scale decode is applied, so the long side may still exceed max_side)."""
+    def open_rgb(self, image_row, max_side: int | None = None) -> PILImage.Image:
+        """An Image row's picture as upright RGB, full size; with `max_side`, a JPEG is decoded at a reduced scale
+        where that still leaves its long side at least max_side (resizing to the exact size is the caller's)."""
         path = self.original_path(image_row.sha256, image_row.format)
-        image = load_rgb(path, max_pixels=self.max_pixels, max_side=max_side)
-        return resize_to_max_side(image, max_side) if max_side and resize else image
+        return load_rgb(path, max_pixels=self.max_pixels, max_side=max_side)

@@ -3,7 +3,7 @@
 #   1. bench_annotator.py: the simulated annotator's model trained to convergence on the GPU (measured on the CPU)
 #   2. bench_prefill.py:   single-image and batch pre-fill on CUDA, the pool path at several tracing-thread counts
 #   3. bench_learning.py:  export → train → held-out figures, segmenter at its default 512 px, 80 epochs, on CUDA
-# About 8 minutes on an H200 (2026-11-27). Wheels in .whl/ (packages the machine lacks: see benchmarks/README.md)
+# About 7 minutes on an H200, estimated from its steps as run on 2026-11-27 (not yet run as one script). Wheels in .whl/ (packages the machine lacks: see benchmarks/README.md)
 # are installed first; the real photos are read from .gpu_data/real-tattoos (a copy of ../shared/data/real-tattoos).
 #   OUT=/tmp/out bash benchmarks/device_run.sh
 set -u

@@ -186,5 +186,9 @@ def tiny_bundles(tmp_path_factory):
 
     from .model_support import train_tiny_bundles
 
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
-    return train_tiny_bundles(tmp_path_factory.mktemp("tiny"))
+    try:
+        return train_tiny_bundles(tmp_path_factory.mktemp("tiny"))
+    finally:
+        torch.set_num_threads(before)

@@ -21,7 +21,7 @@ from flask import current_app, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 
 from ..auth import require_user
-from ..db import end_read, reads_only, set_reads_only
+from ..db import ORJSON_OPTIONS, end_read, reads_only, set_reads_only
 from ..errors import APIError
 from ..extensions import db
 
@@ -98,8 +98,7 @@ def _query_dict() -> dict[str, Any]:
     return out
 
 
-_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME \
-    | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+_ORJSON_OPTIONS = ORJSON_OPTIONS | orjson.OPT_SORT_KEYS  # the JSON columns' options; responses sort keys as jsonify
 
 
 def json_response(result: Any, status: int = 200):

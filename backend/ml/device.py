@@ -79,13 +79,8 @@ def is_cuda(device: torch.device) -> bool:
     return torch.device(device).type == "cuda"
 
 
-def memory_format(device: torch.device) -> torch.memory_format:
-    """channels_last on CUDA and on the CPU alike (see the module docstring); models are saved contiguous."""
-    return torch.channels_last
-
-
 def prepare_model(model: torch.nn.Module, device: torch.device, train: bool = False) -> torch.nn.Module:
-    model = model.to(device=device, memory_format=memory_format(device))
+    model = model.to(device=device, memory_format=torch.channels_last)  # CUDA and CPU alike; saved contiguous
     return model.train(train)
 
 

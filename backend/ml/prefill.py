@@ -18,7 +18,7 @@ import numpy as np
 import shapely
 
 from ..geometry import (DEFAULT_MAX_VERTICES, GeometryError, _centre_line_shape, _polygonal, area_bbox,
-                        mask_to_polygons, validate_geometry)
+                        mask_to_polygons, to_geojson, validate_geometry)
 from . import uncertainty
 from .infer import CROP_MARGIN, ClassifierRunner, crop_box
 
@@ -209,18 +209,6 @@ def _place(shape, scale: float, dx: float, dy: float, bounds: tuple[float, float
     return shapely.transform(shape, move)
 
 
-def _geojson(shape) -> dict:
-    def poly(p):
-        return [np.asarray(p.exterior.coords).tolist()] + [np.asarray(r.coords).tolist() for r in p.interiors]
-
-    if shape.geom_type == "Polygon":
-        return {"type": "Polygon", "coordinates": poly(shape)}
-    polys = [p for p in shape.geoms if not p.is_empty]
-    if len(polys) == 1:
-        return {"type": "Polygon", "coordinates": poly(polys[0])}
-    return {"type": "MultiPolygon", "coordinates": [poly(p) for p in polys]}
-
-
 def _fast_region(mask: np.ndarray, scale: float, simplify_tolerance: float, min_area: float,
                  offset: tuple[int, int], frame: tuple[int, int] | None,
                  bounds: tuple[float, float]) -> tuple[dict, float, list[float]] | None:
@@ -232,9 +220,9 @@ def _fast_region(mask: np.ndarray, scale: float, simplify_tolerance: float, min_
     shape = _place(shape, scale, dx, dy, bounds)
     if shape.is_valid and shape.area > 0 and shapely.get_num_coordinates(shape) <= DEFAULT_MAX_VERTICES:
         minx, miny, maxx, maxy = shape.bounds
-        return _geojson(shape), float(shape.area), [minx, miny, maxx, maxy]
+        return to_geojson(shape), float(shape.area), [minx, miny, maxx, maxy]
     try:
-        geometry = validate_geometry(_geojson(shape), bounds[0], bounds[1])
+        geometry = validate_geometry(to_geojson(shape), bounds[0], bounds[1])
     except GeometryError:
         return None
     area, bbox = area_bbox(geometry)
@@ -259,7 +247,7 @@ def mask_geometry(mask: np.ndarray, scale: float = 1.0, simplify_tolerance: floa
     if fast:
         frame = frame if frame is not None else (offset[0] + mask.shape[1], offset[1] + mask.shape[0])
         shape, (dx, dy) = _traced(mask, simplify_tolerance, min_area, offset, frame)
-        return None if shape is None else _geojson(_place(shape, scale, dx, dy, bounds))
+        return None if shape is None else to_geojson(_place(shape, scale, dx, dy, bounds))
     mask, left, top, _, _ = _speckless_padded(mask, min_area, offset, frame, fast=False)
     ox, oy = offset
     polygons = mask_to_polygons(mask, simplify_tolerance=simplify_tolerance, min_area=min_area)

@@ -126,6 +126,7 @@ def test_fast_tracing_keeps_the_mask_and_its_holes():
 def test_fine_line_strokes_survive_the_fast_tracing():
     """One-pixel strokes (fine line) are what a 3×3 median erases: the fast path keeps them, and still smooths a
     filled shape's one-pixel spur away."""
+    from backend.geometry import to_shape
     from backend.ml.prefill import mask_geometry
 
     lines = np.zeros((160, 160), np.uint8)
@@ -143,13 +144,7 @@ def test_fine_line_strokes_survive_the_fast_tracing():
     cv2.rectangle(blob, (20, 20), (60, 60), 1, -1)
     blob[40, 61:70] = 1  # a one-pixel spur off a filled square
     geometry = mask_geometry(blob > 0, fast=True)
-    assert shapely_bounds(geometry)[2] <= 62.5  # the spur reached x = 70
-
-
-def shapely_bounds(geometry):
-    from backend.geometry import to_shape
-
-    return to_shape(geometry).bounds
+    assert to_shape(geometry).bounds[2] <= 62.5  # the spur reached x = 70
 
 
 def test_folded_batchnorm_gives_the_same_outputs():

@@ -98,7 +98,8 @@ def test_device_falls_back_to_cpu(monkeypatch):
         assert devmod.resolve_device("cuda:1").type == "cpu"
     with pytest.raises(ValueError, match="unknown device"):
         devmod.resolve_device("tpu")
-    assert devmod.memory_format(torch.device("cpu")) == torch.channels_last  # NHWC convolutions are faster here too
+    conv = devmod.prepare_model(torch.nn.Conv2d(3, 4, 3), torch.device("cpu"))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)  # NHWC convolutions are faster here too
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with devmod.autocast(torch.device("cpu")):  # a no-op on the CPU
