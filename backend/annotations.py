@@ -10,13 +10,13 @@ region is ``{"id", "geometry", "style", "motifs", "source", "model_version", "co
      transaction (on SQLite it begins DEFERRED: a WAL snapshot that blocks no writer);
   2. validate every region (422 naming the region index: ``details = {"region": i, "reason": ...}``) and the tags
      (unknown style or flag keys -> 422) with no transaction open;
-  3. in one write transaction: lock the image row (SELECT ... FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE
-     lock) and re-check frozen, then ``UPDATE annotations SET version = version + 1, ... WHERE image_id = ? AND
+  3. in one write transaction: update the image row first (Image.flags, Image.styles, status new -> in_progress;
+     on PostgreSQL this locks the row, on SQLite BEGIN IMMEDIATE holds the database) and re-check frozen from the
+     status it returns, then ``UPDATE annotations SET version = version + 1, ... WHERE image_id = ? AND
      version = ?`` and check the row count: the compare-and-set that makes two concurrent saves on one version end
      with exactly one winner on SQLite and PostgreSQL alike;
-  4. replace the denormalised Region rows, add an AnnotationRevision (author, time spent), update Image.flags,
-     Image.styles (image-level styles plus region styles, mirrored into image_tags when they change) and status
-     new -> in_progress; commit.
+  4. replace the denormalised Region rows, add an AnnotationRevision (author, time spent), mirror the image's
+     styles (image-level styles plus region styles) and flags into image_tags when they change; commit.
 """
 from __future__ import annotations
 
@@ -242,7 +242,6 @@ _READ_STATE = (
     .select_from(_images.outerjoin(_annotations, _annotations.c.image_id == _images.c.id))
     .where(_images.c.id == bindparam("b_image_id"))
 )
-_LOCK_IMAGE = select(_images.c.status).where(_images.c.id == bindparam("b_image_id")).with_for_update()
 _COMPARE_AND_SET = (
     update(_annotations)
     .where(_annotations.c.image_id == bindparam("b_image_id"), _annotations.c.version == bindparam("b_version"))
@@ -253,6 +252,8 @@ _INSERT_ANNOTATION = insert(_annotations)
 _DELETE_REGIONS = delete(_regions).where(_regions.c.image_id == bindparam("b_image_id"))
 _INSERT_REGIONS = insert(_regions)
 _INSERT_REVISION = insert(_revisions)
+# The save's first statement: it locks the image row (PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
+# database) and returns the status, which is "accepted" exactly when it was (accepted images are left as they are).
 _UPDATE_IMAGE = (
     update(_images)
     .where(_images.c.id == bindparam("b_image_id"))
@@ -260,6 +261,7 @@ _UPDATE_IMAGE = (
             styles=bindparam("styles", type_=_images.c.styles.type),
             status=case((_images.c.status == "new", "in_progress"), else_=_images.c.status),
             updated_at=bindparam("updated_at"))
+    .returning(_images.c.status)
 )
 
 
@@ -344,15 +346,17 @@ def save_document(image_id: int, user: User | None, base_version: int, regions: 
         now = utcnow()
         new_version = base_version + 1
 
-        # 3. One write transaction. The image row lock (PostgreSQL) orders this save with reviews of the image;
-        #    the compare-and-set UPDATE is what makes concurrent saves on one version end with one winner.
+        # 3. One write transaction. Updating the image row first locks it (PostgreSQL), which orders this save
+        #    with reviews of the image; the compare-and-set UPDATE is what makes concurrent saves on one version
+        #    end with one winner.
         check_model_versions(cleaned)
         conn = session.connection()
-        locked = conn.execute(_LOCK_IMAGE, {"b_image_id": image_id}).first()
+        locked = conn.execute(_UPDATE_IMAGE, {"b_image_id": image_id, "flags": flags, "styles": styles,
+                                              "updated_at": now}).first()
         if locked is None:
             raise not_found("image")
         if locked.status == "accepted" and not privileged:
-            raise _frozen()
+            raise _frozen()  # (rolled back below)
         if row.version is None:  # no annotation row yet: a concurrent first save hits the primary key
             conn.execute(_INSERT_ANNOTATION, {"image_id": image_id, "version": new_version, "document": document,
                                               "updated_by": user_id, "updated_at": now})
@@ -368,7 +372,6 @@ def save_document(image_id: int, user: User | None, base_version: int, regions: 
             conn.execute(_INSERT_REGIONS, region_rows)
         conn.execute(_INSERT_REVISION, {"image_id": image_id, "version": new_version, "document": document,
                                         "author_id": user_id, "time_spent_ms": time_spent_ms, "created_at": now})
-        conn.execute(_UPDATE_IMAGE, {"b_image_id": image_id, "flags": flags, "styles": styles, "updated_at": now})
         if list(row.styles or []) != styles or list(row.flags or []) != flags:
             write_image_tags(conn, image_id, styles, flags)  # the image list's style/flag index
         end_read(session)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import queue
 import sqlite3
 import threading
 import time
@@ -93,30 +94,42 @@ def engine_options(uri: str) -> dict:
     return {**common, "pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
 
 
+class _Handoff:
+    """One thread's wait for the cross-process lock, answered by the process's waiter thread: granted, or
+    abandoned by the waiting thread when its time ran out (the waiter then lets go of the lock at once)."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.state = "waiting"  # -> granted | abandoned | failed
+
+
 class _WriterQueue:
-    """Queues this host's SQLite writers for the database's write lock, handing it on within a millisecond.
+    """Queues this host's SQLite writers for the database's write lock, handing it on the moment it is free.
 
     SQLite's own wait (busy_timeout) polls: a writer that finds the lock taken sleeps 1, 2, 5, 10 ... up to 100 ms
     between tries, so under concurrent saves the lock sits idle while the waiters sleep (most of a save's latency in
     benchmarks/bench_api.py). Before BEGIN IMMEDIATE a connection therefore takes, in order, a lock shared by the
     process's threads (the next thread is woken the moment the holder commits or rolls back) and an flock() on
-    ``<database>-writers`` shared by the processes (tried every 0.1-1 ms). It only orders waiting: BEGIN IMMEDIATE
-    still takes SQLite's lock, and writers that do not queue here (another host, the sqlite3 shell) are waited for by
-    busy_timeout as before. A thread already holding it (a second connection in one thread) or a wait over
-    `timeout` seconds goes straight to BEGIN IMMEDIATE, so this can delay but never deadlock.
+    ``<database>-writers`` shared by the processes. A free flock is taken at once; a taken one is waited for by a
+    blocking flock() on the process's waiter thread, which the kernel wakes as soon as the holder lets go (no
+    polling: no CPU spent waiting, no idle gap between two writers), while the writer waits for the waiter's answer
+    with a timeout (flock has none of its own, and a hung holder must not hold writers forever). It only orders
+    waiting: BEGIN IMMEDIATE still takes SQLite's lock, and writers that do not queue here (another host, the sqlite3
+    shell) are waited for by busy_timeout as before. A thread already holding it (a second connection in one thread)
+    or a wait over `timeout` seconds goes straight to BEGIN IMMEDIATE, so this can delay but never deadlock.
     """
 
     def __init__(self, path: str, timeout: float = 30.0):
         self.path = path
         self.timeout = timeout
         self._pid = None
-        self._lock = None
-        self._fd = None
-        self._owner = None
+        self._for_this_process()
 
     def _for_this_process(self) -> None:
-        if self._pid != os.getpid():  # after a fork: the parent's lock state and open file are not ours
-            self._pid, self._lock, self._fd, self._owner = os.getpid(), threading.Lock(), None, None
+        if self._pid != os.getpid():  # after a fork: the parent's lock state, files and thread are not ours
+            self._pid, self._lock, self._fd, self._owner, self._held_fd = os.getpid(), threading.Lock(), None, None, None
+            self._waiter_fd, self._requests = None, None
 
     def acquire(self) -> bool:
         self._for_this_process()
@@ -127,35 +140,64 @@ class _WriterQueue:
         try:
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            taken = self._flock_within(deadline)
+            held = self._fd if self._flock_now(self._fd) else self._flock_handed_over(deadline)
         except OSError:
-            taken = False
-        if not taken:
+            held = None
+        if held is None:
             self._lock.release()
             return False
-        self._owner = me
+        self._owner, self._held_fd = me, held
         return True
 
-    def _flock_within(self, deadline: float) -> bool:
-        """The cross-process lock, tried every 0.1-1 ms until `deadline` (flock has no timeout of its own, and a
-        hung holder must not hold writers forever): far finer than SQLite's sleeps of up to 100 ms."""
-        pause = 0.0001
+    @staticmethod
+    def _flock_now(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def _flock_handed_over(self, deadline: float) -> int | None:
+        """Wait for the waiter thread to take the flock for us (on its own open file, so that a lock it takes for
+        an abandoned wait never passes for ours); None when `deadline` passes first."""
+        if self._requests is None:
+            self._waiter_fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._requests = queue.SimpleQueue()
+            threading.Thread(target=self._wait_on_behalf, args=(self._waiter_fd, self._requests),
+                             name="inklabel-writer-queue", daemon=True).start()
+        handoff = _Handoff()
+        self._requests.put(handoff)
+        handoff.done.wait(max(0.0, deadline - time.monotonic()))
+        with handoff.lock:
+            if handoff.state == "granted":
+                return self._waiter_fd
+            handoff.state = "abandoned"
+        return None
+
+    @staticmethod
+    def _wait_on_behalf(fd: int, requests: "queue.SimpleQueue[_Handoff]") -> None:
         while True:
+            handoff = requests.get()
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(pause)
-                pause = min(pause * 2, 0.001)
+                fcntl.flock(fd, fcntl.LOCK_EX)  # blocks without the GIL until the holder lets go
+            except OSError:
+                with handoff.lock:
+                    handoff.state = "failed" if handoff.state == "waiting" else handoff.state
+                handoff.done.set()
+                continue
+            with handoff.lock:
+                if handoff.state == "abandoned":
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    continue
+                handoff.state = "granted"
+            handoff.done.set()
 
     def release(self) -> None:
         if self._pid != os.getpid() or self._owner is None:
             return
-        self._owner = None
+        fd, self._owner, self._held_fd = self._held_fd, None, None
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             self._lock.release()
 
@@ -166,9 +208,9 @@ class _QueuedConnection(sqlite3.Connection):
     writer_queue: _WriterQueue | None = None
 
     def _leave_queue(self) -> None:
-        queue, self.writer_queue = self.writer_queue, None
-        if queue is not None:
-            queue.release()
+        writers, self.writer_queue = self.writer_queue, None
+        if writers is not None:
+            writers.release()
 
     def commit(self):
         try:

@@ -396,6 +396,28 @@ def test_accepted_images_are_frozen_for_annotators(app, annotator, reviewer):
     assert state["status"] == "accepted"
 
 
+def test_an_image_accepted_while_a_save_validates_stays_frozen(app, annotator, monkeypatch):
+    """The write transaction checks the status again (from its first UPDATE's RETURNING): a review that accepts the
+    image between the save's read and its write wins, and the save writes nothing, not even the image's tags."""
+    import backend.annotations as annotations
+
+    image_id = make_image(app)
+    real_load_taxonomy = annotations.load_taxonomy
+
+    def accept_meanwhile(workspace):  # runs in step 2, with no transaction of the save open
+        with db.engine.begin() as conn:
+            conn.execute(Image.__table__.update().where(Image.id == image_id).values(status="accepted"))
+        return real_load_taxonomy(workspace)
+
+    monkeypatch.setattr(annotations, "load_taxonomy", accept_meanwhile)
+    resp = save(annotator, image_id, [region(square(0, 0, 10, 10), style="tribal")],
+                tags={"styles": [], "flags": ["duplicate"]})
+    assert resp.status_code == 403 and error_of(resp)["code"] == "frozen"
+    state = stored(app, image_id)
+    assert state["version"] == 0 and state["revisions"] == [] and state["status"] == "accepted"
+    assert state["flags"] == [] and state["styles"] == [] and state["image_tags"] == []
+
+
 def test_submit(app, annotator):
     image_id = make_image(app)
     with app.app_context():  # leased to the annotator by the queue: submitting ends the lease

@@ -8,6 +8,8 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
+
 from sqlalchemy import insert, select, text
 
 from backend.auth import _sha256
@@ -132,3 +134,63 @@ def test_the_writer_queue_gives_up_on_a_hung_holder_after_its_timeout(tmp_path):
         queue.release()
     finally:
         os.close(holder)
+
+
+@pytest.fixture
+def writers_file(tmp_path):
+    """The queue's lock file and two other open files of it: each conflicts with the queue like another process."""
+    path = str(tmp_path / "inklabel.db-writers")
+    holder = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    other = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        yield path, holder, other
+    finally:
+        os.close(holder)
+        os.close(other)
+
+
+def test_a_waiting_writer_gets_the_lock_as_soon_as_the_holder_lets_go(writers_file):
+    """The wait for another process's writer is a blocking flock on the waiter thread: handed over at once when the
+    holder unlocks (no polling interval), and exclusive: while the queue holds it, no other open file gets it."""
+    path, holder, other = writers_file
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    queue = _WriterQueue(path, timeout=10)
+    got = []
+    waiting = threading.Thread(target=lambda: got.append((queue.acquire(), time.monotonic())))
+    waiting.start()
+    time.sleep(0.2)
+    assert not got  # still waiting for the holder
+    unlocked_at = time.monotonic()
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    waiting.join(5)
+    assert got and got[0][0] is True
+    assert got[0][1] - unlocked_at < 0.5
+    with pytest.raises(BlockingIOError):  # held for real, on the waiter's open file
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    queue._owner = threading.get_ident()  # release() is called by the thread that holds it
+    queue.release()
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+    fcntl.flock(other, fcntl.LOCK_UN)
+
+
+def test_a_lock_taken_for_an_abandoned_wait_is_let_go(writers_file):
+    """A writer that gave up waiting leaves nothing behind: when the holder finally unlocks, the waiter thread's
+    late lock is dropped at once, and the next writer gets the lock for itself."""
+    path, holder, other = writers_file
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    queue = _WriterQueue(path, timeout=0.2)
+    assert queue.acquire() is False  # gave up; the waiter thread still waits on its behalf
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    deadline = time.monotonic() + 5
+    while True:  # the waiter takes the lock for the abandoned wait and lets go of it
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            assert time.monotonic() < deadline, "the abandoned wait kept the lock"
+            time.sleep(0.01)
+    fcntl.flock(other, fcntl.LOCK_UN)
+    assert queue.acquire() is True
+    with pytest.raises(BlockingIOError):
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    queue.release()
