@@ -79,7 +79,8 @@ def run(args, workdir: Path) -> dict:
     from backend.db import init_db
     from backend.extensions import db
     from backend.ml.device import resolve_device
-    from backend.ml.infer import ClassifierRunner, SegmenterRunner, crop_box
+    from backend.ml.crops import crop_box
+    from backend.ml.infer import ClassifierRunner, SegmenterRunner
     from backend.ml.metrics import MaskCounts, classification_report
     from backend.ml.synth import generate_image
     from backend.ml.weights import load_bundle

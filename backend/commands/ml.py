@@ -168,14 +168,16 @@ def promote_command(model_id):
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [INKLABEL_DEVICE, else auto]")
 @click.option("--workers", type=click.IntRange(0, 64), default=None,
               help="decoding processes running ahead of the model [0 on CPU, up to 8 on CUDA]")
+@click.option("--trace-processes", type=click.IntRange(0, 64), default=None,
+              help="processes tracing regions behind the model [0 on CPU, up to 8 on CUDA]")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: only on a terminal)")
 @with_appcontext
-def prefill_command(all_images, statuses, batch_size, refresh, device, workers, progress):
+def prefill_command(all_images, statuses, batch_size, refresh, device, workers, trace_processes, progress):
     """Pre-fill the pool with the current models: regions, style suggestions, concentration and uncertainty.
 
     Results are cached per image and model versions (what the editor's pre-fill button and the active-learning
     queue read); images already done by the current models are skipped unless --refresh. On CUDA, images are
-    decoded in worker processes and traced on threads while the GPU runs the next batch.
+    decoded and traced in worker processes while the GPU runs the next batch.
     """
     from ..ml.device import resolve_device
     from ..tasks.prefill import prefill_images, select_pool
@@ -185,7 +187,8 @@ def prefill_command(all_images, statuses, batch_size, refresh, device, workers, 
     bar = _Bar("prefill", "img", progress)
     try:
         stats = prefill_images(ids, batch_size=batch_size, refresh=refresh, progress=bar, workers=workers,
-                               device=resolve_device(device or current_app.config.get("DEVICE", "auto")))
+                               device=resolve_device(device or current_app.config.get("DEVICE", "auto")),
+                               trace_processes=trace_processes)
     except APIError as err:
         raise click.ClickException(err.message) from None
     finally:

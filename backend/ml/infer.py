@@ -60,13 +60,29 @@ class _Runner:
         # One forward at a time per model: CPU threads are already used by each op, and on CUDA the batching does
         # the work; this also makes a runner safe to share between request threads.
         self.lock = threading.Lock()
+        self._pinned: torch.Tensor | None = None  # CUDA: the host buffer uploads go through, grown when needed
+        self._uploaded = None  # CUDA: an event recorded after the last upload from it
 
     def tensor(self, canvases: np.ndarray) -> torch.Tensor:
+        """(N, S, S, 3) uint8 canvases → the normalised NCHW batch on the device. Call it holding self.lock (the
+        runner's pinned buffer is shared)."""
+        batch = self._upload(canvases) if is_cuda(self.device) else torch.from_numpy(canvases)
+        return to_device(normalize(batch, self.mean, self.std), self.device)
+
+    def _upload(self, canvases: np.ndarray) -> torch.Tensor:
+        """The canvases on the GPU, copied through one pinned buffer per runner: pinning a fresh ~50 MB buffer for
+        every batch cost more than the asynchronous copy it allows."""
         batch = torch.from_numpy(canvases)
-        if is_cuda(self.device):
-            batch = batch.pin_memory()
-        x = normalize(batch.to(self.device, non_blocking=True), self.mean, self.std)
-        return to_device(x, self.device)
+        if self._uploaded is not None:
+            self._uploaded.synchronize()  # the previous batch has left the buffer
+        if self._pinned is None or self._pinned.dtype != batch.dtype or self._pinned.numel() < batch.numel():
+            self._pinned = torch.empty(batch.numel(), dtype=batch.dtype, pin_memory=True)
+        staging = self._pinned[:batch.numel()].view(batch.shape)
+        staging.copy_(batch)
+        on_device = staging.to(self.device, non_blocking=True)
+        self._uploaded = torch.cuda.Event()
+        self._uploaded.record(torch.cuda.current_stream(self.device))
+        return on_device
 
 
 class SegmenterRunner(_Runner):
@@ -81,11 +97,19 @@ class SegmenterRunner(_Runner):
         return cls(bundle.model, side.input_size, side.normalization.mean, side.normalization.std, device,
                    float(side.training.get("threshold", 0.5)))
 
-    def forward_canvases(self, canvases: np.ndarray, embed: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """(N, S, S, 3) uint8 letterboxed canvases → (N, S, S) float32 probabilities and (N, D) embeddings."""
-        x = self.tensor(canvases)
+    def forward_canvases(self, canvases: np.ndarray, embed: bool = False,
+                         as_uint8: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, S, S, 3) uint8 letterboxed canvases → (N, S, S) float32 probabilities and (N, D) embeddings.
+        `as_uint8`: the probabilities as round(255 · p) in uint8 instead, quantised on the device (a quarter of the
+        bytes to copy back and to hand on; p ≥ 0.5 exactly where the value ≥ 128)."""
+        return self.start_forward(canvases, embed, as_uint8).result()
+
+    def start_forward(self, canvases: np.ndarray, embed: bool = False, as_uint8: bool = False) -> "PendingForward":
+        """forward_canvases in two halves: on CUDA this returns once the work is queued on the GPU, so the caller
+        can do other work until .result() copies the outputs back (on the CPU it computes them here)."""
         model = self.model
         with self.lock, torch.inference_mode(), autocast(self.device):
+            x = self.tensor(canvases)
             encoder = getattr(model, "encoder", None)
             if embed and encoder is not None and hasattr(model, "decoder"):
                 features = encoder(x)
@@ -94,7 +118,9 @@ class SegmenterRunner(_Runner):
             else:
                 logits, emb = model(x), None
             prob = torch.sigmoid(logits.float())[:, 0]
-        return prob.cpu().numpy(), (emb.cpu().numpy() if emb is not None else None)
+            if as_uint8:
+                prob = prob.mul(255.0).round_().to(torch.uint8)
+        return PendingForward(prob, emb)
 
     def predict(self, images: Sequence[np.ndarray], out_sizes: Sequence[tuple[int, int]] | None = None,
                 embed: bool = False) -> tuple[list[np.ndarray], np.ndarray | None]:
@@ -107,6 +133,17 @@ class SegmenterRunner(_Runner):
             w, h = out_sizes[i] if out_sizes else (lb.width, lb.height)
             out.append(unletterbox(prob, lb, w, h))
         return out, emb
+
+
+class PendingForward:
+    """SegmenterRunner.start_forward's outputs, still on the device."""
+
+    def __init__(self, prob: torch.Tensor, embedding: torch.Tensor | None):
+        self.prob, self.embedding = prob, embedding
+
+    def result(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, S, S) probabilities and (N, D) embeddings (None without an encoder), waiting for the device."""
+        return self.prob.cpu().numpy(), (self.embedding.cpu().numpy() if self.embedding is not None else None)
 
 
 class ClassifierRunner(_Runner):
@@ -127,29 +164,7 @@ class ClassifierRunner(_Runner):
         out = []
         for i in range(0, len(crops), batch_size):
             canvases = np.stack([letterbox(c, self.input_size)[0] for c in crops[i:i + batch_size]])
-            x = self.tensor(canvases)
             with self.lock, torch.inference_mode(), autocast(self.device):
-                logits = self.model(x)
+                logits = self.model(self.tensor(canvases))
             out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         return np.concatenate(out)
-
-
-CROP_MARGIN = 0.1  # as backend/datasets/crops.py: a share of the box's longer side, at least 2 pixels
-CROP_BACKGROUND = (124, 116, 104)  # ImageNet mean RGB, what exports paint outside a region with mask_background
-
-
-def crop_box(rgb: np.ndarray, bbox: Sequence[float], margin: float = CROP_MARGIN,
-             mask: np.ndarray | None = None) -> np.ndarray:
-    """The bbox [x0, y0, x1, y1] grown by `margin` × its longer side (≥ 2 px), clipped to the image — the same
-    crop the export writes for the classifier. With `mask` (H×W bool of the whole image) the pixels outside the
-    region are painted with the ImageNet mean (exports made with crops.mask_background)."""
-    h, w = rgb.shape[:2]
-    x0, y0, x1, y1 = bbox
-    pad = max(margin * max(x1 - x0, y1 - y0), 2.0) if margin > 0 else 0.0
-    a, b = max(int(np.floor(x0 - pad)), 0), max(int(np.floor(y0 - pad)), 0)
-    c, d = min(int(np.ceil(x1 + pad)), w), min(int(np.ceil(y1 + pad)), h)
-    c, d = max(c, a + 1), max(d, b + 1)
-    crop = np.array(rgb[b:d, a:c], copy=True)
-    if mask is not None:
-        crop[~mask[b:d, a:c]] = CROP_BACKGROUND
-    return crop

@@ -2,6 +2,15 @@
 
     result = build_prefill(rgb, prob, classifier=cls, settings=PrefillSettings(), scale=orig_side / work_side)
 
+in two steps, which the batch pre-fill (backend/tasks/prefill.py) runs apart:
+
+    traced = trace_prefill(prob, settings, scale)                # no model: regions, areas, uncertainty (numpy;
+                                                                 # picklable, runs in tracing processes)
+    styles = classify_regions(cls, [(rgb, traced)], settings)    # one classifier call for a batch's regions
+    result = finish_prefill(traced, styles[0], cls.classes, settings)
+
+This module does not import torch (a tracing process starts without it).
+
 `rgb` and `prob` are at a working resolution (the long side bounded, see PrefillSettings.work_max_side); `scale`
 maps working pixels to the original image's pixels, the frame every returned geometry is in. Regions are the
 connected groups of predicted ink (parts closer than `group_gap` of the short side belong to one tattoo, so the
@@ -12,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
@@ -20,7 +30,10 @@ import shapely
 from ..geometry import (DEFAULT_MAX_VERTICES, GeometryError, _centre_line_shape, _polygonal, area_bbox,
                         mask_to_polygons, to_geojson, validate_geometry)
 from . import uncertainty
-from .infer import CROP_MARGIN, ClassifierRunner, crop_box
+from .crops import CROP_MARGIN, crop_box
+
+if TYPE_CHECKING:
+    from .infer import ClassifierRunner
 
 NOT_TATTOO_BELOW = 0.002  # predicted ink share under which an image is "probably no tattoo"
 UNCERTAINTY_SIDE = 256
@@ -273,58 +286,110 @@ def image_mask_geometry(mask: np.ndarray, scale: float = 1.0, simplify_tolerance
                          (mask.shape[1], mask.shape[0]), bounds)
 
 
-def build_prefill(rgb: np.ndarray, prob: np.ndarray, classifier: ClassifierRunner | None = None,
-                  settings: PrefillSettings | None = None, scale: float = 1.0,
-                  segmenter_version: int | None = None, classifier_version: int | None = None,
-                  image_size: tuple[int, int] | None = None) -> dict:
-    """`image_size` (original width, height; default: the working size × scale) is where geometry is clipped."""
+@dataclass
+class TracedRegion:
+    """One region as the tracing found it: its geometry in original pixels, and where its crop for the classifier is
+    cut (working pixels; the instance's mask within that box only when the crops mask the background)."""
+
+    geometry: dict
+    area: float
+    bbox: list[float]
+    mask_confidence: float
+    ink: int  # predicted pixels (working resolution)
+    instance_bbox: list[int]
+    instance_mask: np.ndarray | None
+
+
+@dataclass
+class TracedImage:
+    """What the tracing of one probability map gives (small and picklable)."""
+
+    regions: list[TracedRegion]
+    shape: tuple[int, int]  # the working resolution (height, width)
+    concentration: float
+    segmentation: dict  # uncertainty.segmentation_uncertainty
+
+
+def trace_prefill(prob: np.ndarray, settings: PrefillSettings | None = None, scale: float = 1.0,
+                  image_size: tuple[int, int] | None = None) -> TracedImage:
+    """The model-free step: threshold, group into tattoos, trace each (see the module docstring), concentration and
+    segmentation uncertainty. `prob` is float in [0, 1], or uint8 read as value / 255 (SegmenterRunner's
+    as_uint8); `image_size` (original width, height; default: the working size × scale) clips the geometry."""
     settings = settings or PrefillSettings()
+    if prob.dtype == np.uint8:
+        prob = prob.astype(np.float32) * np.float32(1 / 255)
     h, w = prob.shape
     if image_size is None:
         image_size = (round(w * scale), round(h * scale))
     mask = prob >= settings.threshold
     min_area = max(4, int(settings.min_region_fraction * h * w))
     gap = max(1, int(round(settings.group_gap * min(h, w))))
-    instances = split_instances(mask, gap, min_area)
-
-    regions, details, kept_instances = [], [], []
-    for inst in instances:
+    regions = []
+    for inst in split_instances(mask, gap, min_area):
         traced = _fast_region(inst.mask, scale, settings.simplify_tolerance, min(16.0, min_area),
                               (inst.x0, inst.y0), (w, h), image_size)
         if traced is None:
             continue
         geometry, area, bbox = traced
-        kept_instances.append(inst)
-        region_id = uuid.uuid4().hex
-        regions.append({"id": region_id, "geometry": geometry, "style": None, "motifs": [], "source": "model",
-                        "model_version": segmenter_version, "confidence": None})
         x0, y0, x1, y1 = inst.bbox
-        details.append({"id": region_id, "area": round(area, 1), "bbox": [round(v, 1) for v in bbox],
-                        "mask_confidence": round(float(prob[y0:y1, x0:x1][inst.mask].mean()), 4),
-                        "style_probs": {}})
+        regions.append(TracedRegion(geometry, area, bbox, round(float(prob[y0:y1, x0:x1][inst.mask].mean()), 4),
+                                    inst.area, inst.bbox, inst.mask if settings.crop_mask_background else None))
+    concentration = sum(region.ink for region in regions) / float(h * w)
+    # the uncertainty parts are means over the map: a 256-pixel view of it gives the same numbers 4-16× cheaper
+    step = max(1, int(np.ceil(max(h, w) / UNCERTAINTY_SIDE)))
+    segmentation = uncertainty.segmentation_uncertainty(prob[::step, ::step], settings.threshold)
+    return TracedImage(regions, (h, w), concentration, segmentation)
+
+
+def _region_crop(rgb: np.ndarray, traced: TracedImage, region: TracedRegion, settings: PrefillSettings) -> np.ndarray:
+    mask = None
+    if region.instance_mask is not None:
+        x0, y0 = region.instance_bbox[:2]
+        mask = Instance(x0, y0, region.instance_mask).full(traced.shape)
+    return crop_box(rgb, region.instance_bbox, settings.crop_margin, mask)
+
+
+def classify_regions(classifier: ClassifierRunner | None, images: Sequence[tuple[np.ndarray, TracedImage]],
+                     settings: PrefillSettings) -> list[np.ndarray | None]:
+    """The style probabilities (regions × classes) of every traced region of each (working image, traced) pair, in
+    one classifier call for them all (its predict batches the crops); None per image without a classifier."""
+    if classifier is None:
+        return [None] * len(images)
+    crops = [_region_crop(rgb, traced, region, settings) for rgb, traced in images for region in traced.regions]
+    probs = classifier.predict(crops) if crops else np.zeros((0, len(classifier.classes)), np.float32)
+    ends = np.cumsum([len(traced.regions) for _, traced in images])
+    return [probs[end - len(traced.regions):end] for end, (_, traced) in zip(ends, images)]
+
+
+def finish_prefill(traced: TracedImage, style_probs: np.ndarray | None, classes: Sequence[str] | None,
+                   settings: PrefillSettings | None = None, segmenter_version: int | None = None,
+                   classifier_version: int | None = None) -> dict:
+    """The pre-fill result of one traced image and its regions' style probabilities (None: no classifier)."""
+    settings = settings or PrefillSettings()
+    regions, details = [], []
+    for traced_region in traced.regions:
+        region_id = uuid.uuid4().hex
+        regions.append({"id": region_id, "geometry": traced_region.geometry, "style": None, "motifs": [],
+                        "source": "model", "model_version": segmenter_version, "confidence": None})
+        details.append({"id": region_id, "area": round(traced_region.area, 1),
+                        "bbox": [round(v, 1) for v in traced_region.bbox],
+                        "mask_confidence": traced_region.mask_confidence, "style_probs": {}})
 
     margins = []
     image_style: dict[str, float] = {}
-    if classifier is not None and regions:
-        crops = [crop_box(rgb, inst.bbox, settings.crop_margin,
-                          inst.full(mask.shape) if settings.crop_mask_background else None)
-                 for inst in kept_instances]
-        probs = classifier.predict(crops)
+    if style_probs is not None and regions:
         total_area = sum(d["area"] for d in details) or 1.0
-        for region, detail, p in zip(regions, details, probs):
+        for region, detail, p in zip(regions, details, style_probs):
             top = int(np.argmax(p))
-            region["style"] = classifier.classes[top]
+            region["style"] = classes[top]
             region["confidence"] = round(float(p[top]), 4)
-            detail["style_probs"] = {c: round(float(v), 4) for c, v in zip(classifier.classes, p)}
+            detail["style_probs"] = {c: round(float(v), 4) for c, v in zip(classes, p)}
             if classifier_version is not None:
                 detail["classifier_version"] = classifier_version
             margins.append(uncertainty.classification_margin(p))
-            for c, v in zip(classifier.classes, p):
+            for c, v in zip(classes, p):
                 image_style[c] = image_style.get(c, 0.0) + float(v) * detail["area"] / total_area
-    concentration = sum(inst.area for inst in kept_instances) / float(h * w)
-    # the uncertainty parts are means over the map: a 256-pixel view of it gives the same numbers 4-16× cheaper
-    step = max(1, int(np.ceil(max(h, w) / UNCERTAINTY_SIDE)))
-    seg_unc = uncertainty.segmentation_uncertainty(prob[::step, ::step], settings.threshold)
+    concentration = traced.concentration
     return {
         "regions": regions,
         "details": details,
@@ -332,5 +397,18 @@ def build_prefill(rgb: np.ndarray, prob: np.ndarray, classifier: ClassifierRunne
         "low_concentration": concentration < settings.low_concentration,
         "suggested_flags": ["not_tattoo"] if concentration < settings.not_tattoo_below else [],
         "style_probs": {k: round(v, 4) for k, v in sorted(image_style.items(), key=lambda kv: -kv[1])},
-        "uncertainty": uncertainty.combined_score(seg_unc, margins),
+        "uncertainty": uncertainty.combined_score(traced.segmentation, margins),
     }
+
+
+def build_prefill(rgb: np.ndarray, prob: np.ndarray, classifier: ClassifierRunner | None = None,
+                  settings: PrefillSettings | None = None, scale: float = 1.0,
+                  segmenter_version: int | None = None, classifier_version: int | None = None,
+                  image_size: tuple[int, int] | None = None) -> dict:
+    """One image's pre-fill: trace_prefill, classify_regions and finish_prefill in a row. `image_size` (original
+    width, height; default: the working size × scale) is where geometry is clipped."""
+    settings = settings or PrefillSettings()
+    traced = trace_prefill(prob, settings, scale, image_size)
+    (style_probs,) = classify_regions(classifier, [(rgb, traced)], settings)
+    return finish_prefill(traced, style_probs, classifier.classes if classifier is not None else None, settings,
+                          segmenter_version, classifier_version)

@@ -3,7 +3,8 @@
     prefill_image(image_id)                    one image (POST /api/v1/images/<id>/prefill); cached per image and
                                                pair of model versions
     prefill_images(ids, batch_size, progress)  the pool (manage.py prefill, the `prefill` job): batched; on CUDA the
-                                               decode runs in DataLoader workers, overlapping the model
+                                               decode runs in DataLoader workers and the regions are traced in
+                                               worker processes, both overlapping the model
     suggest_on_upload(ids)                     after an upload: a background pre-fill when a current model exists,
                                                so new images get their concentration and a "probably no tattoo" hint
 
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
@@ -224,12 +226,11 @@ def prediction_payload(pred: Prediction, cached: bool = True, low_concentration:
     }
 
 
-def _predict(models: CurrentModels, rgbs: list[np.ndarray], scales: list[float], sizes: list[tuple[int, int]],
-             probs: list[np.ndarray] | None = None, embeddings=None) -> list[dict]:
+def _predict(models: CurrentModels, rgbs: list[np.ndarray], scales: list[float],
+             sizes: list[tuple[int, int]]) -> list[dict]:
     from ..ml.prefill import build_prefill
 
-    if probs is None:
-        probs, embeddings = models.segmenter.predict(rgbs, embed=True)
+    probs, embeddings = models.segmenter.predict(rgbs, embed=True)
     out = []
     for i, (rgb, prob, scale, size) in enumerate(zip(rgbs, probs, scales, sizes)):
         result = build_prefill(rgb, prob, models.classifier, models.settings, scale,
@@ -274,10 +275,12 @@ def cached_prediction(image_id: int) -> Optional[dict]:
 # --- the pool ------------------------------------------------------------------------------------------------------
 
 class _DecodeDataset:
-    """Decodes and letterboxes images (in DataLoader workers on CUDA); no database access in here."""
+    """Decodes and letterboxes images (in DataLoader workers on CUDA); no database access in here. The work image
+    itself comes along only when `keep_rgb` (the classifier's crops are cut from it)."""
 
-    def __init__(self, rows: list[tuple], store, max_side: int, input_size: int):
+    def __init__(self, rows: list[tuple], store, max_side: int, input_size: int, keep_rgb: bool = True):
         self.rows, self.store, self.max_side, self.input_size = rows, store, max_side, input_size
+        self.keep_rgb = keep_rgb
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -291,7 +294,8 @@ class _DecodeDataset:
         except Exception as err:  # missing or unreadable file: reported, the batch goes on
             return {"id": image_id, "error": f"{type(err).__name__}: {err}"}
         canvas, lb = letterbox(rgb, self.input_size)
-        return {"id": image_id, "rgb": rgb, "scale": scale, "canvas": canvas, "lb": lb, "size": (width, height)}
+        return {"id": image_id, "rgb": rgb if self.keep_rgb else None, "work_size": (rgb.shape[1], rgb.shape[0]),
+                "scale": scale, "canvas": canvas, "lb": lb, "size": (width, height)}
 
 
 def _collate(items):
@@ -309,21 +313,78 @@ def select_pool(statuses: Iterable[str] | None = None, image_ids: Iterable[int] 
     return ids
 
 
-def _post(models: CurrentModels, item: dict, prob_canvas: np.ndarray, embedding) -> dict:
-    """One image's regions from its letterboxed probability map (runs on a tracing thread on CUDA)."""
+class _InlineExecutor(Executor):
+    """Runs each call at once, in this process: in-process tracing behind the same interface as the pool's."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as err:  # kept for future.result(), as a worker process would
+            future.set_exception(err)
+        return future
+
+
+def _trace_executor(processes: int) -> Executor:
+    """`processes` worker processes for backend.ml.prefill.trace_prefill, or in-process tracing for 0. The workers
+    start from a forkserver (spawn where there is none), never as a fork of this process, which may hold CUDA
+    state. The server imports the tracing code (numpy, OpenCV, shapely: no torch, no app, no database) once; as
+    with spawn, each worker also runs the main script's top level, so entry points keep heavy imports under
+    `if __name__ == "__main__"`."""
+    if processes <= 0:
+        return _InlineExecutor()
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import cv2
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["__main__", "backend.ml.prefill"])  # no effect once the server runs
+    else:
+        context = multiprocessing.get_context("spawn")
+    # one OpenCV thread a process: the processes are the parallelism (OpenCV's own threads would oversubscribe)
+    return ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=cv2.setNumThreads,
+                               initargs=(1,))
+
+
+def _submit_traces(executor: Executor, models: CurrentModels, items: list[dict], prob_canvases: np.ndarray) -> list:
+    """One trace per image, from its probability map cut out of the letterbox at working size."""
+    from ..ml.prefill import trace_prefill
     from ..ml.transforms import unletterbox
 
-    prob = unletterbox(prob_canvas, item["lb"], item["rgb"].shape[1], item["rgb"].shape[0])
-    return _predict(models, [item["rgb"]], [item["scale"]], [item["size"]], [prob], embedding)[0]
+    futures = []
+    for item, prob_canvas in zip(items, prob_canvases):
+        prob = unletterbox(prob_canvas, item["lb"], *item["work_size"])
+        futures.append(executor.submit(trace_prefill, prob, models.settings, item["scale"], item["size"]))
+    return futures
+
+
+def _finish_batch(models: CurrentModels, traced: list[tuple]) -> list[dict]:
+    """The results of a batch's (item, embedding, TracedImage): all their regions classified in one call, then each
+    image finished."""
+    from ..ml.prefill import classify_regions, finish_prefill
+
+    classifier = models.classifier
+    classes = classifier.classes if classifier is not None else None
+    styles = classify_regions(classifier, [(item["rgb"], image) for item, _, image in traced], models.settings)
+    results = []
+    for (_, embedding, image), style_probs in zip(traced, styles):
+        result = finish_prefill(image, style_probs, classes, models.settings, models.segmenter_id,
+                                models.classifier_id)
+        result["embedding"] = embedding
+        results.append(result)
+    return results
 
 
 def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = False,
                    progress: Callable[[int, int, str], None] | None = None, workers: int | None = None,
-                   device=None, trace_threads: int | None = None) -> dict:
+                   device=None, trace_processes: int | None = None) -> dict:
     """Pre-fill many images in batches; images already predicted by the current models are skipped unless
-    `refresh`. `workers`: decoding processes (default: up to 8 on CUDA, none on the CPU); `trace_threads`: threads
-    tracing regions behind the model (default: up to 4 on CUDA, none on the CPU). Returns counts (done, skipped,
-    failed) and the seconds spent."""
+    `refresh`. `workers`: decoding processes (default: up to 8 on CUDA, none on the CPU); `trace_processes`:
+    processes tracing regions behind the model (default: up to 8 on CUDA, none on the CPU, where they would only
+    compete with the model for the same cores; 0: traced in this process). Returns counts (done, skipped, failed:
+    images that could not be decoded or traced) and the seconds spent."""
     import time
 
     from torch.utils.data import DataLoader
@@ -354,7 +415,10 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
     dev = models.segmenter.device
     if workers is None:
         workers = min(8, max(0, cpu_count() - 1)) if is_cuda(dev) else 0
-    dataset = _DecodeDataset(rows, _store(), models.settings.work_max_side, models.segmenter.input_size)
+    if trace_processes is None:
+        trace_processes = min(8, max(0, cpu_count() - 1)) if is_cuda(dev) else 0
+    dataset = _DecodeDataset(rows, _store(), models.settings.work_max_side, models.segmenter.input_size,
+                             keep_rgb=models.classifier is not None)
     loader = DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=workers,
                         collate_fn=_collate, prefetch_factor=4 if workers else None,
                         persistent_workers=False)
@@ -363,49 +427,55 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
     if progress:
         progress(0, total, f"pre-filling {total} image(s)")
 
-    # On CUDA the regions of one batch are traced on a few threads (OpenCV, shapely and numpy release the GIL)
-    # while the GPU runs the next batch; on the CPU that would only compete with the model for the same cores.
-    if trace_threads is None:
-        trace_threads = min(4, cpu_count()) if is_cuda(dev) else 0
-    pool = ThreadPoolExecutor(max_workers=trace_threads, thread_name_prefix="inklabel-prefill") \
-        if trace_threads > 0 else None
-    pending: deque = deque()
+    def fail(image_id: int, error: str) -> None:
+        nonlocal failed
+        failed += 1
+        if len(errors) < 20:
+            errors.append({"image_id": image_id, "error": error[:300]})
 
-    def finish(entry) -> None:
+    def finish(items: list[dict], embeddings: list, futures: list) -> None:
         nonlocal done
-        items, futures = entry
-        results = [future.result() if pool is not None else future for future in futures]
-        _store_predictions([(item["id"], result) for item, result in zip(items, results)], models)
-        done += len(items)
+        traced = []
+        for item, embedding, future in zip(items, embeddings, futures):
+            try:
+                traced.append((item, embedding, future.result()))
+            except BrokenProcessPool:  # not this image's fault: the run stops
+                raise
+            except Exception as err:  # this image's map could not be traced: reported, the batch goes on
+                fail(item["id"], f"{type(err).__name__}: {err}")
+        if traced:
+            results = _finish_batch(models, traced)
+            _store_predictions([(item["id"], result) for (item, _, _), result in zip(traced, results)], models)
+            done += len(traced)
         if progress:
             progress(done + failed, total, f"pre-filled {done} of {total}")
 
+    # With tracing processes up to two batches are traced while the GPU runs the next one, and this process stores
+    # the oldest meanwhile; the maps cross to the processes as uint8, quantised on the device (a quarter of
+    # float32's bytes to copy back and to pickle).
+    in_process = trace_processes <= 0
+    in_flight = 1 if in_process else 2
+    executor = _trace_executor(trace_processes)
+    pending: deque = deque()
     try:
         for batch in loader:
             good = [item for item in batch if "error" not in item]
             for item in batch:
                 if "error" in item:
-                    failed += 1
-                    if len(errors) < 20:
-                        errors.append({"image_id": item["id"], "error": item["error"][:300]})
+                    fail(item["id"], item["error"])
             if not good:
                 continue
             canvases = np.stack([item["canvas"] for item in good])
-            prob_canvas, emb = models.segmenter.forward_canvases(canvases, embed=True)
-
-            embeddings = [emb[k:k + 1] if emb is not None else None for k in range(len(good))]
-            jobs = list(zip(good, prob_canvas, embeddings))
-            if pool is None:
-                finish((good, [_post(models, *job) for job in jobs]))
-            else:
-                pending.append((good, [pool.submit(_post, models, *job) for job in jobs]))
-                while len(pending) > 2:  # keep at most two batches being traced behind the GPU
-                    finish(pending.popleft())
+            forward = models.segmenter.start_forward(canvases, embed=True, as_uint8=not in_process)
+            while len(pending) >= in_flight:
+                finish(*pending.popleft())
+            prob_canvases, emb = forward.result()
+            embeddings = [emb[k] if emb is not None else None for k in range(len(good))]
+            pending.append((good, embeddings, _submit_traces(executor, models, good, prob_canvases)))
         while pending:
-            finish(pending.popleft())
+            finish(*pending.popleft())
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        executor.shutdown(wait=True, cancel_futures=True)
     return {"done": done, "skipped": skipped, "failed": failed, "errors": errors,
             "segmenter_id": models.segmenter_id, "classifier_id": models.classifier_id,
             "seconds": round(time.monotonic() - started, 2)}

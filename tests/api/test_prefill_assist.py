@@ -141,7 +141,7 @@ def test_prefill_pool_command_job_and_upload_suggestion(app, admin, tiny_bundles
     with app.app_context():
         assert suggest_on_upload(ids) is None  # no model: nothing queued
     register_models(app, tiny_bundles)
-    result = runner.invoke(args=["prefill", "--no-progress", "--batch-size", "3"])
+    result = runner.invoke(args=["prefill", "--no-progress", "--batch-size", "3", "--trace-processes", "1"])
     assert result.exit_code == 0, result.output
     assert "pre-filled 4 image(s)" in result.output
     with app.app_context():
@@ -215,25 +215,94 @@ def test_assist_refusals_and_empty_results(app, annotator):
     assert app.test_client().post(url, json={"tool": "box", "box": [0, 0, 9, 9]}).status_code == 401
 
 
+def _stored_predictions(app) -> dict:
+    with app.app_context():
+        return {p.image_id: p for p in db.session.scalars(select(Prediction))}
+
+
+# uint8 probability maps (what crosses to a tracing process) against float32 ones: p ≥ 0.5 is kept exactly, but the
+# bilinear resize from the letterbox to the working size then runs on quantised values, which moves the odd pixel
+# at a region's edge
+QUANTISED_CONCENTRATION = 0.002  # absolute, of the image
+QUANTISED_REGION_IOU = 0.97
+QUANTISED_UNCERTAINTY = 0.01
+
+
 def test_gpu_style_pool_path_on_the_cpu(sqlite_app, tiny_bundles):
-    """The CUDA pool path (decode in DataLoader worker processes, regions traced on threads behind the model) gives
-    the same predictions as the plain CPU path."""
+    """The CUDA pool path (decode in a DataLoader worker process, regions traced in a worker process from uint8
+    maps, one classifier call a batch) gives the predictions of the plain CPU path, within the stated tolerances."""
     from backend.tasks.prefill import prefill_images
 
     from ..conftest import ApiClient, make_user
 
     client = ApiClient(sqlite_app, *make_user(sqlite_app, "uploader", "admin"))
-    ids = [_upload(client, _tattoo_sample(30 + k), f"{k}.jpg") for k in range(5)]
+    ids = [_upload(client, _tattoo_sample(30 + k, style=style), f"{k}.jpg")
+           for k, style in enumerate(["japanese", "tribal", "traditional", "japanese", "tribal"])]
     register_models(sqlite_app, tiny_bundles)
     with sqlite_app.app_context():
         plain = prefill_images(ids, batch_size=2)
-        first = {p.image_id: p.concentration for p in db.session.scalars(select(Prediction))}
-        piped = prefill_images(ids, batch_size=2, refresh=True, workers=1, trace_threads=2)
-        rows = list(db.session.scalars(select(Prediction)))
-        second = {p.image_id: p.concentration for p in rows}
+    first = _stored_predictions(sqlite_app)
+    with sqlite_app.app_context():
+        piped = prefill_images(ids, batch_size=2, refresh=True, workers=1, trace_processes=1)
+    second = _stored_predictions(sqlite_app)
     assert plain["done"] == piped["done"] == 5 and piped["failed"] == 0
-    assert len(rows) == 5  # a refresh updates each image's row (one transaction a batch), it adds none
-    assert first == second
+    assert set(second) == set(ids)  # a refresh updates each image's row (one transaction a batch), it adds none
+    assert sum(len(p.regions) for p in first.values()) >= 5
+    for image_id in ids:
+        a, b = first[image_id], second[image_id]
+        assert b.concentration == pytest.approx(a.concentration, abs=QUANTISED_CONCENTRATION)
+        assert b.uncertainty["score"] == pytest.approx(a.uncertainty["score"], abs=QUANTISED_UNCERTAINTY)
+        assert b.embedding == a.embedding
+        assert len(b.regions) == len(a.regions)
+        for ra, rb in zip(a.regions, b.regions):
+            assert _iou(rasterize([ra["geometry"]], 96, 96), rasterize([rb["geometry"]], 96, 96)) \
+                >= QUANTISED_REGION_IOU
+            assert rb["style"] == ra["style"] and rb["style_probs"].keys() == ra["style_probs"].keys()
+
+
+def test_pool_counts_a_broken_file_and_stores_the_rest(sqlite_app, tiny_bundles):
+    from backend.models import Image
+    from backend.storage import BlobStore
+    from backend.tasks.prefill import prefill_images
+
+    from ..conftest import ApiClient, make_user
+
+    client = ApiClient(sqlite_app, *make_user(sqlite_app, "uploader", "admin"))
+    ids = [_upload(client, _tattoo_sample(60 + k), f"{k}.jpg") for k in range(3)]
+    register_models(sqlite_app, tiny_bundles)
+    with sqlite_app.app_context():
+        broken = db.session.get(Image, ids[1])
+        BlobStore.from_config(sqlite_app.config).original_path(broken.sha256, broken.format).write_bytes(b"not a jpeg")
+        result = prefill_images(ids, batch_size=3, trace_processes=1)
+    assert result["done"] == 2 and result["failed"] == 1
+    assert [e["image_id"] for e in result["errors"]] == [ids[1]]
+    assert set(_stored_predictions(sqlite_app)) == {ids[0], ids[2]}
+
+
+def test_pool_counts_an_image_whose_trace_fails(sqlite_app, tiny_bundles, monkeypatch):
+    """A map that cannot be traced is reported like a file that cannot be decoded; the batch goes on."""
+    import backend.ml.prefill
+    from backend.tasks.prefill import prefill_images
+
+    from ..conftest import ApiClient, make_user
+
+    client = ApiClient(sqlite_app, *make_user(sqlite_app, "uploader", "admin"))
+    ids = [_upload(client, _tattoo_sample(70 + k), f"{k}.jpg") for k in range(3)]
+    register_models(sqlite_app, tiny_bundles)
+    trace, calls = backend.ml.prefill.trace_prefill, []
+
+    def trace_failing_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("untraceable")
+        return trace(*args, **kwargs)
+
+    monkeypatch.setattr(backend.ml.prefill, "trace_prefill", trace_failing_once)
+    with sqlite_app.app_context():
+        result = prefill_images(ids, batch_size=3, trace_processes=0)
+    assert result["done"] == 2 and result["failed"] == 1
+    assert result["errors"] == [{"image_id": ids[1], "error": "ValueError: untraceable"}]
+    assert set(_stored_predictions(sqlite_app)) == {ids[0], ids[2]}
 
 
 def test_pool_prefill_through_the_api(app, admin, annotator, tiny_bundles):

@@ -169,3 +169,85 @@ def test_folded_batchnorm_gives_the_same_outputs():
         with torch.inference_mode():
             a, b = model(x), folded(x)
         assert torch.allclose(a, b, atol=1e-4 * float(a.abs().max()))
+
+
+# --- the two steps the batch pre-fill runs apart -----------------------------------------------------------------
+
+def _two_tattoo_sample():
+    return next(s for s in (generate_image(seed, width=300, height=240, styles=["japanese", "tribal"])
+                            for seed in range(50)) if len(s.tattoos) == 2)
+
+
+def test_a_uint8_map_traces_the_same_regions():
+    """round(255 p) ≥ 128 exactly where p ≥ 0.5: a quantised map gives the same regions; the means move by at most
+    half a step (mask confidence) or a little more (uncertainty: entropy near 0 and 1)."""
+    from backend.ml.prefill import trace_prefill
+
+    prob = _prob_from_mask(_two_tattoo_sample().mask > 0).astype(np.float32)
+    exact = trace_prefill(prob, PrefillSettings(), scale=2.0)
+    quantised = trace_prefill(np.round(prob * 255).astype(np.uint8), PrefillSettings(), scale=2.0)
+    assert len(exact.regions) == len(quantised.regions) == 2
+    for a, b in zip(exact.regions, quantised.regions):
+        assert a.geometry == b.geometry and a.area == b.area and a.ink == b.ink
+        assert abs(a.mask_confidence - b.mask_confidence) <= 0.5 / 255 + 1e-4
+    assert quantised.concentration == exact.concentration
+    assert quantised.segmentation["score"] == pytest.approx(exact.segmentation["score"], abs=0.01)
+
+
+def test_traced_images_are_small_and_classified_in_one_call():
+    import pickle
+
+    from backend.ml.prefill import classify_regions, finish_prefill, trace_prefill
+
+    class CountingClassifier(FakeClassifier):
+        calls = 0
+
+        def predict(self, crops):
+            self.calls += 1
+            return super().predict(crops)
+
+    samples = [_two_tattoo_sample(), generate_image(3, width=120, height=100, n_tattoos=0, styles=[])]
+    settings = PrefillSettings(crop_mask_background=True)
+    probs = [_prob_from_mask(s.mask > 0) for s in samples]
+    traced = [trace_prefill(p, settings) for p in probs]
+    assert len(pickle.dumps(trace_prefill(probs[0], PrefillSettings()))) < 8_000  # no masks without masked crops
+    classifier = CountingClassifier()
+    styles = classify_regions(classifier, [(s.image, t) for s, t in zip(samples, traced)], settings)
+    assert classifier.calls == 1 and [len(p) for p in styles] == [2, 0]
+    for sample, prob, image, style_probs in zip(samples, probs, traced, styles):
+        batched = finish_prefill(image, style_probs, classifier.classes, settings, 7, 8)
+        alone = build_prefill(sample.image, prob, FakeClassifier(), settings, segmenter_version=7,
+                              classifier_version=8)
+        for result in (batched, alone):
+            for region, detail in zip(result["regions"], result["details"]):
+                region.pop("id"), detail.pop("id")
+        assert batched == alone
+    assert classify_regions(None, [(samples[0].image, traced[0])], settings) == [None]
+
+
+def test_the_tracing_code_imports_neither_torch_nor_the_app():
+    """What a tracing process imports (backend.ml.prefill): no torch (seconds and ~600 MB a process), no app, no
+    database."""
+    import subprocess
+    import sys
+
+    code = ("import sys, backend.ml.prefill; "
+            "print(sorted(m for m in ('torch', 'backend.extensions', 'backend.models') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_forward_canvases_quantises_on_request():
+    import torch
+
+    from backend.ml.infer import SegmenterRunner
+    from backend.ml.nets import IMAGENET_MEAN, IMAGENET_STD, build_segmenter
+
+    torch.manual_seed(0)
+    runner = SegmenterRunner(build_segmenter()[0], 64, IMAGENET_MEAN, IMAGENET_STD, "cpu")
+    canvases = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    prob, emb = runner.forward_canvases(canvases, embed=True)
+    quantised, emb_q = runner.forward_canvases(canvases, embed=True, as_uint8=True)
+    assert prob.dtype == np.float32 and quantised.dtype == np.uint8 and quantised.shape == prob.shape == (2, 64, 64)
+    assert np.abs(quantised.astype(np.float32) - prob * 255).max() <= 0.5 + 1e-3
+    assert np.array_equal(emb, emb_q)
