@@ -128,8 +128,8 @@ class _WriterQueue:
 
     def _for_this_process(self) -> None:
         if self._pid != os.getpid():  # after a fork: the parent's lock state, files and thread are not ours
-            self._pid, self._lock, self._fd, self._owner, self._held_fd = os.getpid(), threading.Lock(), None, None, None
-            self._waiter_fd, self._requests = None, None
+            self._pid, self._lock = os.getpid(), threading.Lock()
+            self._fd = self._owner = self._held_fd = self._waiter_fd = self._requests = None
 
     def acquire(self) -> bool:
         self._for_this_process()

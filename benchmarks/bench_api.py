@@ -256,8 +256,9 @@ def client_loop(k: int, port: int, token: str, image_ids: list[int], args, out) 
 
 def cpu_cost(app, token: str, n_images: int, pairs: int = 300) -> dict:
     """CPU time per request inside one process (Flask test client, no HTTP server, no other client, no access-log
-    line): a figure that load from other programs on the machine hardly moves, unlike the latencies. cores / CPU
-    per save is the ceiling of saves/s this code can reach on this machine before HTTP, client and lock costs."""
+    line): less noisy than the latencies, though the speed of a shared virtual machine's cores still moves it (up to
+    3x within minutes on 2026-11-27; instruction counts under valgrind, see --in-process-only, do not move). cores /
+    CPU per save is the ceiling of saves/s this code can reach on this machine before HTTP, client and lock costs."""
     import logging
 
     logging.getLogger("inklabel.access").setLevel(logging.WARNING)  # no access-log line per request here
@@ -282,6 +283,8 @@ def cpu_cost(app, token: str, n_images: int, pairs: int = 300) -> dict:
         if i >= 30:  # warm-up excluded
             times["GET"].append(get_cpu * 1000)
             times["PUT"].append(put_cpu * 1000)
+    if not pairs:
+        return {"pairs": 0}
     get_ms, put_ms = statistics.median(times["GET"]), statistics.median(times["PUT"])
     cores = os.cpu_count() or 1
     return {"pairs": pairs, "get_cpu_ms_median": round(get_ms, 2), "put_cpu_ms_median": round(put_ms, 2),
@@ -438,6 +441,12 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, help="gunicorn processes (default: backend/gunicorn_conf.py's)")
     parser.add_argument("--threads", type=int, help="threads per gunicorn process (default: gunicorn_conf.py's)")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--in-process-only", action="store_true",
+                        help="seed, measure the CPU per request in this process (--pairs GET+PUT pairs after 30 "
+                             "warm-up pairs) and stop: no server, no load. Under valgrind this gives instruction "
+                             "counts, which the machine's load does not move: run it with --pairs N and --pairs 0 "
+                             "and divide the difference by N")
+    parser.add_argument("--pairs", type=int, default=300, help="GET+PUT pairs of the in-process measurement")
     args = parser.parse_args(argv)
 
     workspace, url, token, app = build_workspace(args)
@@ -446,8 +455,12 @@ def main(argv=None) -> int:
     seed_s = seed(app, args.images, args.regions_per_image)
     print(f"  seeded in {seed_s:.1f} s", flush=True)
     print("CPU per request in one process ...", flush=True)
-    results_cpu = cpu_cost(app, token, args.images)
+    results_cpu = cpu_cost(app, token, args.images, args.pairs)  # --pairs 0: the 30 warm-up pairs alone
     print(f"  {json.dumps(results_cpu)}", flush=True)
+    if args.in_process_only:
+        if not args.workspace:
+            shutil.rmtree(workspace, ignore_errors=True)
+        return 0
     port = free_port()
     server = start_server(workspace, url, port, args)
     results = {
@@ -498,9 +511,11 @@ def main(argv=None) -> int:
     print(f"database {database}, {args.clients} clients, {args.saves_per_open} PUT per GET, {args.duration:.0f} s, "
           f"cpus {os.cpu_count()}, load average before the run {results['load_average_before']}")
     cpu = results["cpu_per_request"]
-    print(f"CPU per request (in-process, median): GET {cpu['get_cpu_ms_median']} ms, PUT {cpu['put_cpu_ms_median']} ms"
-          f" -> ceiling on {os.cpu_count()} cores: {cpu['ceiling_saves_per_s_get_and_put']} saves/s with a GET each,"
-          f" {cpu['ceiling_saves_per_s_put_only']} PUT-only")
+    if cpu.get("pairs"):
+        print(f"CPU per request (in-process, median): GET {cpu['get_cpu_ms_median']} ms, "
+              f"PUT {cpu['put_cpu_ms_median']} ms -> ceiling on {os.cpu_count()} cores: "
+              f"{cpu['ceiling_saves_per_s_get_and_put']} saves/s with a GET each, "
+              f"{cpu['ceiling_saves_per_s_put_only']} PUT-only")
     print(f"saves/s {load['saves_per_s']}  (all requests/s {load['requests_per_s']})")
     for op in ("get_ms", "put_ms"):
         p = load[op]
