@@ -101,7 +101,6 @@ def run(args, workdir: Path) -> None:
     from backend.ml.device import resolve_device
     from backend.ml.synth import generate_image
     from backend.ml.transforms import letterbox
-    from backend.ml.weights import load_bundle
     from backend.models import ModelVersion
     from backend.storage import BlobStore
     from backend.tasks.prefill import decode_work_image, load_current, prefill_image, prefill_images
