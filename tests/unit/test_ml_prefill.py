@@ -251,3 +251,21 @@ def test_forward_canvases_quantises_on_request():
     assert prob.dtype == np.float32 and quantised.dtype == np.uint8 and quantised.shape == prob.shape == (2, 64, 64)
     assert np.abs(quantised.astype(np.float32) - prob * 255).max() <= 0.5 + 1e-3
     assert np.array_equal(emb, emb_q)
+
+
+def test_the_classifier_crop_is_the_exports():
+    """The pre-fill classifies the crop the export trains on (backend.datasets.crops), and a box too thin for the
+    export at margin 0 still gets a small crop around it, not the whole photo."""
+    from backend.datasets.crops import crop_box as export_crop_box
+    from backend.ml.crops import crop_box
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    for _ in range(200):
+        x0, y0 = rng.uniform(0, 150), rng.uniform(0, 110)
+        bbox = [x0, y0, rng.uniform(x0, 160), rng.uniform(y0, 120)]
+        margin = float(rng.choice([0.1, 0.3]))
+        c0, r0, c1, r1 = export_crop_box(bbox, 160, 120, margin)
+        assert np.array_equal(crop_box(rgb, bbox, margin), rgb[r0:r1, c0:c1])
+    thin = crop_box(rgb, [50.2, 40.0, 50.6, 60.0], margin=0)
+    assert thin.shape[:2] == (24, 5)
