@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from flask import current_app
 from sqlalchemy import bindparam, case, delete, func, insert, select, update
@@ -46,6 +46,9 @@ from .models import (
     utcnow,
 )
 from .taxonomy import flag_keys, load_taxonomy, style_keys
+
+if TYPE_CHECKING:
+    from .auth import Caller
 
 REGION_KEYS = ("id", "geometry", "style", "motifs", "source", "model_version", "confidence")
 REGION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
@@ -299,7 +302,7 @@ def _region_rows(image_id: int, regions: list[dict]) -> list[dict]:
     return rows
 
 
-def save_document(image_id: int, user: User | None, base_version: int, regions: list, tags: dict | None,
+def save_document(image_id: int, user: User | Caller | None, base_version: int, regions: list, tags: dict | None,
                   time_spent_ms: int = 0, allow_frozen: bool = False) -> dict:
     """Save a new version of an image's annotation document; returns the saved document.
 

@@ -28,6 +28,11 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 ROLES = ("annotator", "reviewer", "admin")
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+
+
+def role_allows(held: str, needed: str) -> bool:
+    """Roles are ranked: a reviewer may do what an annotator may, an admin what a reviewer may."""
+    return ROLE_RANK[held] >= ROLE_RANK[needed]
 IMAGE_STATUSES = ("new", "in_progress", "submitted", "accepted", "rejected")
 REGION_SOURCES = ("human", "model", "assist")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -60,7 +65,7 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     def has_role(self, role: str) -> bool:
-        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+        return role_allows(self.role, role)
 
 
 class ApiToken(Base):

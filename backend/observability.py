@@ -25,6 +25,7 @@ import re
 import threading
 import time
 import uuid
+from functools import lru_cache
 from pathlib import Path
 
 from flask import Response, current_app, g, has_request_context, jsonify, request
@@ -40,7 +41,6 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
-from sqlalchemy import inspect as sa_inspect
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("inklabel.access")
@@ -165,15 +165,13 @@ def _before_request() -> None:
 
 
 def _user_id() -> int | None:
-    """The caller's id from the identity key: reading `user.id` could reload an expired row, i.e. a query."""
-    user = g.get("user")
-    if user is None:
-        return None
-    try:
-        identity = sa_inspect(user).identity
-    except Exception:
-        return None
-    return identity[0] if identity else None
+    caller = g.get("caller")
+    return caller.id if caller is not None else None
+
+
+@lru_cache(maxsize=4096)  # routes x methods x statuses: bounded; labels() itself validates and locks on every call
+def _request_metrics(method: str, route: str, status: int):
+    return REQUEST_LATENCY.labels(method, route), REQUESTS.labels(method, route, str(status))
 
 
 def _after_request(response: Response) -> Response:
@@ -182,14 +180,17 @@ def _after_request(response: Response) -> Response:
         return response
     elapsed = time.perf_counter() - started
     route, method, status = _route(), request.method, response.status_code
-    REQUEST_LATENCY.labels(method, route).observe(elapsed)
-    REQUESTS.labels(method, route, str(status)).inc()
+    latency, count = _request_metrics(method, route, status)
+    latency.observe(elapsed)
+    count.inc()
     if route == SAVE_RULE and method == "PUT":
         SAVES.labels("saved" if status < 300 else "conflict" if status == 409 else "invalid" if status < 500 else "error").inc()
     response.headers[REQUEST_ID_HEADER] = g.request_id
+    level = logging.DEBUG if request.path in QUIET_PATHS else logging.INFO
+    if not access_log.isEnabledFor(level):
+        return response
     access_log.log(
-        logging.DEBUG if request.path in QUIET_PATHS else logging.INFO,
-        "%s %s %s %.1fms", method, request.path, status, elapsed * 1000,
+        level, "%s %s %s %.1fms", method, request.path, status, elapsed * 1000,
         extra={"method": method, "path": request.path, "route": route, "status": status,
                "duration_ms": round(elapsed * 1000, 2), "user_id": _user_id(),
                "remote_addr": request.remote_addr},

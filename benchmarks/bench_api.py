@@ -304,8 +304,9 @@ def percentiles(values: list[float]) -> dict:
             "mean": round(statistics.fmean(values), 2)}
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU time (user + system) used so far by the processes of a process group: the gunicorn master and workers."""
+def group_cpu_seconds(pgid: int, kernel_only: bool = False) -> float:
+    """CPU time (user + system, or system alone) used so far by the processes of a process group: the gunicorn
+    master and workers."""
     total = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -315,7 +316,7 @@ def group_cpu_seconds(pgid: int) -> float:
         except OSError:
             continue
         if int(fields[2]) == pgid:  # fields after the command: state, ppid, pgrp, ..., utime (11), stime (12)
-            total += int(fields[11]) + int(fields[12])
+            total += (0 if kernel_only else int(fields[11])) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -327,6 +328,7 @@ def run_load(port: int, token: str, n_images: int, args, server_pgid: int | None
     procs = [ctx.Process(target=client_loop, args=(k, port, token, ids[k::args.clients], args, out))
              for k in range(args.clients)]
     server_cpu0, wall0 = (group_cpu_seconds(server_pgid) if server_pgid else None), time.perf_counter()
+    server_sys0 = group_cpu_seconds(server_pgid, kernel_only=True) if server_pgid else None
     for p in procs:
         p.start()
     results = [out.get(timeout=args.warmup + args.duration + 120) for _ in procs]
@@ -334,6 +336,7 @@ def run_load(port: int, token: str, n_images: int, args, server_pgid: int | None
         p.join()
     wall = time.perf_counter() - wall0
     server_cpu = group_cpu_seconds(server_pgid) - server_cpu0 if server_pgid else None
+    server_sys = group_cpu_seconds(server_pgid, kernel_only=True) - server_sys0 if server_pgid else None
     client_cpu = sum(r["cpu_s"] for r in results)
     get_ms = [x for r in results for x in r["get_ms"]]
     put_ms = [x for r in results for x in r["put_ms"]]
@@ -357,6 +360,7 @@ def run_load(port: int, token: str, n_images: int, args, server_pgid: int | None
         "cpu": {
             "wall_s": round(wall, 1),
             "server_cores": round(server_cpu / wall, 2) if server_cpu is not None else None,
+            "server_kernel_share": round(server_sys / server_cpu, 2) if server_cpu else None,
             "clients_cores": round(client_cpu / wall, 2),
             "server_ms_per_request": round(server_cpu * 1000 / max(1, sum(
                 len(r["get_ms"]) + len(r["put_ms"]) for r in results) * wall / args.duration), 2)
@@ -523,8 +527,8 @@ def main(argv=None) -> int:
               f"max={p.get('max')} ms")
     print(f"statuses {load['statuses']}")
     cpu = load["cpu"]
-    print(f"CPU during the load: gunicorn {cpu['server_cores']} cores ({cpu['server_ms_per_request']} ms per request), "
-          f"clients {cpu['clients_cores']} cores, of {os.cpu_count()}")
+    print(f"CPU during the load: gunicorn {cpu['server_cores']} cores ({cpu['server_ms_per_request']} ms per request, "
+          f"{cpu['server_kernel_share']} of it in the kernel), clients {cpu['clients_cores']} cores, of {os.cpu_count()}")
     for entry in results["list"]:
         if "error" in entry:
             print(f"list: {entry['error']}")

@@ -238,7 +238,7 @@ def get_annotation(image_id: int):
 )
 def put_annotation(image_id: int, body: SaveAnnotation):
     regions = [r.model_dump(exclude_unset=True) for r in body.regions]
-    return save_document(image_id, g.user, body.base_version, regions, body.tags.model_dump(), body.time_spent_ms)
+    return save_document(image_id, g.caller, body.base_version, regions, body.tags.model_dump(), body.time_spent_ms)
 
 
 @bp.post("/images/<int:image_id>/submit")

@@ -175,7 +175,7 @@ def _store() -> BlobStore:
     ),
 )
 def upload_images():
-    user_id = g.user.id
+    user_id = g.caller.id
     db.session.commit()  # end the auth lookup's transaction before reading and decoding files
     if request.mimetype != "multipart/form-data":
         raise APIError(415, "unsupported_media_type", "Upload with Content-Type multipart/form-data, field name `file`.")

@@ -5,8 +5,9 @@ for the OpenAPI document, so the spec can never drift from what the server check
     @endpoint("Save the annotation document", body=SaveAnnotation, response=AnnotationDocument, role="annotator")
     def save_annotation(image_id, body): ...
 
-The view gets the validated `body` (and `query`) as keyword arguments and `g.user` is the caller. Returning a
-pydantic model or a dict sends JSON with the declared status.
+The view gets the validated `body` (and `query`) as keyword arguments; `g.caller` is the caller (id and role) and
+`g.user` the caller's User (built on first use). Returning a pydantic model or a dict sends JSON with the declared
+status.
 """
 from __future__ import annotations
 
@@ -133,7 +134,7 @@ def endpoint(summary: str, **options) -> Callable:
                 # and its writes begin a transaction of their own (IMMEDIATE: never a read upgraded to a write).
                 # PostgreSQL has no such lock, and a commit there is one more round trip: the view goes on in it.
                 with reads_only():
-                    g.user = require_user(meta.role)
+                    g.caller = require_user(meta.role)
                     if not read_request and not meta.reads_first and db.engine.dialect.name == "sqlite":
                         end_read()
             if meta.query is not None:
