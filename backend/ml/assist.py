@@ -83,6 +83,9 @@ def grabcut(rgb: np.ndarray, box: Sequence[float], iterations: int = 4) -> np.nd
         mode = cv2.GC_INIT_WITH_RECT
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     bgr = cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2BGR)
+    # GrabCut seeds its colour models with k-means on OpenCV's per-thread random generator: the same box on the
+    # same photo must give the same mask whatever ran on this thread before.
+    cv2.setRNGSeed(0x1C0FFEE)
     try:
         cv2.grabCut(bgr, gc_mask, rect, bgd, fgd, iterations, mode)
     except cv2.error:  # degenerate input (one colour, tiny box): no foreground found
