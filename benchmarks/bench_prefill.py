@@ -15,8 +15,19 @@
    `--trace-processes` worker processes) against the model-only rate of the same batch size, each setting as a
    share of it.
 
+5. `--stub-forward` (instead of 3 and 4): the parent's own cost of the pool path, without the model. The
+   segmenter's forward is replaced by a stand-in (StubForward) that copies the canvases as an upload would and
+   hands back probability maps of procedural tattoo masks (so the tracing processes do real work) and fixed
+   embeddings; `--stub-classifier` adds a classifier whose crops are cut and letterboxed as the real one's but
+   whose "forward" is a constant. Reported per setting: the parent process's CPU ms per image
+   (time.process_time: all its threads), split by stage (main thread's time.thread_time), and the wall rate. On a
+   GPU the parent drives the model, so its CPU ms per image bounds the pipeline: 50 % of a 312 img/s model-only
+   rate leaves 6.4 ms an image for everything else.
+
     python benchmarks/bench_prefill.py                          # CPU, defaults
     python benchmarks/bench_prefill.py --device cuda --batch-size 64 --images 512 --trace-processes 4,8,15
+    python benchmarks/bench_prefill.py --stub-forward --images 256 --batch-size 64 --workers 1 \
+        --trace-processes 1 --rounds 3                          # the parent's cost, model stubbed
 """
 from __future__ import annotations
 
@@ -57,6 +68,228 @@ def quick_model(workdir: Path, train_size: int, epochs: int, input_size: int, th
     return weights
 
 
+def untrained_model(workdir: Path, input_size: int) -> Path:
+    """The default segmenter with random weights (for --stub-forward, where its forward never runs)."""
+    from backend.ml.nets import IMAGENET_MEAN, IMAGENET_STD, build_segmenter
+    from backend.ml.weights import save_bundle
+
+    model, notes = build_segmenter()
+    sidecar = {"kind": "segmenter", "architecture": notes["architecture"], "classes": ["tattoo"],
+               "input_size": input_size, "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+               "training": {"threshold": 0.5}}
+    weights, _ = save_bundle(model, sidecar, workdir / "untrained", "segmenter-untrained")
+    return weights
+
+
+class StageClock:
+    """CPU seconds of the calling thread (time.thread_time) spent in named stages, and how often each ran."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def reset(self) -> None:
+        self.seconds = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def wrap(self, stage: str, fn):
+        def timed(*args, **kwargs):
+            t = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add(stage, time.thread_time() - t)
+
+        return timed
+
+
+class _StubPending:
+    def __init__(self, maps, pick, emb, clock):
+        self._maps, self._pick, self._emb, self.clock = maps, pick, emb, clock
+
+    def result(self, prob_out=None):
+        t = time.thread_time()
+        prob = np.take(self._maps, self._pick, axis=0, out=prob_out)  # a copy, as from the device
+        self.clock.add("forward (stub: copies only)", time.thread_time() - t)
+        return prob, self._emb
+
+
+class StubForward:
+    """Stands in for SegmenterRunner.start_forward with the model's cost taken out, the parent's kept: the canvases
+    are copied into a staging buffer (a CUDA upload's copy into pinned memory), and the "outputs" are copied out of
+    precomputed arrays (the copy back from the device): probability maps of procedural tattoo masks at the canvas
+    size, blurred as a model's edges are (one of `variants`, picked by the canvas's content, so a given image
+    always gets the same map), and unit embeddings of 512 values (resnet18's)."""
+
+    def __init__(self, size: int, clock: StageClock, variants: int = 16):
+        import cv2
+
+        from backend.ml.synth import generate_image
+
+        maps, self.clock = [], clock
+        for seed in range(variants):
+            mask = generate_image(900 + seed, width=size, height=size).mask > 0
+            maps.append(cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.5) * 0.96 + 0.02)
+        self.maps = np.stack(maps).astype(np.float32)
+        self.maps_u8 = np.round(self.maps * 255).astype(np.uint8)
+        emb = np.random.default_rng(0).normal(size=(variants, 512)).astype(np.float32)
+        self.emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        self.staging = None
+        self.batches = 0
+
+    def __call__(self, canvases, embed: bool = False, as_uint8: bool = False) -> _StubPending:
+        t = time.thread_time()
+        canvases = np.asarray(canvases)
+        if self.staging is None or self.staging.size < canvases.size:
+            self.staging = np.empty(canvases.size, np.uint8)
+        np.copyto(self.staging[:canvases.size].reshape(canvases.shape), canvases)
+        pick = [int(c[::37, ::37].sum()) % len(self.maps) for c in canvases]
+        self.batches += 1
+        self.clock.add("forward (stub: copies only)", time.thread_time() - t)
+        return _StubPending(self.maps_u8 if as_uint8 else self.maps, pick, self.emb[pick] if embed else None,
+                            self.clock)
+
+
+class StubClassifier:
+    """A classifier without a network: the crops are letterboxed and stacked as ClassifierRunner.predict does on
+    the host; the probabilities are a fixed function of each crop's mean colour."""
+
+    classes = ["blackwork", "dotwork", "japanese", "traditional", "tribal", "watercolor"]
+    input_size = 224
+
+    def predict(self, crops):
+        from backend.ml.transforms import letterbox
+
+        if not crops:
+            return np.zeros((0, len(self.classes)), np.float32)
+        canvases = np.stack([letterbox(c, self.input_size)[0] for c in crops])
+        logits = np.stack([np.roll(np.arange(len(self.classes), dtype=np.float32), int(c.mean()) % 6)
+                           for c in canvases])
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def stub_run(args, ids: list[int], device, source: str) -> None:
+    """5. in the module docstring: the pool path's parent process with the model stubbed."""
+    import dataclasses
+    import os
+    import signal
+    import subprocess
+
+    import torch
+    import torch.utils.data as tud
+    from sqlalchemy import delete
+
+    import backend.tasks.prefill as tp
+    from backend.extensions import db
+    from backend.models import Prediction
+
+    clock = StageClock()
+    real_load, real_loader = tp.load_current, tud.DataLoader
+
+    def load_stubbed(device=None):
+        models = real_load(device)
+        if not isinstance(models.segmenter.__dict__.get("start_forward"), StubForward):
+            models.segmenter.start_forward = StubForward(models.segmenter.input_size, clock)
+        if args.stub_classifier:
+            models = dataclasses.replace(models, classifier=StubClassifier())
+        return models
+
+    class TimedLoader(real_loader):
+        def __iter__(self):
+            it = super().__iter__()
+            while True:
+                t = time.thread_time()
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    return
+                finally:
+                    clock.add("receive batches (DataLoader)", time.thread_time() - t)
+                yield batch
+
+    stages = {"_submit_traces": "hand maps to tracing", "_submit_mapped": "hand maps to tracing",
+              "_finish_batch": "classify + finish",
+              "_store_predictions": "store (DB)"}
+    saved = {name: getattr(tp, name) for name in stages if hasattr(tp, name)}
+    tp.load_current, tud.DataLoader = load_stubbed, TimedLoader
+    for name, fn in saved.items():
+        setattr(tp, name, clock.wrap(stages[name], fn))
+    import gc
+    import threading
+
+    gc_started: dict[int, float] = {}
+    gc_seconds: dict[int, float] = {}
+
+    def gc_clock(phase, info):  # CPU seconds of the collections, by the thread that ran them
+        tid = threading.get_ident()
+        if phase == "start":
+            gc_started[tid] = time.thread_time()
+        elif tid in gc_started:
+            gc_seconds[tid] = gc_seconds.get(tid, 0.0) + time.thread_time() - gc_started.pop(tid)
+
+    gc.callbacks.append(gc_clock)
+    b = args.batch_size
+    settings = [int(p) for p in args.trace_processes.split(",") if p.strip()] or [None]
+    runs = []
+    spy = None
+    try:
+        # warm-up: the forkserver of the tracing processes starts once per process (~0.5 s)
+        tp.prefill_images(ids[:b], batch_size=b, refresh=True, device=device, workers=args.workers,
+                          trace_processes=1)
+        if args.py_spy:
+            exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            spy = subprocess.Popen([exe, "record", "--pid", str(os.getpid()), "--rate", "250", "--format",
+                                    "raw" if args.py_spy.suffix in (".txt", ".folded") else "speedscope",
+                                    "--output", str(args.py_spy)], stdout=subprocess.DEVNULL)
+            time.sleep(1.0)
+        for _ in range(args.rounds):
+            for processes in settings:
+                db.session.execute(delete(Prediction))  # every run inserts, as a first pre-fill does
+                db.session.commit()
+                clock.reset()
+                gc_seconds.clear()
+                wall, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
+                stats = tp.prefill_images(ids, batch_size=b, device=device, workers=args.workers,
+                                          trace_processes=processes)
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                main = time.thread_time() - main
+                n = max(1, stats["done"])
+                split = {stage: round(1000 * s / n, 3) for stage, s in sorted(clock.seconds.items())}
+                split["rest of the main thread"] = round(1000 * (main - sum(clock.seconds.values())) / n, 3)
+                split["other threads"] = round(1000 * (cpu - main) / n, 3)
+                split["(garbage collection, any thread, within the above)"] = round(
+                    1000 * sum(gc_seconds.values()) / n, 3)
+                runs.append({"trace_processes": "default" if processes is None else processes,
+                             "done": stats["done"], "failed": stats["failed"],
+                             "parent_cpu_ms_per_image": round(1000 * cpu / n, 3),
+                             "img_per_s": round(stats["done"] / wall, 2), "split_ms_per_image": split})
+    finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+        gc.callbacks.remove(gc_clock)
+        tp.load_current, tud.DataLoader = real_load, real_loader
+        for name, fn in saved.items():
+            setattr(tp, name, fn)
+    print(f"pre-fill pool path, MODEL STUBBED (forward{' and classifier' if args.stub_classifier else ''} "
+          f"replaced by copies of precomputed maps): {len(ids)} {source}, batch {b}, input {args.input_size}, "
+          f"device {device}, workers {args.workers if args.workers is not None else 'default'}, "
+          f"{torch.get_num_threads()} torch threads")
+    for run in runs:
+        print(f"  trace_processes {run['trace_processes']}: parent CPU {run['parent_cpu_ms_per_image']:.2f} ms/image, "
+              f"{run['img_per_s']} img/s wall, {run['failed']} failed; " + ", ".join(
+                  f"{k} {v:.2f}" for k, v in run["split_ms_per_image"].items()))
+    for processes in dict.fromkeys(r["trace_processes"] for r in runs):
+        mine = [r["parent_cpu_ms_per_image"] for r in runs if r["trace_processes"] == processes]
+        print(f"  trace_processes {processes}: parent CPU ms/image median {statistics.median(mine):.2f} "
+              f"(min {min(mine):.2f}, max {max(mine):.2f}, {len(mine)} runs)")
+    if args.json:
+        print(json.dumps({"stub_forward": True, "stub_classifier": args.stub_classifier, "images": len(ids),
+                          "batch_size": b, "workers": args.workers, "runs": runs}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -74,6 +307,19 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=4)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "real-tattoos")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--stub-forward", action="store_true",
+                        help="measure the pool path's parent process with the model stubbed (see 5. above); skips "
+                             "the model timings and the training")
+    parser.add_argument("--stub-classifier", action="store_true",
+                        help="with --stub-forward: a stub classifier too (real crops and letterboxing, no network)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="DataLoader decode workers of the pool path [prefill_images' default: up to 8 on CUDA, "
+                             "none on the CPU]")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --stub-forward: how many times each --trace-processes setting runs (interleaved)")
+    parser.add_argument("--py-spy", type=Path, default=None,
+                        help="with --stub-forward: record the parent with py-spy (if installed) into this file: "
+                             "collapsed stacks if it ends in .txt or .folded, else speedscope JSON")
     parser.add_argument("--profile", type=Path, default=None,
                         help="write a cProfile of the end-to-end single-image calls here (pstats format)")
     args = parser.parse_args()
@@ -106,8 +352,12 @@ def run(args, workdir: Path) -> None:
     from backend.tasks.prefill import decode_work_image, load_current, prefill_image, prefill_images
 
     t0 = time.monotonic()
-    weights = args.model or quick_model(workdir, args.train_size, args.train_epochs, args.input_size, args.threads)
-    train_note = "given" if args.model else f"quick procedural training, {time.monotonic() - t0:.0f}s"
+    if args.stub_forward:
+        weights, train_note = untrained_model(workdir, args.input_size), "none (forward stubbed)"
+    else:
+        weights = args.model or quick_model(workdir, args.train_size, args.train_epochs, args.input_size,
+                                            args.threads)
+        train_note = "given" if args.model else f"quick procedural training, {time.monotonic() - t0:.0f}s"
     workspace = workdir / "workspace"
     app = create_app({"WORKSPACE": str(workspace), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workspace / 'db.sqlite'}",
                       "SECRET_KEY": "bench", "SCHEMA_CREATE_ALL": True, "DEVICE": args.device, "TESTING": True})
@@ -149,6 +399,8 @@ def run(args, workdir: Path) -> None:
         source = "real photos" if files else "procedural 800x600"
 
         device = resolve_device(args.device)
+        if args.stub_forward:
+            return stub_run(args, ids, device, source)
         current = load_current(device)
         runner = current.segmenter
         store = BlobStore.from_config(app.config)

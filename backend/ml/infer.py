@@ -141,9 +141,15 @@ class PendingForward:
     def __init__(self, prob: torch.Tensor, embedding: torch.Tensor | None):
         self.prob, self.embedding = prob, embedding
 
-    def result(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """(N, S, S) probabilities and (N, D) embeddings (None without an encoder), waiting for the device."""
-        return self.prob.cpu().numpy(), (self.embedding.cpu().numpy() if self.embedding is not None else None)
+    def result(self, prob_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, S, S) probabilities and (N, D) embeddings (None without an encoder), waiting for the device.
+        `prob_out`: an (N, S, S) array of the probabilities' dtype the probabilities are copied into (and returned)
+        instead of a new one — e.g. shared memory other processes read them from, without a second copy."""
+        emb = self.embedding.cpu().numpy() if self.embedding is not None else None
+        if prob_out is None:
+            return self.prob.cpu().numpy(), emb
+        torch.from_numpy(prob_out).copy_(self.prob)
+        return prob_out, emb
 
 
 class ClassifierRunner(_Runner):

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..annotations import REGION_KEYS
@@ -151,12 +151,23 @@ def _cached(image_id: int, models: CurrentModels) -> Optional[Prediction]:
     return db.session.scalar(stmt.order_by(Prediction.id.desc()).limit(1))
 
 
+def _rounded(embedding) -> list[float]:
+    """[round(float(v), 5) for v in embedding], vectorised for float32 (the model's; ~15x faster on 512 values)
+    with the very same floats: a float32 times 10⁵ is exact in float64 (24 + 12 significant bits), so np.round's
+    rint(x · 10⁵) is Python's round-half-even of the exact value, and the division by 10⁵ is correctly rounded
+    as the decimal's conversion back is (checked on 2.5 M values, ties included; tests/unit/test_prefill_handover.py
+    keeps 290 k of them)."""
+    if isinstance(embedding, np.ndarray) and embedding.dtype == np.float32:
+        return np.round(embedding.astype(np.float64), 5).tolist()
+    return [round(float(v), 5) for v in embedding]
+
+
 def _prediction_values(result: dict, embedding) -> dict:
     regions = [dict(region, **{k: v for k, v in detail.items() if k != "id"})
                for region, detail in zip(result["regions"], result["details"])]
     return dict(regions=regions, style_probs=result["style_probs"], concentration=result["concentration"],
                 uncertainty=result["uncertainty"],
-                embedding=[round(float(v), 5) for v in embedding] if embedding is not None else None,
+                embedding=_rounded(embedding) if embedding is not None else None,
                 created_at=utcnow())
 
 
@@ -184,14 +195,22 @@ def _store_prediction(image_id: int, models: CurrentModels, result: dict, embedd
 
 
 def _store_predictions(entries: list[tuple[int, dict]], models: CurrentModels) -> None:
-    """A batch of (image id, result) in one transaction (one commit, one lookup); should another pre-fill have
-    stored one of them meanwhile, the batch is stored one image at a time instead."""
+    """A batch of (image id, result) in one transaction (one commit, one lookup; the new rows in one bulk insert);
+    should another pre-fill have stored one of them meanwhile, the batch is stored one image at a time instead."""
     ids = [image_id for image_id, _ in entries]
     try:
         existing = {p.image_id: p for p in db.session.scalars(
             _for_models(select(Prediction).where(Prediction.image_id.in_(ids)), models).order_by(Prediction.id))}
+        new_rows = []
         for image_id, result in entries:
-            _stage(image_id, models, _prediction_values(result, result["embedding"]), existing.get(image_id))
+            values = _prediction_values(result, result["embedding"])
+            if image_id in existing:
+                _stage(image_id, models, values, existing[image_id])
+            else:
+                new_rows.append(dict(values, image_id=image_id, segmenter_id=models.segmenter_id,
+                                     classifier_id=models.classifier_id))
+        if new_rows:  # one executemany, without an ORM object a row (nothing here reads them back)
+            db.session.execute(insert(Prediction), new_rows)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -276,7 +295,9 @@ def cached_prediction(image_id: int) -> Optional[dict]:
 
 class _DecodeDataset:
     """Decodes and letterboxes images (in DataLoader workers on CUDA); no database access in here. The work image
-    itself comes along only when `keep_rgb` (the classifier's crops are cut from it)."""
+    itself comes along only when `keep_rgb` (the classifier's crops are cut from it) and it is not already inside
+    the canvas unchanged (a work image whose long side is the input size is letterboxed without resizing: the
+    parent then takes it as a view of the canvas, see _batch_items)."""
 
     def __init__(self, rows: list[tuple], store, max_side: int, input_size: int, keep_rgb: bool = True):
         self.rows, self.store, self.max_side, self.input_size = rows, store, max_side, input_size
@@ -294,12 +315,73 @@ class _DecodeDataset:
         except Exception as err:  # missing or unreadable file: reported, the batch goes on
             return {"id": image_id, "error": f"{type(err).__name__}: {err}"}
         canvas, lb = letterbox(rgb, self.input_size)
-        return {"id": image_id, "rgb": rgb if self.keep_rgb else None, "work_size": (rgb.shape[1], rgb.shape[0]),
-                "scale": scale, "canvas": canvas, "lb": lb, "size": (width, height)}
+        work_size = (rgb.shape[1], rgb.shape[0])
+        in_canvas = lb.inner == work_size
+        return {"id": image_id, "rgb": rgb if self.keep_rgb and not in_canvas else None,
+                "rgb_in_canvas": self.keep_rgb and in_canvas, "work_size": work_size, "scale": scale,
+                "canvas": canvas, "lb": lb, "size": (width, height)}
 
 
-def _collate(items):
-    return items
+class _Collate:
+    """A batch as {"items": the decoded images' details (or their errors), "canvases": the decoded images' canvases
+    stacked, (n, S, S, 3) uint8}, built in the DataLoader worker. `shared`: the canvases as one torch tensor, which
+    a worker puts in shared memory, so the parent receives a file descriptor instead of ~0.8 MB an image pickled
+    through a pipe; else one numpy array (pickled once a batch)."""
+
+    def __init__(self, shared: bool):
+        self.shared = shared
+
+    def __call__(self, batch: list[dict]) -> dict:
+        canvases = [item.pop("canvas") for item in batch if "error" not in item]
+        if not canvases:
+            stacked = None
+        elif self.shared:
+            import torch
+            from torch.utils.data import default_collate
+
+            stacked = default_collate([torch.from_numpy(c) for c in canvases])  # in shared memory in a worker
+        else:
+            stacked = np.stack(canvases)
+        return {"items": batch, "canvases": stacked}
+
+
+def _batch_items(batch: dict) -> tuple[list[dict], list[dict], np.ndarray | None]:
+    """A collated batch → (decoded items, failed items, their canvases as numpy); a work image that is inside its
+    canvas becomes a view of it."""
+    good = [item for item in batch["items"] if "error" not in item]
+    bad = [item for item in batch["items"] if "error" in item]
+    canvases = batch["canvases"]
+    if canvases is not None and not isinstance(canvases, np.ndarray):
+        canvases = canvases.numpy()
+    for item, canvas in zip(good, canvases if canvases is not None else []):
+        if item.pop("rgb_in_canvas", False):
+            lb, (w, h) = item["lb"], item["work_size"]
+            item["rgb"] = canvas[lb.pad_y:lb.pad_y + h, lb.pad_x:lb.pad_x + w]
+    return good, bad, canvases
+
+
+def _shm_free_bytes(path: str = "/dev/shm") -> int:
+    import os
+
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
+def _loader_plan(workers: int, batch_size: int, input_size: int, shm_free: int) -> tuple[int | None, bool]:
+    """(prefetch_factor, canvases in shared memory) for the DataLoader. Shared memory needs room for every batch in
+    flight (workers × prefetch_factor prefetched, and the few the pre-fill holds) in /dev/shm, which a container
+    may keep small (Docker: 64 MB): with too little room even at two prefetched batches a worker, the canvases go
+    through the pipe as before (slower for the parent, never a worker killed by SIGBUS)."""
+    if workers <= 0:
+        return None, False
+    batch_bytes = batch_size * input_size * input_size * 3
+    for prefetch in (4, 2):
+        if shm_free >= 1.25 * batch_bytes * (workers * prefetch + 4):
+            return prefetch, True
+    return 4, False
 
 
 def select_pool(statuses: Iterable[str] | None = None, image_ids: Iterable[int] | None = None) -> list[int]:
@@ -358,6 +440,80 @@ def _submit_traces(executor: Executor, models: CurrentModels, items: list[dict],
         prob = unletterbox(prob_canvas, item["lb"], *item["work_size"])
         futures.append(executor.submit(trace_prefill, prob, models.settings, item["scale"], item["size"]))
     return futures
+
+
+class _MapRing:
+    """The uint8 probability canvases on their way to the tracing processes: a file both sides map (in /dev/shm
+    when it has room, else the temp folder), `slots` batches of (batch, side, side). The parent copies a batch's
+    maps from the device straight into a slot (PendingForward.result(prob_out=...)) and a tracing task gets only
+    where its map is (backend.ml.prefill.trace_mapped), instead of ~0.25 MB an image pickled through the pool's
+    pipe by a thread of the parent. A slot is written again only after the tasks of the batch in it are done."""
+
+    def __init__(self, slots: int, batch_size: int, side: int):
+        import mmap
+        import os
+        import tempfile
+
+        self.slots = slots
+        self.shape = (slots, batch_size, side, side)
+        nbytes = slots * batch_size * side * side
+        directory = "/dev/shm" if _shm_free_bytes() >= 2 * nbytes else None
+        fd, self.path = tempfile.mkstemp(prefix="inklabel-prefill-maps-", dir=directory)
+        try:
+            os.ftruncate(fd, nbytes)
+            self._mmap = mmap.mmap(fd, nbytes)
+        finally:
+            os.close(fd)
+        self.maps = np.frombuffer(self._mmap, np.uint8).reshape(self.shape)
+
+    def slot(self, index: int, n: int) -> np.ndarray:
+        return self.maps[index % self.slots, :n]
+
+    def close(self) -> None:
+        import os
+
+        self.maps = None
+        try:
+            self._mmap.close()
+        except BufferError:  # a view of it is still alive: the mapping goes with it
+            pass
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class _ChunkPart:
+    """One image's share of a chunk's future (backend.ml.prefill.trace_mapped_many): .result() as a future's."""
+
+    def __init__(self, future: Future, index: int):
+        self.future, self.index = future, index
+
+    def result(self):
+        value = self.future.result()[self.index]
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+
+def _submit_mapped(executor: Executor, models: CurrentModels, items: list[dict], ring: _MapRing, slot: int,
+                   processes: int) -> list:
+    """The traces of a batch from its maps in the ring's slot (cut out of the letterbox in the tracing processes),
+    two tasks a process: a task per image cost this process more in the pool's threads (pickling, waking up for each
+    result) than handing over the maps did. Returns one _ChunkPart an image."""
+    from ..ml.prefill import trace_mapped_many
+
+    jobs = []
+    for index, item in enumerate(items):
+        lb = item["lb"]
+        jobs.append((index, (lb.pad_x, lb.pad_y, *lb.inner), item["work_size"], item["scale"], item["size"]))
+    size = max(1, -(-len(jobs) // (2 * max(1, processes))))
+    parts = []
+    for start in range(0, len(jobs), size):
+        future = executor.submit(trace_mapped_many, ring.path, ring.shape, slot % ring.slots,
+                                 jobs[start:start + size], models.settings)
+        parts += [_ChunkPart(future, k) for k in range(len(jobs[start:start + size]))]
+    return parts
 
 
 def _finish_batch(models: CurrentModels, traced: list[tuple]) -> list[dict]:
@@ -419,9 +575,9 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
         trace_processes = min(8, max(0, cpu_count() - 1)) if is_cuda(dev) else 0
     dataset = _DecodeDataset(rows, _store(), models.settings.work_max_side, models.segmenter.input_size,
                              keep_rgb=models.classifier is not None)
+    prefetch, shared = _loader_plan(workers, max(1, batch_size), models.segmenter.input_size, _shm_free_bytes())
     loader = DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=workers,
-                        collate_fn=_collate, prefetch_factor=4 if workers else None,
-                        persistent_workers=False)
+                        collate_fn=_Collate(shared), prefetch_factor=prefetch, persistent_workers=False)
     done = failed = 0
     errors: list[dict] = []
     if progress:
@@ -452,30 +608,40 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
 
     # With tracing processes up to two batches are traced while the GPU runs the next one, and this process stores
     # the oldest meanwhile; the maps cross to the processes as uint8, quantised on the device (a quarter of
-    # float32's bytes to copy back and to pickle).
+    # float32's bytes to copy back), through a shared map file (_MapRing).
     in_process = trace_processes <= 0
     in_flight = 1 if in_process else 2
     executor = _trace_executor(trace_processes)
     pending: deque = deque()
+    ring = None
+    batches = 0
     try:
+        if not in_process:
+            ring = _MapRing(in_flight + 1, max(1, batch_size), models.segmenter.input_size)
         for batch in loader:
-            good = [item for item in batch if "error" not in item]
-            for item in batch:
-                if "error" in item:
-                    fail(item["id"], item["error"])
+            good, bad, canvases = _batch_items(batch)
+            for item in bad:
+                fail(item["id"], item["error"])
             if not good:
                 continue
-            canvases = np.stack([item["canvas"] for item in good])
             forward = models.segmenter.start_forward(canvases, embed=True, as_uint8=not in_process)
             while len(pending) >= in_flight:
                 finish(*pending.popleft())
-            prob_canvases, emb = forward.result()
+            if ring is None:
+                prob_canvases, emb = forward.result()
+                futures = _submit_traces(executor, models, good, prob_canvases)
+            else:  # pending holds at most the previous batch now: this slot's batch is finished
+                _, emb = forward.result(prob_out=ring.slot(batches, len(good)))
+                futures = _submit_mapped(executor, models, good, ring, batches, trace_processes)
+            batches += 1
             embeddings = [emb[k] if emb is not None else None for k in range(len(good))]
-            pending.append((good, embeddings, _submit_traces(executor, models, good, prob_canvases)))
+            pending.append((good, embeddings, futures))
         while pending:
             finish(*pending.popleft())
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+        if ring is not None:
+            ring.close()
     return {"done": done, "skipped": skipped, "failed": failed, "errors": errors,
             "segmenter_id": models.segmenter_id, "classifier_id": models.classifier_id,
             "seconds": round(time.monotonic() - started, 2)}

@@ -260,6 +260,37 @@ def test_gpu_style_pool_path_on_the_cpu(sqlite_app, tiny_bundles):
             assert rb["style"] == ra["style"] and rb["style_probs"].keys() == ra["style_probs"].keys()
 
 
+def test_pool_hand_over_through_shared_memory_or_the_pipe_gives_the_same_rows(sqlite_app, tiny_bundles,
+                                                                             monkeypatch):
+    """The canvases cross from the decode worker as a shared-memory tensor, or pickled through the pipe when
+    /dev/shm has no room (the maps' file then lies in the temp folder): the stored predictions are the same."""
+    import backend.tasks.prefill as tasks_prefill
+    from backend.tasks.prefill import prefill_images
+
+    from ..conftest import ApiClient, make_user
+
+    client = ApiClient(sqlite_app, *make_user(sqlite_app, "uploader", "admin"))
+    ids = [_upload(client, _tattoo_sample(80 + k, style=style), f"{k}.jpg")
+           for k, style in enumerate(["japanese", "tribal", "traditional"])]
+    register_models(sqlite_app, tiny_bundles)
+
+    def rows():
+        out = {}
+        for image_id, pred in _stored_predictions(sqlite_app).items():
+            regions = [{k: v for k, v in r.items() if k != "id"} for r in pred.regions]
+            out[image_id] = (regions, pred.style_probs, pred.concentration, pred.uncertainty, pred.embedding)
+        return out
+
+    with sqlite_app.app_context():
+        shared = prefill_images(ids, batch_size=2, workers=1, trace_processes=1)
+    first = rows()
+    monkeypatch.setattr(tasks_prefill, "_shm_free_bytes", lambda path="/dev/shm": 0)
+    with sqlite_app.app_context():
+        piped = prefill_images(ids, batch_size=2, refresh=True, workers=1, trace_processes=1)
+    assert shared["done"] == piped["done"] == 3
+    assert rows() == first and sum(len(r[0]) for r in first.values()) >= 3
+
+
 def test_pool_counts_a_broken_file_and_stores_the_rest(sqlite_app, tiny_bundles):
     from backend.models import Image
     from backend.storage import BlobStore
