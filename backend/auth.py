@@ -315,7 +315,7 @@ def _user_from_token(header: str) -> Caller:
     now = utcnow()
     if row.token_last_used_at is None or _aware(row.token_last_used_at) < now - timedelta(seconds=TOKEN_TOUCH_SECONDS):
         # A write, at most once per TOKEN_TOUCH_SECONDS: in a transaction of its own that begins as a write (on
-        # SQLite, a read transaction must not upgrade itself to a writer), keeping the loaded user.
+        # SQLite, a read transaction must not upgrade itself to a writer).
         end_read()
         with reads_only(False):
             db.session.connection().execute(_TOKEN_TOUCH, {"b_token_id": row.token_id, "last_used_at": now})
