@@ -173,9 +173,11 @@ class StubClassifier:
 def stub_run(args, ids: list[int], device, source: str) -> None:
     """5. in the module docstring: the pool path's parent process with the model stubbed."""
     import dataclasses
+    import gc
     import os
     import signal
     import subprocess
+    import threading
 
     import torch
     import torch.utils.data as tud
@@ -216,9 +218,6 @@ def stub_run(args, ids: list[int], device, source: str) -> None:
     tp.load_current, tud.DataLoader = load_stubbed, TimedLoader
     for name, fn in saved.items():
         setattr(tp, name, clock.wrap(stages[name], fn))
-    import gc
-    import threading
-
     gc_started: dict[int, float] = {}
     gc_seconds: dict[int, float] = {}
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from .device import autocast, is_cuda, prepare_model, to_device
-from .transforms import letterbox, normalize, unletterbox
+from .letterbox import unletterbox
+from .transforms import letterbox, normalize
 from .weights import ModelBundle
 
 

@@ -19,8 +19,6 @@ hierarchy, holes kept, shapely simplify), specks under `min_region_fraction` of 
 """
 from __future__ import annotations
 
-import mmap
-import os
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
@@ -33,6 +31,8 @@ from ..geometry import (DEFAULT_MAX_VERTICES, GeometryError, _centre_line_shape,
                         mask_to_polygons, to_geojson, validate_geometry)
 from . import uncertainty
 from .crops import CROP_MARGIN, crop_box
+from .letterbox import Letterbox, unletterbox
+from .map_file import mapped_canvas
 
 if TYPE_CHECKING:
     from .infer import ClassifierRunner
@@ -343,47 +343,23 @@ def trace_prefill(prob: np.ndarray, settings: PrefillSettings | None = None, sca
     return TracedImage(regions, (h, w), concentration, segmentation)
 
 
-_MAPPED: dict[tuple[str, int], np.ndarray] = {}  # a tracing process's view of the parent's current map file
-
-
-def mapped_canvas(path: str, shape: tuple[int, ...], slot: int, index: int) -> np.ndarray:
-    """One probability canvas of the map file the batch pre-fill writes (backend.tasks.prefill._MapRing: `shape`
-    (slots, batch, side, side) uint8), mapped read-only once per process and file (by path and inode: a later
-    file may reuse a removed one's name)."""
-    key = (path, os.stat(path).st_ino)
-    maps = _MAPPED.get(key)
-    if maps is None:
-        with open(path, "rb") as f:
-            view = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
-        _MAPPED.clear()  # one pre-fill at a time per process: an older file is not read again
-        maps = _MAPPED[key] = np.frombuffer(view, np.uint8).reshape(shape)
-    return maps[slot, index]
-
-
-def trace_mapped(path: str, shape: tuple[int, ...], slot: int, index: int, inner: tuple[int, int, int, int],
+def trace_mapped(path: str, shape: tuple[int, ...], slot: int, index: int, lb: Letterbox,
                  work_size: tuple[int, int], settings: PrefillSettings, scale: float,
                  image_size: tuple[int, int]) -> TracedImage:
-    """trace_prefill of a uint8 probability canvas the parent wrote into its map file: the map is cut out of the
-    letterbox (`inner`: pad_x, pad_y, width, height of the image in the canvas) and resized bilinearly to
-    `work_size`, exactly as backend.ml.transforms.unletterbox does (which this module cannot import: torch)."""
-    canvas = mapped_canvas(path, shape, slot, index)
-    pad_x, pad_y, nw, nh = inner
-    crop = canvas[pad_y:pad_y + nh, pad_x:pad_x + nw]
-    if tuple(work_size) == (nw, nh):
-        prob = np.ascontiguousarray(crop)
-    else:
-        prob = cv2.resize(crop, tuple(work_size), interpolation=cv2.INTER_LINEAR)
-    return trace_prefill(prob, settings, scale, image_size)
+    """trace_prefill of a map the batch pre-fill wrote into its map file (backend.ml.map_file), cut out of the
+    letterbox `lb` at `work_size`."""
+    return trace_prefill(unletterbox(mapped_canvas(path, shape, slot, index), lb, *work_size), settings, scale,
+                         image_size)
 
 
 def trace_mapped_many(path: str, shape: tuple[int, ...], slot: int, jobs: Sequence[tuple],
                       settings: PrefillSettings) -> list:
-    """trace_mapped of several maps of one slot (`jobs`: (index, inner, work_size, scale, image_size) each), in one
+    """trace_mapped of several maps of one slot (`jobs`: (index, lb, work_size, scale, image_size) each), in one
     task: a TracedImage per map, or the exception its trace raised (one map's failure is that image's alone)."""
     out = []
-    for index, inner, work_size, scale, image_size in jobs:
+    for index, lb, work_size, scale, image_size in jobs:
         try:
-            out.append(trace_mapped(path, shape, slot, index, inner, work_size, settings, scale, image_size))
+            out.append(trace_mapped(path, shape, slot, index, lb, work_size, settings, scale, image_size))
         except Exception as err:  # reported per image by the parent
             out.append(err)
     return out

@@ -1,37 +1,14 @@
 """Image preprocessing shared by training and inference: letterboxing, normalisation, augmentation (numpy/cv2)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 import torch
 
+from .letterbox import Letterbox, letterbox_geometry
 from .nets import IMAGENET_MEAN, IMAGENET_STD
 
 PAD_RGB = tuple(int(round(m * 255)) for m in IMAGENET_MEAN)  # normalises to ~0
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """Where the resized image sits in the square canvas."""
-
-    size: int
-    scale: float
-    pad_x: int
-    pad_y: int
-    width: int  # original size
-    height: int
-
-    @property
-    def inner(self) -> tuple[int, int]:
-        return max(1, round(self.width * self.scale)), max(1, round(self.height * self.scale))
-
-
-def letterbox_geometry(width: int, height: int, size: int) -> Letterbox:
-    scale = size / max(width, height)
-    nw, nh = max(1, round(width * scale)), max(1, round(height * scale))
-    return Letterbox(size, scale, (size - nw) // 2, (size - nh) // 2, width, height)
 
 
 def letterbox(rgb: np.ndarray, size: int, pad=PAD_RGB) -> tuple[np.ndarray, Letterbox]:
@@ -63,16 +40,6 @@ def valid_area(lb: Letterbox) -> np.ndarray:
     nw, nh = lb.inner
     m[lb.pad_y:lb.pad_y + nh, lb.pad_x:lb.pad_x + nw] = True
     return m
-
-
-def unletterbox(prob: np.ndarray, lb: Letterbox, width: int | None = None, height: int | None = None) -> np.ndarray:
-    """Probability map of the canvas → the original image (or width×height) frame, bilinear."""
-    nw, nh = lb.inner
-    crop = prob[lb.pad_y:lb.pad_y + nh, lb.pad_x:lb.pad_x + nw]
-    width, height = width or lb.width, height or lb.height
-    if (width, height) == (nw, nh):
-        return np.ascontiguousarray(crop)
-    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def normalize(batch_uint8_nhwc: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:

@@ -27,6 +27,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..annotations import REGION_KEYS
+from ..ml import map_file
 from ..errors import APIError, not_found
 from ..extensions import db
 from ..jobs import JobContext, register_job, submit_job
@@ -316,10 +317,8 @@ class _DecodeDataset:
             return {"id": image_id, "error": f"{type(err).__name__}: {err}"}
         canvas, lb = letterbox(rgb, self.input_size)
         work_size = (rgb.shape[1], rgb.shape[0])
-        in_canvas = lb.inner == work_size
-        return {"id": image_id, "rgb": rgb if self.keep_rgb and not in_canvas else None,
-                "rgb_in_canvas": self.keep_rgb and in_canvas, "work_size": work_size, "scale": scale,
-                "canvas": canvas, "lb": lb, "size": (width, height)}
+        return {"id": image_id, "rgb": rgb if self.keep_rgb and lb.inner != work_size else None,
+                "work_size": work_size, "scale": scale, "canvas": canvas, "lb": lb, "size": (width, height)}
 
 
 class _Collate:
@@ -345,29 +344,19 @@ class _Collate:
         return {"items": batch, "canvases": stacked}
 
 
-def _batch_items(batch: dict) -> tuple[list[dict], list[dict], np.ndarray | None]:
-    """A collated batch → (decoded items, failed items, their canvases as numpy); a work image that is inside its
-    canvas becomes a view of it."""
+def _batch_items(batch: dict, keep_rgb: bool) -> tuple[list[dict], list[dict], np.ndarray | None]:
+    """A collated batch → (decoded items, failed items, their canvases as numpy). With `keep_rgb` (as given to
+    _DecodeDataset) a work image that is inside its canvas unchanged, and so was not sent, becomes a view of it."""
     good = [item for item in batch["items"] if "error" not in item]
     bad = [item for item in batch["items"] if "error" in item]
     canvases = batch["canvases"]
     if canvases is not None and not isinstance(canvases, np.ndarray):
         canvases = canvases.numpy()
     for item, canvas in zip(good, canvases if canvases is not None else []):
-        if item.pop("rgb_in_canvas", False):
-            lb, (w, h) = item["lb"], item["work_size"]
+        lb, (w, h) = item["lb"], item["work_size"]
+        if keep_rgb and item["rgb"] is None and lb.inner == (w, h):
             item["rgb"] = canvas[lb.pad_y:lb.pad_y + h, lb.pad_x:lb.pad_x + w]
     return good, bad, canvases
-
-
-def _shm_free_bytes(path: str = "/dev/shm") -> int:
-    import os
-
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return 0
-    return st.f_bavail * st.f_frsize
 
 
 def _loader_plan(workers: int, batch_size: int, input_size: int, shm_free: int) -> tuple[int | None, bool]:
@@ -433,54 +422,13 @@ def _trace_executor(processes: int) -> Executor:
 def _submit_traces(executor: Executor, models: CurrentModels, items: list[dict], prob_canvases: np.ndarray) -> list:
     """One trace per image, from its probability map cut out of the letterbox at working size."""
     from ..ml.prefill import trace_prefill
-    from ..ml.transforms import unletterbox
+    from ..ml.letterbox import unletterbox
 
     futures = []
     for item, prob_canvas in zip(items, prob_canvases):
         prob = unletterbox(prob_canvas, item["lb"], *item["work_size"])
         futures.append(executor.submit(trace_prefill, prob, models.settings, item["scale"], item["size"]))
     return futures
-
-
-class _MapRing:
-    """The uint8 probability canvases on their way to the tracing processes: a file both sides map (in /dev/shm
-    when it has room, else the temp folder), `slots` batches of (batch, side, side). The parent copies a batch's
-    maps from the device straight into a slot (PendingForward.result(prob_out=...)) and a tracing task gets only
-    where its map is (backend.ml.prefill.trace_mapped), instead of ~0.25 MB an image pickled through the pool's
-    pipe by a thread of the parent. A slot is written again only after the tasks of the batch in it are done."""
-
-    def __init__(self, slots: int, batch_size: int, side: int):
-        import mmap
-        import os
-        import tempfile
-
-        self.slots = slots
-        self.shape = (slots, batch_size, side, side)
-        nbytes = slots * batch_size * side * side
-        directory = "/dev/shm" if _shm_free_bytes() >= 2 * nbytes else None
-        fd, self.path = tempfile.mkstemp(prefix="inklabel-prefill-maps-", dir=directory)
-        try:
-            os.ftruncate(fd, nbytes)
-            self._mmap = mmap.mmap(fd, nbytes)
-        finally:
-            os.close(fd)
-        self.maps = np.frombuffer(self._mmap, np.uint8).reshape(self.shape)
-
-    def slot(self, index: int, n: int) -> np.ndarray:
-        return self.maps[index % self.slots, :n]
-
-    def close(self) -> None:
-        import os
-
-        self.maps = None
-        try:
-            self._mmap.close()
-        except BufferError:  # a view of it is still alive: the mapping goes with it
-            pass
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
 
 class _ChunkPart:
@@ -496,17 +444,14 @@ class _ChunkPart:
         return value
 
 
-def _submit_mapped(executor: Executor, models: CurrentModels, items: list[dict], ring: _MapRing, slot: int,
-                   processes: int) -> list:
+def _submit_mapped(executor: Executor, models: CurrentModels, items: list[dict], ring: map_file.MapRing,
+                   slot: int, processes: int) -> list:
     """The traces of a batch from its maps in the ring's slot (cut out of the letterbox in the tracing processes),
     two tasks a process: a task per image cost this process more in the pool's threads (pickling, waking up for each
     result) than handing over the maps did. Returns one _ChunkPart an image."""
     from ..ml.prefill import trace_mapped_many
 
-    jobs = []
-    for index, item in enumerate(items):
-        lb = item["lb"]
-        jobs.append((index, (lb.pad_x, lb.pad_y, *lb.inner), item["work_size"], item["scale"], item["size"]))
+    jobs = [(index, item["lb"], item["work_size"], item["scale"], item["size"]) for index, item in enumerate(items)]
     size = max(1, -(-len(jobs) // (2 * max(1, processes))))
     parts = []
     for start in range(0, len(jobs), size):
@@ -575,7 +520,8 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
         trace_processes = min(8, max(0, cpu_count() - 1)) if is_cuda(dev) else 0
     dataset = _DecodeDataset(rows, _store(), models.settings.work_max_side, models.segmenter.input_size,
                              keep_rgb=models.classifier is not None)
-    prefetch, shared = _loader_plan(workers, max(1, batch_size), models.segmenter.input_size, _shm_free_bytes())
+    prefetch, shared = _loader_plan(workers, max(1, batch_size), models.segmenter.input_size,
+                                    map_file.shm_free_bytes())
     loader = DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=workers,
                         collate_fn=_Collate(shared), prefetch_factor=prefetch, persistent_workers=False)
     done = failed = 0
@@ -608,7 +554,7 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
 
     # With tracing processes up to two batches are traced while the GPU runs the next one, and this process stores
     # the oldest meanwhile; the maps cross to the processes as uint8, quantised on the device (a quarter of
-    # float32's bytes to copy back), through a shared map file (_MapRing).
+    # float32's bytes to copy back), through a shared map file (backend.ml.map_file).
     in_process = trace_processes <= 0
     in_flight = 1 if in_process else 2
     executor = _trace_executor(trace_processes)
@@ -617,9 +563,9 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
     batches = 0
     try:
         if not in_process:
-            ring = _MapRing(in_flight + 1, max(1, batch_size), models.segmenter.input_size)
+            ring = map_file.MapRing(in_flight + 1, max(1, batch_size), models.segmenter.input_size)
         for batch in loader:
-            good, bad, canvases = _batch_items(batch)
+            good, bad, canvases = _batch_items(batch, dataset.keep_rgb)
             for item in bad:
                 fail(item["id"], item["error"])
             if not good:

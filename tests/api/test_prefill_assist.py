@@ -264,7 +264,7 @@ def test_pool_hand_over_through_shared_memory_or_the_pipe_gives_the_same_rows(sq
                                                                              monkeypatch):
     """The canvases cross from the decode worker as a shared-memory tensor, or pickled through the pipe when
     /dev/shm has no room (the maps' file then lies in the temp folder): the stored predictions are the same."""
-    import backend.tasks.prefill as tasks_prefill
+    import backend.ml.map_file as map_file
     from backend.tasks.prefill import prefill_images
 
     from ..conftest import ApiClient, make_user
@@ -284,7 +284,7 @@ def test_pool_hand_over_through_shared_memory_or_the_pipe_gives_the_same_rows(sq
     with sqlite_app.app_context():
         shared = prefill_images(ids, batch_size=2, workers=1, trace_processes=1)
     first = rows()
-    monkeypatch.setattr(tasks_prefill, "_shm_free_bytes", lambda path="/dev/shm": 0)
+    monkeypatch.setattr(map_file, "shm_free_bytes", lambda path="/dev/shm": 0)
     with sqlite_app.app_context():
         piped = prefill_images(ids, batch_size=2, refresh=True, workers=1, trace_processes=1)
     assert shared["done"] == piped["done"] == 3

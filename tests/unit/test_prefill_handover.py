@@ -13,9 +13,10 @@ from PIL import Image
 
 from backend.ml.prefill import PrefillSettings, trace_mapped, trace_mapped_many, trace_prefill
 from backend.ml.synth import generate_image
-from backend.ml.transforms import letterbox, unletterbox
-from backend.tasks.prefill import (_batch_items, _Collate, _DecodeDataset, _loader_plan, _MapRing,
-                                   _prediction_values, _rounded)
+from backend.ml.letterbox import unletterbox
+from backend.ml.transforms import letterbox
+from backend.ml.map_file import MapRing
+from backend.tasks.prefill import _batch_items, _Collate, _DecodeDataset, _loader_plan, _prediction_values, _rounded
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,9 +43,9 @@ def test_batches_carry_stacked_canvases_and_the_work_image(shared):
             (4, "big", "png", 72, 96)]
     dataset = _DecodeDataset(rows, _FakeStore(images), max_side=512, input_size=64, keep_rgb=True)
     items = [dataset[i] for i in range(len(rows))]
-    assert items[0]["rgb"] is None and items[0]["rgb_in_canvas"]  # not sent: the canvas holds it
-    assert items[2]["rgb"] is not None and not items[2]["rgb_in_canvas"]
-    good, bad, canvases = _batch_items(_Collate(shared)(items))
+    assert items[0]["rgb"] is None  # not sent: the canvas holds it
+    assert items[2]["rgb"] is not None
+    good, bad, canvases = _batch_items(_Collate(shared)(items), keep_rgb=True)
     assert [item["id"] for item in bad] == [2] and [item["id"] for item in good] == [1, 3, 4]
     assert canvases.shape == (3, 64, 64, 3) and canvases.dtype == np.uint8
     for item, canvas, key in zip(good, canvases, ["in", "small", "big"]):
@@ -54,9 +55,9 @@ def test_batches_carry_stacked_canvases_and_the_work_image(shared):
     assert np.shares_memory(good[0]["rgb"], canvases)
     # without a classifier no work image comes along at all
     plain = _DecodeDataset(rows, _FakeStore(images), 512, 64, keep_rgb=False)
-    good, _, _ = _batch_items(_Collate(shared)([plain[0], plain[2]]))
+    good, _, _ = _batch_items(_Collate(shared)([plain[0], plain[2]]), keep_rgb=False)
     assert all(item["rgb"] is None for item in good)
-    assert _batch_items(_Collate(shared)([dataset[1]]))[2] is None  # a batch of failures only
+    assert _batch_items(_Collate(shared)([dataset[1]]), keep_rgb=True)[2] is None  # a batch of failures only
 
 
 def test_loader_plan_needs_room_in_shared_memory():
@@ -81,16 +82,15 @@ def test_a_map_from_the_ring_traces_as_the_unletterboxed_one():
     small = cv2.resize((sample.mask > 0).astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA)
     canvas[lb.pad_y:lb.pad_y + nh, lb.pad_x:lb.pad_x + nw] = np.round((small * 0.9 + 0.05) * 255)
     settings = PrefillSettings()
-    ring = _MapRing(3, 4, side)
+    ring = MapRing(3, 4, side)
     try:
         ring.slot(4, 2)[1] = canvas  # batch 4 → slot 1
-        inner = (lb.pad_x, lb.pad_y, *lb.inner)
         for work_size in [lb.inner, (200, 150)]:
             expected = trace_prefill(unletterbox(canvas, lb, *work_size), settings, 1.5, (300, 225))
-            got = trace_mapped(ring.path, ring.shape, 1, 1, inner, work_size, settings, 1.5, (300, 225))
+            got = trace_mapped(ring.path, ring.shape, 1, 1, lb, work_size, settings, 1.5, (300, 225))
             assert got == expected and len(got.regions) >= 1
-        many = trace_mapped_many(ring.path, ring.shape, 1, [(1, inner, (200, 150), 1.5, (300, 225)),
-                                                            (1, inner, (0, 150), 1.5, (300, 225))], settings)
+        many = trace_mapped_many(ring.path, ring.shape, 1, [(1, lb, (200, 150), 1.5, (300, 225)),
+                                                            (1, lb, (-1, 150), 1.5, (300, 225))], settings)
         assert many[0] == expected and isinstance(many[1], Exception)
     finally:
         ring.close()
