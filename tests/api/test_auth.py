@@ -91,3 +91,31 @@ def test_security_headers(app):
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
     assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+
+
+def test_json_answers_are_not_cached_but_a_view_keeps_its_own_cache_header(app, make_client):
+    client = make_client("annotator")
+    resp = client.get("/api/v1/taxonomy")
+    assert resp.headers["Cache-Control"] == "no-store" and resp.headers["X-Frame-Options"] == "DENY"
+    assert resp.headers["Referrer-Policy"] == "same-origin"
+    assert len(resp.headers.getlist("X-Content-Type-Options")) == 1
+
+
+def test_the_callers_user_object_is_built_only_when_read(app, make_client, monkeypatch):
+    """Authentication gives g.caller (id, role) from its one query; the persistent User behind g.user is built from
+    the same row only by the views that read it: an annotation save never does, /auth/me does, once."""
+    import backend.auth as auth
+
+    from .test_annotations import make_image, region, save, square
+
+    built = []
+    real_attach = auth._attach_user
+    monkeypatch.setattr(auth, "_attach_user", lambda row: built.append(row.id) or real_attach(row))
+    client = make_client("annotator", username="lazy-user")
+    image_id = make_image(app)
+    assert client.get(f"/api/v1/images/{image_id}/annotation").status_code == 200
+    assert save(client, image_id, [region(square(0, 0, 10, 10))]).status_code == 200
+    assert built == []
+    me = client.get("/api/v1/auth/me")
+    assert me.status_code == 200 and me.get_json()["user"]["username"] == "lazy-user"
+    assert built == [me.get_json()["user"]["id"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 import time
 from datetime import timedelta
@@ -193,3 +194,63 @@ def test_a_lock_taken_for_an_abandoned_wait_is_let_go(writers_file):
     with pytest.raises(BlockingIOError):
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     queue.release()
+
+
+@pytest.fixture
+def locked_sqlite(tmp_path):
+    """An engine configured as the app's (configure_sqlite), waiting at most 50 ms for a lock, and a plain sqlite3
+    connection of the same database file to hold locks with."""
+    from sqlalchemy import create_engine, event
+
+    from backend.db import configure_sqlite, engine_options
+
+    uri = f"sqlite:///{tmp_path / 'locks.db'}"
+    engine = create_engine(uri, **engine_options(uri))
+    configure_sqlite(engine)
+
+    @event.listens_for(engine, "connect")
+    def _short_wait(dbapi_connection, _record):  # after configure_sqlite's 30 s
+        dbapi_connection.execute("PRAGMA busy_timeout=50")
+
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    other = sqlite3.connect(str(tmp_path / "locks.db"), isolation_level=None, timeout=0.05)
+    try:
+        yield engine, other
+    finally:
+        other.close()
+        engine.dispose()
+
+
+def test_sqlite_writers_begin_immediate_and_readers_deferred(locked_sqlite):
+    """configure_sqlite's BEGIN (the dialect's do_begin): a writing transaction holds the write lock from its first
+    statement, a read-only one (reads_only) does not, and a lock it cannot get is SQLAlchemy's OperationalError,
+    which the app answers with 503 database_unavailable, leaving the writer queue to the next writer."""
+    from sqlalchemy.exc import OperationalError
+
+    from backend.observability import _is_connection_error
+
+    engine, other = locked_sqlite
+    with reads_only(False), engine.connect() as conn:  # (a GET of an earlier test may have left it on)
+        conn.execute(text("SELECT 1"))
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        conn.rollback()
+    with reads_only(), engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        other.execute("BEGIN IMMEDIATE")  # a reader leaves writers in
+        other.execute("ROLLBACK")
+        conn.rollback()
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with reads_only(False), engine.connect() as conn, pytest.raises(OperationalError, match="locked") as failed:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        assert _is_connection_error(failed.value)
+        with reads_only(), engine.connect() as conn:  # readers go on while a writer holds the lock
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
+    finally:
+        other.execute("ROLLBACK")
+    assert _writer_queue_for(engine)._owner is None  # the failed BEGIN left the queue
+    with reads_only(False), engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (2)"))
+    assert other.execute("SELECT x FROM t").fetchall() == [(2,)]
