@@ -2,7 +2,7 @@
 
     gunicorn -c python:backend.gunicorn_conf -b 0.0.0.0:8000 backend.wsgi:app
 
-- Workers x threads: gthread workers. Default: 2 x CPU cores + 2 processes, at most 8 (6 on 2 cores), x 1 thread each. The
+- Workers x threads: gthread-style workers. Default: 2 x CPU cores + 2 processes, at most 8 (6 on 2 cores), x 1 thread each. The
   API's requests are short and CPU-bound (an annotation save is ~3 ms of Python), so threads of one process only
   queue for its GIL: a thread holding SQLite's write lock waited up to the 5 ms switch interval after every
   statement, behind threads parsing other requests. Measured with benchmarks/bench_api.py on 2 cores (SQLite, 8
@@ -10,8 +10,12 @@
   processes more than cores so a request waiting on the database or the disk leaves the CPU to another; raise
   GUNICORN_THREADS for deployments whose requests mostly wait (slow network storage, long uploads). Memory: with
   preload the processes share the app's code; model weights are loaded per process, lazily, on first pre-fill.
-  GUNICORN_WORKER_CLASS picks another worker class; `sync` (no keep-alive: a connection per request) cost more
-  CPU per request than gthread in the same measurement (/healthz, 8 keep-alive clients: 1.5-2.0 against 1.3-1.4 ms).
+  The worker class is gthread's subclass in backend/gunicorn_worker.py: with one thread it answers each request
+  on its event loop instead of handing it to a pool and back (about 6 % less server CPU a request, measured with
+  `bench_api.py --sequential-pairs`), and a process already holding connections lets idle ones accept new ones.
+  GUNICORN_WORKER_CLASS picks another: `gthread` itself; `sync` (no keep-alive: a connection per request) cost
+  more CPU per request than gthread in the same measurement (/healthz, 8 keep-alive clients: 1.5-2.0 against
+  1.3-1.4 ms).
 - preload (GUNICORN_PRELOAD=1, the default): the app is imported once in the master and forked, which saves
   memory and start time; `post_fork` then drops the database connections the child inherited so no two processes
   ever share one, and the Prometheus per-process files live in PROMETHEUS_MULTIPROC_DIR so /metrics adds up all
@@ -41,7 +45,7 @@ bind = _env("GUNICORN_BIND", "127.0.0.1:8000")  # `-b` on the command line wins
 _cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 workers = int(_env("GUNICORN_WORKERS", str(min(2 * _cpus + 2, 8))))
 threads = int(_env("GUNICORN_THREADS", "1"))
-worker_class = _env("GUNICORN_WORKER_CLASS", "gthread")
+worker_class = _env("GUNICORN_WORKER_CLASS", "backend.gunicorn_worker.InlineThreadWorker")  # gthread, see its module
 preload_app = _flag("GUNICORN_PRELOAD", "1")
 timeout = int(_env("GUNICORN_TIMEOUT", "120"))  # a worker silent this long is killed and replaced
 graceful_timeout = int(_env("GUNICORN_GRACEFUL_TIMEOUT", "30"))  # in-flight requests get this long on reload/stop

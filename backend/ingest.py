@@ -24,13 +24,14 @@ from typing import Iterable
 
 import imagehash
 from flask import current_app
-from sqlalchemy import delete, event, inspect, insert, select
+from sqlalchemy import bindparam, delete, event, inspect, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .extensions import db
 from .imaging import ImageRejected, decode_image, resize_to_max_side
 from .models import Annotation, Image, ImageTag, empty_document
+from .prepared import Prepared
 from .storage import BlobStore
 
 log = logging.getLogger(__name__)
@@ -144,13 +145,16 @@ def _tag_rows(image_id: int, styles: Iterable | None, flags: Iterable | None) ->
     return rows
 
 
+_DELETE_IMAGE_TAGS = Prepared(delete(ImageTag.__table__).where(ImageTag.__table__.c.image_id == bindparam("b_image_id")))
+_INSERT_IMAGE_TAGS = Prepared(insert(ImageTag.__table__))
+
+
 def write_image_tags(connection, image_id: int, styles, flags, replace: bool = True) -> None:
-    table = ImageTag.__table__
+    """The image's rows in image_tags (its styles and flags), replacing what it had; on `connection`'s transaction
+    (a save runs this inside its write transaction)."""
     if replace:
-        connection.execute(delete(table).where(table.c.image_id == image_id))
-    rows = _tag_rows(image_id, styles, flags)
-    if rows:
-        connection.execute(insert(table), rows)
+        _DELETE_IMAGE_TAGS.execute(connection, {"b_image_id": image_id})
+    _INSERT_IMAGE_TAGS.execute_many(connection, _tag_rows(image_id, styles, flags))
 
 
 def sync_image_tags(session: Session, image: Image) -> None:

@@ -1,0 +1,124 @@
+"""backend/prepared.py: statements run on the DBAPI cursor store exactly what Connection.execute stores, fill in
+the same column defaults, raise SQLAlchemy's errors, and refuse what they cannot do; other databases go through
+Connection.execute (the annotation API tests run the save on PostgreSQL too)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from backend.db import configure_sqlite, engine_options, reads_only
+from backend.prepared import Prepared
+
+metadata = MetaData()
+things = Table(
+    "things", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(32), nullable=False, default="unnamed"),
+    Column("doc", JSON, nullable=False, default=dict),
+    Column("score", Float),
+    Column("at", DateTime(timezone=True)),
+)
+WHEN = datetime(2026, 11, 27, 14, 30, 5, 123456, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def engine(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'prepared.db'}"
+    engine = create_engine(uri, **engine_options(uri))
+    configure_sqlite(engine)
+    metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def _stored(engine) -> list[tuple]:
+    with reads_only(), engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(select(things).order_by(things.c.id))]
+
+
+def test_cursor_path_stores_what_core_stores(engine):
+    rows = [{"id": 1, "name": "a", "doc": {"regions": [[1, 2.5]], "s": "ü"}, "score": 0.25, "at": WHEN},
+            {"id": 2, "name": "b", "doc": [], "score": None, "at": None}]
+    with reads_only(False), engine.begin() as conn:
+        conn.execute(insert(things), rows)
+    core = _stored(engine)
+    with reads_only(False), engine.begin() as conn:
+        conn.execute(delete(things))
+        Prepared(insert(things)).execute_many(conn, rows)
+    assert _stored(engine) == core
+    assert core[0][2] == {"regions": [[1, 2.5]], "s": "ü"} and core[0][4].replace(tzinfo=timezone.utc) == WHEN
+
+
+def test_defaults_rowcount_and_returning(engine):
+    with reads_only(False), engine.begin() as conn:
+        Prepared(insert(things)).execute(conn, {"id": 7})  # name and doc from their Python-side defaults
+        rename = Prepared(update(things).where(things.c.id == bindparam("b_id"))
+                          .values(name=bindparam("name")).returning(things.c.name))
+        assert rename.first(conn, {"b_id": 7, "name": "seven"}) == ("seven",)
+        assert rename.first(conn, {"b_id": 8, "name": "nobody"}) is None
+        touched = Prepared(update(things).where(things.c.score.is_(None)).values(score=bindparam("score")))
+        assert touched.execute(conn, {"score": 1.5}) == 1
+    assert _stored(engine) == [(7, "seven", {}, 1.5, None)]
+
+
+def test_errors_are_sqlalchemy_errors_and_nothing_is_kept(engine):
+    add = Prepared(insert(things))
+    with pytest.raises(IntegrityError):
+        with reads_only(False), engine.begin() as conn:
+            add.execute(conn, {"id": 1})
+            add.execute(conn, {"id": 1})  # primary key taken: the transaction rolls back
+    assert _stored(engine) == []
+    with pytest.raises(OperationalError):
+        with reads_only(False), engine.begin() as conn:
+            assert Prepared(select(things.c.id).where(things.c.id == bindparam("b"))).first(conn, {"b": 1}) is None
+            conn.exec_driver_sql("DROP TABLE things")
+            add.execute(conn, {"id": 2})  # no such table
+    assert _stored(engine) == []  # the DROP rolled back with the rest
+
+
+def test_refuses_result_columns_that_need_conversion(engine):
+    with reads_only(), engine.connect() as conn, pytest.raises(TypeError, match="doc"):
+        Prepared(select(things.c.doc)).first(conn, {})
+
+
+def test_other_databases_use_connection_execute():
+    """Only SQLite runs on the cursor; the fallback is Connection.execute with the same arguments."""
+    calls = []
+
+    class FakeConnection:
+        class dialect:
+            name = "postgresql"
+
+        def execute(self, statement, params):
+            calls.append(params)
+
+            class Result:
+                rowcount = 3
+
+                def first(self):
+                    return ("x",)
+            return Result()
+
+    statement = Prepared(update(things).values(name=bindparam("name")))
+    assert statement.execute(FakeConnection(), {"name": "n"}) == 3
+    assert statement.first(FakeConnection(), {"name": "m"}) == ("x",)
+    statement.execute_many(FakeConnection(), [{"name": "a"}, {"name": "b"}])
+    assert calls == [{"name": "n"}, {"name": "m"}, [{"name": "a"}, {"name": "b"}]]
