@@ -85,7 +85,7 @@ def document_of(image: Image) -> dict:
     return _as_document(annotation.version, annotation.document)
 
 
-_READ_DOCUMENT = (
+_READ_DOCUMENT = Prepared(
     select(_images.c.id, _annotations.c.version, _annotations.c.document)
     .select_from(_images.outerjoin(_annotations, _annotations.c.image_id == _images.c.id))
     .where(_images.c.id == bindparam("b_image_id"))
@@ -94,7 +94,7 @@ _READ_DOCUMENT = (
 
 def current_document(image_id: int) -> dict:
     """The current document of an image by id; APIError 404 when the image does not exist."""
-    row = db.session.connection().execute(_READ_DOCUMENT, {"b_image_id": image_id}).first()
+    row = _READ_DOCUMENT.first(db.session.connection(), {"b_image_id": image_id})
     if row is None:
         raise not_found("image")
     return _as_document(row.version or 0, row.document)
@@ -238,11 +238,11 @@ def _ordered_union(*lists: Iterable[str | None]) -> list[str]:
 
 # --- saving -------------------------------------------------------------------------------------------------------
 # Core statements on the tables, built once: a save is on the hot path of every annotator (see
-# benchmarks/bench_api.py), and the ORM's per-statement work would double its cost. The write transaction's
-# statements are Prepared (backend/prepared.py): on SQLite they run on the cursor, which shortens the time the
-# save holds the database's write lock.
+# benchmarks/bench_api.py), and the ORM's per-statement work would double its cost. They are Prepared
+# (backend/prepared.py): on SQLite they run on the cursor, which also shortens the time the save holds the
+# database's write lock.
 
-_READ_STATE = (
+_READ_STATE = Prepared(
     select(_images.c.width, _images.c.height, _images.c.status, _images.c.styles, _images.c.flags,
            _annotations.c.version)
     .select_from(_images.outerjoin(_annotations, _annotations.c.image_id == _images.c.id))
@@ -330,7 +330,7 @@ def save_document(image_id: int, user: User | Caller | None, base_version: int, 
         # 1. Read and check outside any lock (on SQLite a DEFERRED read: a WAL snapshot, not the write lock); the
         #    write below checks again where it counts.
         with reads_only():  # (a transaction the caller left open goes on as it began)
-            row = session.connection().execute(_READ_STATE, {"b_image_id": image_id}).first()
+            row = _READ_STATE.first(session.connection(), {"b_image_id": image_id})
             if row is None:
                 raise not_found("image")
             if row.status == "accepted" and not privileged:

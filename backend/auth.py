@@ -28,6 +28,7 @@ from .db import end_read, reads_only
 from .errors import APIError, not_found
 from .extensions import db
 from .models import ROLES, ApiToken, AuthSession, LoginFailure, User, role_allows, utcnow
+from .prepared import Prepared
 from .security import hidden_kind
 
 TOKEN_PREFIX = "ink_"
@@ -273,18 +274,19 @@ def init_sessions(app) -> None:
 
 # One Core query each, joining the user (no lazy load of token.user / session.user): the lookup runs on every API
 # call, and an ORM query of the User entity costs about twice as much CPU as the Core query plus `_attach_user`.
+# Prepared (backend/prepared.py): on SQLite they run on the cursor.
 _users, _tokens, _auth_sessions = User.__table__, ApiToken.__table__, AuthSession.__table__
 _USER_COLUMNS = tuple(column.key for column in _users.columns)
-_TOKEN_LOOKUP = (
+_TOKEN_LOOKUP = Prepared(
     select(*_users.columns, _tokens.c.id.label("token_id"), _tokens.c.revoked_at.label("token_revoked_at"),
            _tokens.c.last_used_at.label("token_last_used_at"))
     .select_from(_tokens.join(_users, _users.c.id == _tokens.c.user_id))
     .where(_tokens.c.token_hash == bindparam("token_hash"))
 )
-_TOKEN_TOUCH = (
+_TOKEN_TOUCH = Prepared(
     update(_tokens).where(_tokens.c.id == bindparam("b_token_id")).values(last_used_at=bindparam("last_used_at"))
 )
-_SESSION_LOOKUP = (
+_SESSION_LOOKUP = Prepared(
     select(*_users.columns, _auth_sessions.c.revoked_at.label("session_revoked_at"),
            _auth_sessions.c.expires_at.label("session_expires_at"))
     .select_from(_auth_sessions.join(_users, _users.c.id == _auth_sessions.c.user_id))
@@ -308,7 +310,7 @@ def _attach_user(row) -> User:
 
 def _user_from_token(header: str) -> Caller:
     raw = header[len("Bearer "):].strip()
-    row = db.session.connection().execute(_TOKEN_LOOKUP, {"token_hash": _sha256(raw)}).first()
+    row = _TOKEN_LOOKUP.first(db.session.connection(), {"token_hash": _sha256(raw)})
     if row is None or row.token_revoked_at is not None or not row.active:
         raise APIError(401, "invalid_token",
                        "The API token is unknown or revoked; create one with `manage.py create-token`.")
@@ -318,7 +320,7 @@ def _user_from_token(header: str) -> Caller:
         # SQLite, a read transaction must not upgrade itself to a writer).
         end_read()
         with reads_only(False):
-            db.session.connection().execute(_TOKEN_TOUCH, {"b_token_id": row.token_id, "last_used_at": now})
+            _TOKEN_TOUCH.execute(db.session.connection(), {"b_token_id": row.token_id, "last_used_at": now})
             end_read()
     g.auth_method = "token"
     return Caller(row)
@@ -328,7 +330,7 @@ def _user_from_session() -> Caller | None:
     key = session.get("sid")
     if not key:
         return None
-    row = db.session.connection().execute(_SESSION_LOOKUP, {"session_id": _sha256(key)}).first()
+    row = _SESSION_LOOKUP.first(db.session.connection(), {"session_id": _sha256(key)})
     if row is None or row.session_revoked_at is not None or _aware(row.session_expires_at) < utcnow() \
             or not row.active:
         session.clear()

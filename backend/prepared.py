@@ -10,10 +10,13 @@ SQLAlchemy's (IntegrityError, OperationalError), as from Connection.execute.
 
 Other databases (PostgreSQL: no database-wide write lock, and a disconnect must invalidate the pooled connection)
 go through Connection.execute as before. Python-side column defaults of columns a row leaves out are filled in
-like SQLAlchemy fills them (scalars and context-free callables); anything else is refused when compiling.
+like SQLAlchemy fills them (scalars and context-free callables); anything else is refused when compiling. Result
+rows go through the columns' result processors and come back as named tuples. Used on the hot path of every
+annotator: the save's write transaction, the document reads and the caller's token or session lookup.
 """
 from __future__ import annotations
 
+from collections import namedtuple
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import exc as sa_exc
@@ -23,7 +26,7 @@ _MISSING = object()
 
 
 class _Plan:
-    __slots__ = ("sql", "binds", "defaults")
+    __slots__ = ("sql", "binds", "defaults", "row", "results")
 
     def __init__(self, statement, dialect, keys: tuple[str, ...]):
         compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
@@ -39,9 +42,15 @@ class _Plan:
             if default is None or not (default.is_scalar or default.is_callable):
                 raise TypeError(f"column {column.key}: only scalar or plain callable defaults are supported here")
             self.defaults[column.key] = default
-        for entry in compiled._result_columns:  # rows come back as the driver gives them: no result processing
-            if entry.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
-                raise TypeError(f"result column {entry.keyname}: its type needs processing; use Connection.execute")
+        # Result rows: the columns' type processors (SQLite keeps datetimes and JSON as text), then a named tuple,
+        # so that callers read `row.version` as from SQLAlchemy's Row.
+        self.results = [entry.type.dialect_impl(dialect).result_processor(dialect, None)
+                        for entry in compiled._result_columns]
+        try:
+            self.row = namedtuple("PreparedRow", [entry.keyname for entry in compiled._result_columns]) \
+                if self.results else None
+        except ValueError as err:  # duplicate or unusable column names: label them
+            raise TypeError(f"result columns: {err}") from None
         self.sql = compiled.string
 
     def parameters(self, row: dict) -> tuple:
@@ -53,8 +62,12 @@ class _Plan:
         out = []
         for key, fallback, process in self.binds:
             value = row.get(key, fallback)
-            out.append(process(value) if process is not None and value is not None else value)
+            out.append(process(value) if process is not None else value)  # None too: JSON stores it as 'null'
         return tuple(out)
+
+    def result_row(self, values: tuple):
+        return self.row(*[value if process is None else process(value)
+                          for process, value in zip(self.results, values)])
 
 
 class Prepared:
@@ -99,16 +112,15 @@ class Prepared:
         return count
 
     def first(self, conn: Connection, params: dict) -> Sequence[Any] | None:
-        """Run it once and return its first row as a tuple (None without rows): a SELECT, or a statement with
-        RETURNING, of columns whose values need no conversion (strings, numbers)."""
+        """Run it once and return its first row (None without rows): a SELECT, or a statement with RETURNING. The
+        row is a tuple whose columns are also attributes, as SQLAlchemy's Row."""
         if not self._on_cursor(conn):
-            row = conn.execute(self.statement, params).first()
-            return tuple(row) if row is not None else None
+            return conn.execute(self.statement, params).first()
         plan = self._plan(conn, tuple(params))
         cursor = self._run(conn, plan.sql, plan.parameters(params), many=False)
         rows = cursor.fetchall()  # all of them: SQLite finishes a RETURNING statement only when it is read out
         cursor.close()
-        return rows[0] if rows else None
+        return plan.result_row(rows[0]) if rows else None
 
     def execute_many(self, conn: Connection, rows: Iterable[dict]) -> None:
         """Run it for each row (all rows with the same keys), as one executemany."""

@@ -254,3 +254,35 @@ def test_sqlite_writers_begin_immediate_and_readers_deferred(locked_sqlite):
     with reads_only(False), engine.begin() as conn:
         conn.execute(text("INSERT INTO t VALUES (2)"))
     assert other.execute("SELECT x FROM t").fetchall() == [(2,)]
+
+
+def test_queued_writers_checkpoint_the_wal_on_a_thread_not_in_their_commit(tmp_path):
+    """SQLite's automatic checkpoint is off for connections that queue (it would run inside a queued commit and
+    hold every other writer); instead each CHECKPOINT_EVERY commits of a process wake its checkpoint thread,
+    which copies the WAL into the database file."""
+    from sqlalchemy import create_engine
+
+    from backend.db import CHECKPOINT_EVERY, configure_sqlite, engine_options
+
+    database = tmp_path / "wal.db"
+    uri = f"sqlite:///{database}"
+    engine = create_engine(uri, **engine_options(uri))
+    configure_sqlite(engine)
+    try:
+        with reads_only(False), engine.begin() as conn:
+            conn.execute(text("CREATE TABLE pages (x BLOB)"))
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        with sqlite3.connect(str(database)) as plain:
+            plain.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the table into the file, an empty WAL
+        before = database.stat().st_size
+        blob = os.urandom(8192)
+        for _ in range(CHECKPOINT_EVERY * 2):
+            with reads_only(False), engine.begin() as conn:
+                conn.execute(text("INSERT INTO pages VALUES (:x)"), {"x": blob})
+        deadline = time.monotonic() + 10
+        while database.stat().st_size < before + CHECKPOINT_EVERY * len(blob):  # the pages reached the file
+            assert time.monotonic() < deadline, "no checkpoint copied the WAL into the database file"
+            time.sleep(0.05)
+        assert any(thread.name == "inklabel-wal-checkpoint" for thread in threading.enumerate())
+    finally:
+        engine.dispose()

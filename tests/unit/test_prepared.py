@@ -94,9 +94,21 @@ def test_errors_are_sqlalchemy_errors_and_nothing_is_kept(engine):
     assert _stored(engine) == []  # the DROP rolled back with the rest
 
 
-def test_refuses_result_columns_that_need_conversion(engine):
-    with reads_only(), engine.connect() as conn, pytest.raises(TypeError, match="doc"):
-        Prepared(select(things.c.doc)).first(conn, {})
+def test_rows_come_back_converted_and_named_as_from_core(engine):
+    rows = [{"id": 1, "name": "a", "doc": {"k": [1, 2]}, "score": 0.5, "at": WHEN}, {"id": 2, "doc": None}]
+    with reads_only(False), engine.begin() as conn:
+        Prepared(insert(things)).execute_many(conn, rows[:1])
+        Prepared(insert(things)).execute(conn, rows[1])  # JSON None is stored as JSON null, as Core stores it
+    query = select(things, (things.c.score * 2).label("double")).where(things.c.id == bindparam("b_id"))
+    with reads_only(), engine.connect() as conn:
+        for image_id in (1, 2):
+            core = conn.execute(query, {"b_id": image_id}).first()
+            fast = Prepared(query).first(conn, {"b_id": image_id})
+            assert tuple(fast) == tuple(core) and fast._fields == tuple(core._fields)
+            assert (fast.doc, fast.at, fast.double) == (core.doc, core.at, core.double)
+        assert conn.exec_driver_sql("SELECT doc FROM things WHERE id = 2").scalar() == "null"
+        with pytest.raises(TypeError, match="result columns"):
+            Prepared(select(things.c.id, things.c.id.label("id"))).first(conn, {})
 
 
 def test_other_databases_use_connection_execute():
@@ -119,6 +131,6 @@ def test_other_databases_use_connection_execute():
 
     statement = Prepared(update(things).values(name=bindparam("name")))
     assert statement.execute(FakeConnection(), {"name": "n"}) == 3
-    assert statement.first(FakeConnection(), {"name": "m"}) == ("x",)
+    assert statement.first(FakeConnection(), {"name": "m"}) == ("x",)  # the Row of Connection.execute
     statement.execute_many(FakeConnection(), [{"name": "a"}, {"name": "b"}])
     assert calls == [{"name": "n"}, {"name": "m"}, [{"name": "a"}, {"name": "b"}]]
