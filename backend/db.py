@@ -94,7 +94,7 @@ def engine_options(uri: str) -> dict:
     return {**common, "pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
 
 
-CHECKPOINT_EVERY = 50  # committed writes of one process between its WAL checkpoints (a save writes ~15 pages)
+CHECKPOINT_ROWS = 500  # rows changed by one process's commits between its WAL checkpoints (a save changes ~12)
 
 
 class _Handoff:
@@ -133,7 +133,7 @@ class _WriterQueue:
         if self._pid != os.getpid():  # after a fork: the parent's lock state, files and thread are not ours
             self._pid, self._lock = os.getpid(), threading.Lock()
             self._fd = self._owner = self._held_fd = self._waiter_fd = self._requests = None
-            self._commits, self._checkpoint_due = 0, None
+            self._rows, self._checkpoint_due = 0, None
 
     def acquire(self) -> bool:
         self._for_this_process()
@@ -196,17 +196,18 @@ class _WriterQueue:
                 handoff.state = "granted"
             handoff.done.set()
 
-    def wrote(self) -> None:
-        """Count a committed write; every CHECKPOINT_EVERY of them in this process, wake its checkpointer.
+    def wrote(self, rows: int) -> None:
+        """Count the rows a commit changed; every CHECKPOINT_ROWS of them in this process, wake its checkpointer.
 
         SQLite's automatic checkpoint runs inside the commit that crosses its threshold (1000 pages), so the
         committer held this queue while it copied and synced some 4 MB: every writer waited for it (save p99 27-29
         against 23 ms without checkpoints, benchmarks/bench_api.py), and run right after the commit instead it
         still delayed that save's answer. Connections that queue here turn it off (configure_sqlite), and a
-        thread of the process checkpoints on a connection of its own: PASSIVE, so it waits for no writer or reader
-        (the sqlite3 module lets go of the GIL while SQLite works), and writers go on meanwhile."""
-        self._commits += 1
-        if self.database is not None and self._commits % CHECKPOINT_EVERY == 0:
+        thread of the process checkpoints on a connection of its own (the sqlite3 module lets go of the GIL while
+        SQLite works): see _checkpoint_on_demand."""
+        self._rows += rows
+        if self.database is not None and self._rows >= CHECKPOINT_ROWS:
+            self._rows = 0
             if self._checkpoint_due is None:
                 self._checkpoint_due = threading.Event()
                 threading.Thread(target=self._checkpoint_on_demand, args=(self._checkpoint_due,),
@@ -214,6 +215,10 @@ class _WriterQueue:
             self._checkpoint_due.set()
 
     def _checkpoint_on_demand(self, due: threading.Event) -> None:
+        """Two PASSIVE checkpoints (they wait for no reader): the first while writers go on copies the bulk of the
+        WAL into the database file; the second, in this queue, copies the few frames written meanwhile. A WAL left
+        fully copied is restarted from its beginning by the next writer; checkpoints that always ran beside a
+        writer would never leave it so, and it grew without end (2.2 GB in a 30 s benchmark)."""
         connection = None
         while True:
             due.wait()
@@ -222,7 +227,13 @@ class _WriterQueue:
                 if connection is None:
                     connection = sqlite3.connect(self.database, isolation_level=None, timeout=0,
                                                  check_same_thread=False)
+                    connection.execute("PRAGMA synchronous=NORMAL")
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                if self.acquire():
+                    try:
+                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    finally:
+                        self.release()
             except sqlite3.Error:  # another process is checkpointing (it copies these pages too), or a hiccup
                 pass
 
@@ -241,6 +252,7 @@ class _QueuedConnection(sqlite3.Connection):
     its committed writes for the WAL checkpoints (see _WriterQueue.wrote)."""
 
     writer_queue: _WriterQueue | None = None
+    _changes_counted = 0  # total_changes at the last commit counted
 
     def _leave_queue(self) -> None:
         writers, self.writer_queue = self.writer_queue, None
@@ -254,7 +266,9 @@ class _QueuedConnection(sqlite3.Connection):
         finally:
             self._leave_queue()
         if writers is not None:
-            writers.wrote()
+            changes = self.total_changes
+            writers.wrote(changes - self._changes_counted)
+            self._changes_counted = changes
         return result
 
     def rollback(self):

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -258,11 +259,11 @@ def test_sqlite_writers_begin_immediate_and_readers_deferred(locked_sqlite):
 
 def test_queued_writers_checkpoint_the_wal_on_a_thread_not_in_their_commit(tmp_path):
     """SQLite's automatic checkpoint is off for connections that queue (it would run inside a queued commit and
-    hold every other writer); instead each CHECKPOINT_EVERY commits of a process wake its checkpoint thread,
-    which copies the WAL into the database file."""
+    hold every other writer); instead each CHECKPOINT_ROWS rows changed by a process's commits wake its
+    checkpoint thread, which copies the WAL into the database file, and a fully copied WAL starts over."""
     from sqlalchemy import create_engine
 
-    from backend.db import CHECKPOINT_EVERY, configure_sqlite, engine_options
+    from backend.db import CHECKPOINT_ROWS, configure_sqlite, engine_options
 
     database = tmp_path / "wal.db"
     uri = f"sqlite:///{database}"
@@ -276,13 +277,29 @@ def test_queued_writers_checkpoint_the_wal_on_a_thread_not_in_their_commit(tmp_p
             plain.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the table into the file, an empty WAL
         before = database.stat().st_size
         blob = os.urandom(8192)
-        for _ in range(CHECKPOINT_EVERY * 2):
-            with reads_only(False), engine.begin() as conn:
-                conn.execute(text("INSERT INTO pages VALUES (:x)"), {"x": blob})
-        deadline = time.monotonic() + 10
-        while database.stat().st_size < before + CHECKPOINT_EVERY * len(blob):  # the pages reached the file
-            assert time.monotonic() < deadline, "no checkpoint copied the WAL into the database file"
-            time.sleep(0.05)
+        rounds = 4
+        stop = threading.Event()
+
+        def small_writes():  # another writer all along: checkpoints beside it never catch up with it by themselves
+            while not stop.is_set():
+                with reads_only(False), engine.begin() as conn:
+                    conn.execute(text("INSERT INTO pages VALUES (x'00')"))
+
+        other_writer = threading.Thread(target=small_writes)
+        other_writer.start()
+        for done in range(1, rounds + 1):
+            for _ in range(CHECKPOINT_ROWS // 10):
+                with reads_only(False), engine.begin() as conn:
+                    conn.execute(text("INSERT INTO pages VALUES (:x)"), [{"x": blob}] * 10)
+            deadline = time.monotonic() + 10
+            while database.stat().st_size < before + done * CHECKPOINT_ROWS * len(blob):  # the pages reached the file
+                assert time.monotonic() < deadline, "no checkpoint copied the WAL into the database file"
+                time.sleep(0.05)
+        stop.set()
+        other_writer.join(10)
+        # The WAL started over after the checkpoints: it holds about a round, not all of them.
+        wal = Path(f"{database}-wal").stat().st_size
+        assert wal < 2.5 * CHECKPOINT_ROWS * len(blob) < 0.7 * rounds * CHECKPOINT_ROWS * len(blob), wal
         assert any(thread.name == "inklabel-wal-checkpoint" for thread in threading.enumerate())
     finally:
         engine.dispose()
