@@ -8,11 +8,12 @@ the parameters with the same type processors SQLAlchemy would use (JSON, datetim
 the connection the session already holds: same transaction, same SQL, same stored values. Errors are raised as
 SQLAlchemy's (IntegrityError, OperationalError), as from Connection.execute.
 
-Other databases (PostgreSQL: no database-wide write lock, and a disconnect must invalidate the pooled connection)
-go through Connection.execute as before. Python-side column defaults of columns a row leaves out are filled in
-like SQLAlchemy fills them (scalars and context-free callables); anything else is refused when compiling. Result
-rows go through the columns' result processors and come back as named tuples. Used on the hot path of every
-annotator: the save's write transaction, the document reads and the caller's token or session lookup.
+PostgreSQL through psycopg runs on the cursor too (a lost connection is invalidated as Connection.execute would);
+other drivers, and any engine with listeners of its statement events, go through Connection.execute. Python-side
+column defaults of columns a row leaves out are filled in like SQLAlchemy fills them (scalars and context-free
+callables); anything else is refused when compiling. Result rows go through the columns' result processors and
+come back as named tuples. Used on the hot path of every annotator: the save's write transaction, the document
+reads and the caller's token or session lookup.
 """
 from __future__ import annotations
 
@@ -22,50 +23,59 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-_MISSING = object()
+ON_CURSOR = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}  # (dialect, driver) run on the cursor
 
 
 class _Plan:
-    __slots__ = ("sql", "binds", "defaults", "row", "results")
+    __slots__ = ("sql", "binds", "named", "defaults", "dialect", "row", "result_types", "results")
 
     def __init__(self, statement, dialect, keys: tuple[str, ...]):
         compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
-        if compiled.positiontup is None:
-            raise TypeError(f"{dialect.name}: only positional paramstyles are run on the cursor")
         processors = compiled._bind_processors
-        # (parameter key, value when the caller gives none, type processor) in the order of the placeholders
-        self.binds = [(compiled.binds[name].key, compiled.binds[name].value, processors.get(name))
-                      for name in compiled.positiontup]
+        # Positional placeholders (SQLite's ?) in their order, or named ones (psycopg's %(name)s) by name.
+        self.named = compiled.positiontup is None
+        names = dict.fromkeys(compiled.bind_names.values()) if self.named else compiled.positiontup
+        escaped = compiled.escaped_bind_names or {}
+        # (placeholder, parameter key, value when the caller gives none, type processor)
+        self.binds = [(escaped.get(name, name), compiled.binds[name].key, compiled.binds[name].value,
+                       processors.get(name)) for name in names]
         self.defaults = {}
         for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
             default = column.onupdate if column in compiled.update_prefetch else column.default
             if default is None or not (default.is_scalar or default.is_callable):
                 raise TypeError(f"column {column.key}: only scalar or plain callable defaults are supported here")
             self.defaults[column.key] = default
-        # Result rows: the columns' type processors (SQLite keeps datetimes and JSON as text), then a named tuple,
-        # so that callers read `row.version` as from SQLAlchemy's Row.
-        self.results = [entry.type.dialect_impl(dialect).result_processor(dialect, None)
-                        for entry in compiled._result_columns]
+        # Result rows: the columns' type processors (SQLite keeps datetimes and JSON as text; some need the type
+        # the driver reports, so they are made at the first fetch), then a named tuple, so that callers read
+        # `row.version` as from SQLAlchemy's Row.
+        self.dialect = dialect
+        self.result_types = [entry.type.dialect_impl(dialect) for entry in compiled._result_columns]
+        self.results = None
         try:
             self.row = namedtuple("PreparedRow", [entry.keyname for entry in compiled._result_columns]) \
-                if self.results else None
+                if self.result_types else None
         except ValueError as err:  # duplicate or unusable column names: label them
             raise TypeError(f"result columns: {err}") from None
         self.sql = compiled.string
 
-    def parameters(self, row: dict) -> tuple:
+    def parameters(self, row: dict) -> tuple | dict:
         if self.defaults:
             row = dict(row)
             for key, default in self.defaults.items():
                 if key not in row:
                     row[key] = default.arg if default.is_scalar else default.arg(None)
-        out = []
-        for key, fallback, process in self.binds:
+        values = []
+        for _, key, fallback, process in self.binds:
             value = row.get(key, fallback)
-            out.append(process(value) if process is not None else value)  # None too: JSON stores it as 'null'
-        return tuple(out)
+            values.append(process(value) if process is not None else value)  # None too: JSON stores it as 'null'
+        if self.named:
+            return {bind[0]: value for bind, value in zip(self.binds, values)}
+        return tuple(values)
 
-    def result_row(self, values: tuple):
+    def result_row(self, values: tuple, description):
+        if self.results is None:
+            self.results = [kind.result_processor(self.dialect, column[1])
+                            for kind, column in zip(self.result_types, description)]
         return self.row(*[value if process is None else process(value)
                           for process, value in zip(self.results, values)])
 
@@ -79,7 +89,10 @@ class Prepared:
 
     @staticmethod
     def _on_cursor(conn: Connection) -> bool:
-        return conn.dialect.name == "sqlite"
+        # Listeners of the engine's statement events (tracing, tests that interleave a commit) see every
+        # statement: with any present, the statements go through Connection.execute, which dispatches them.
+        return (conn.dialect.name, conn.dialect.driver) in ON_CURSOR \
+            and not (conn._has_events or conn.engine._has_events)
 
     def _plan(self, conn: Connection, keys: tuple[str, ...]) -> _Plan:
         cache_key = (id(conn.dialect), keys)
@@ -89,16 +102,25 @@ class Prepared:
         return plan
 
     def _run(self, conn: Connection, sql: str, parameters, many: bool):
-        cursor = conn.connection.dbapi_connection.cursor()
+        dbapi_connection = conn.connection.dbapi_connection
+        cursor = dbapi_connection.cursor()
         try:
             if many:
                 cursor.executemany(sql, parameters)
             else:
                 cursor.execute(sql, parameters)
         except conn.dialect.loaded_dbapi.Error as err:
-            cursor.close()
+            # As Connection.execute does: a lost connection is invalidated (the pool replaces it; the session's
+            # rollback then succeeds), and the error is SQLAlchemy's (OperationalError -> 503 for the API).
+            lost = conn.dialect.is_disconnect(err, dbapi_connection, cursor)
+            try:
+                cursor.close()
+            except conn.dialect.loaded_dbapi.Error:
+                pass
+            if lost:
+                conn.invalidate(err)
             raise sa_exc.DBAPIError.instance(sql, parameters, err, conn.dialect.loaded_dbapi.Error,
-                                             dialect=conn.dialect) from err
+                                             connection_invalidated=lost, dialect=conn.dialect) from err
         return cursor
 
     def execute(self, conn: Connection, params: dict) -> int:
@@ -119,8 +141,9 @@ class Prepared:
         plan = self._plan(conn, tuple(params))
         cursor = self._run(conn, plan.sql, plan.parameters(params), many=False)
         rows = cursor.fetchall()  # all of them: SQLite finishes a RETURNING statement only when it is read out
+        description = cursor.description
         cursor.close()
-        return plan.result_row(rows[0]) if rows else None
+        return plan.result_row(rows[0], description) if rows else None
 
     def execute_many(self, conn: Connection, rows: Iterable[dict]) -> None:
         """Run it for each row (all rows with the same keys), as one executemany."""

@@ -1,6 +1,6 @@
-"""backend/prepared.py: statements run on the DBAPI cursor store exactly what Connection.execute stores, fill in
-the same column defaults, raise SQLAlchemy's errors, and refuse what they cannot do; other databases go through
-Connection.execute (the annotation API tests run the save on PostgreSQL too)."""
+"""backend/prepared.py: statements run on the DBAPI cursor (SQLite and PostgreSQL) store exactly what
+Connection.execute stores, read back the same rows, fill in the same column defaults, raise SQLAlchemy's errors,
+invalidate a lost connection, and refuse what they cannot do; other drivers go through Connection.execute."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -22,14 +22,15 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from backend.db import configure_sqlite, engine_options, reads_only
 from backend.prepared import Prepared
+from tests.conftest import _pg_state, postgres_url
 
 metadata = MetaData()
 things = Table(
-    "things", metadata,
+    "prepared_things", metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(32), nullable=False, default="unnamed"),
     Column("doc", JSON, nullable=False, default=dict),
@@ -39,14 +40,24 @@ things = Table(
 WHEN = datetime(2026, 11, 27, 14, 30, 5, 123456, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def engine(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'prepared.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        uri = f"sqlite:///{tmp_path / 'prepared.db'}"
+    else:
+        uri = postgres_url()
+        if uri is None:
+            pytest.skip(_pg_state["reason"])
     engine = create_engine(uri, **engine_options(uri))
-    configure_sqlite(engine)
+    if request.param == "sqlite":
+        configure_sqlite(engine)
+    metadata.drop_all(engine)
     metadata.create_all(engine)
-    yield engine
-    engine.dispose()
+    try:
+        yield engine
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
 
 
 def _stored(engine) -> list[tuple]:
@@ -86,10 +97,10 @@ def test_errors_are_sqlalchemy_errors_and_nothing_is_kept(engine):
             add.execute(conn, {"id": 1})
             add.execute(conn, {"id": 1})  # primary key taken: the transaction rolls back
     assert _stored(engine) == []
-    with pytest.raises(OperationalError):
+    with pytest.raises((OperationalError, ProgrammingError)):  # "no such table": SQLite / PostgreSQL
         with reads_only(False), engine.begin() as conn:
             assert Prepared(select(things.c.id).where(things.c.id == bindparam("b"))).first(conn, {"b": 1}) is None
-            conn.exec_driver_sql("DROP TABLE things")
+            conn.exec_driver_sql("DROP TABLE prepared_things")
             add.execute(conn, {"id": 2})  # no such table
     assert _stored(engine) == []  # the DROP rolled back with the rest
 
@@ -106,18 +117,18 @@ def test_rows_come_back_converted_and_named_as_from_core(engine):
             fast = Prepared(query).first(conn, {"b_id": image_id})
             assert tuple(fast) == tuple(core) and fast._fields == tuple(core._fields)
             assert (fast.doc, fast.at, fast.double) == (core.doc, core.at, core.double)
-        assert conn.exec_driver_sql("SELECT doc FROM things WHERE id = 2").scalar() == "null"
+        assert conn.exec_driver_sql("SELECT CAST(doc AS TEXT) FROM prepared_things WHERE id = 2").scalar() == "null"
         with pytest.raises(TypeError, match="result columns"):
             Prepared(select(things.c.id, things.c.id.label("id"))).first(conn, {})
 
 
 def test_other_databases_use_connection_execute():
-    """Only SQLite runs on the cursor; the fallback is Connection.execute with the same arguments."""
+    """Only pysqlite and psycopg run on the cursor; the fallback is Connection.execute with the same arguments."""
     calls = []
 
     class FakeConnection:
         class dialect:
-            name = "postgresql"
+            name, driver = "mysql", "mysqldb"
 
         def execute(self, statement, params):
             calls.append(params)
@@ -134,3 +145,42 @@ def test_other_databases_use_connection_execute():
     assert statement.first(FakeConnection(), {"name": "m"}) == ("x",)  # the Row of Connection.execute
     statement.execute_many(FakeConnection(), [{"name": "a"}, {"name": "b"}])
     assert calls == [{"name": "n"}, {"name": "m"}, [{"name": "a"}, {"name": "b"}]]
+
+
+def test_a_lost_postgresql_connection_is_invalidated_and_an_operational_error(engine):
+    """As Connection.execute does on a disconnect: the error is OperationalError (the API's 503) and the pooled
+    connection is invalidated, so the next transaction gets a new one."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a server connection to lose")
+    read = Prepared(select(things.c.id).where(things.c.id == bindparam("b_id")))
+    with engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        with pytest.raises(OperationalError) as raised:
+            read.first(conn, {"b_id": 1})
+        assert raised.value.connection_invalidated and conn.invalidated
+        conn.rollback()
+        assert read.first(conn, {"b_id": 1}) is None  # reconnected
+
+
+def test_statement_events_see_every_statement(engine):
+    """With a listener of the engine's statement events (tracing, a test that interleaves a commit), Prepared goes
+    through Connection.execute, so the listener sees its statements; without one it runs on the cursor."""
+    from sqlalchemy import event
+
+    seen = []
+
+    def listener(conn, cursor, statement, *args):
+        seen.append(statement.split()[0])
+
+    count = Prepared(select(things.c.id).where(things.c.id == bindparam("b_id")))
+    with reads_only(), engine.connect() as conn:
+        count.first(conn, {"b_id": 1})
+        assert seen == []
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            count.first(conn, {"b_id": 1})
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+    assert seen == ["SELECT"]
