@@ -48,17 +48,17 @@ class InlineThreadWorker(gthread.ThreadWorker):
             self.notify()
             time.sleep(HEARTBEAT_S)
 
-    def murder_keepalived(self, force=False):
+    def murder_keepalived(self, *args, **kwargs):  # (force=False since gunicorn 27)
         # The loop closes kept-alive connections idle past their keep-alive time right after it dispatched events.
         # Here a request can run for longer than that inside the dispatch, and a connection whose next request
         # arrived meanwhile must be answered, not closed: serve whatever became ready first.
-        if self.inline and not force:
+        if self.inline and not kwargs.get("force", args[0] if args else False):
             while events := self.poller.select(0):
                 for key, _ in events:
                     key.data(key.fileobj)
-        super().murder_keepalived(force)
+        super().murder_keepalived(*args, **kwargs)
 
-    def accept(self, listener):
+    def accept(self, *args):  # (listener) since gunicorn 27, (server, listener) before
         # Every process sleeping in its poller wakes when a client connects, and the first to call accept() gets
         # the connection, which stays with it while it is kept alive. With one thread a process answers its
         # connections one request at a time, so a process already holding some lets idle ones go first (the
@@ -66,7 +66,7 @@ class InlineThreadWorker(gthread.ThreadWorker):
         # connections each, before this.
         if self.inline and self.nr_conns:
             time.sleep(min(self.nr_conns, 20) * ACCEPT_YIELD_S)
-        return super().accept(listener)
+        return super().accept(*args)
 
     def enqueue_req(self, conn):
         if not self.inline:
