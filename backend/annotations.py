@@ -361,7 +361,7 @@ def save_document(image_id: int, user: User | Caller | None, base_version: int, 
                                             "updated_at": now})
         if locked is None:
             raise not_found("image")
-        if locked[0] == "accepted" and not privileged:
+        if locked.status == "accepted" and not privileged:
             raise _frozen()  # (rolled back below)
         if row.version is None:  # no annotation row yet: a concurrent first save hits the primary key
             _INSERT_ANNOTATION.execute(conn, {"image_id": image_id, "version": new_version, "document": document,

@@ -11,8 +11,8 @@
   GUNICORN_THREADS for deployments whose requests mostly wait (slow network storage, long uploads). Memory: with
   preload the processes share the app's code; model weights are loaded per process, lazily, on first pre-fill.
   The worker class is gthread's subclass in backend/gunicorn_worker.py: with one thread it answers each request
-  on its event loop instead of handing it to a pool and back (about 6 % less server CPU a request, measured with
-  `bench_api.py --sequential-pairs`), and a process already holding connections lets idle ones accept new ones.
+  on its event loop instead of handing it to a pool and back (about 8 % less server CPU a request, measured with
+  `bench_api.py --sequential-pairs`: 1.67-1.80 against 1.84-1.97 ms), and a process already holding connections lets idle ones accept new ones.
   GUNICORN_WORKER_CLASS picks another: `gthread` itself; `sync` (no keep-alive: a connection per request) cost
   more CPU per request than gthread in the same measurement (/healthz, 8 keep-alive clients: 1.5-2.0 against
   1.3-1.4 ms).

@@ -26,9 +26,9 @@ HEARTBEAT_S = 1.0  # gthread's loop notifies the arbiter at least this often
 
 
 def _inline_capable() -> bool:
-    worker = gthread.ThreadWorker
-    return all(hasattr(worker, name) for name in ("enqueue_req", "finish_request", "handle")) \
-        and hasattr(gthread, "PollableMethodQueue")
+    # gunicorn 27's gthread (its method queue came with finish_request(conn, future), which enqueue_req uses);
+    # older ones have other signatures and stay plain gthread.
+    return hasattr(gthread, "PollableMethodQueue")
 
 
 class InlineThreadWorker(gthread.ThreadWorker):

@@ -28,15 +28,15 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 ROLES = ("annotator", "reviewer", "admin")
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+IMAGE_STATUSES = ("new", "in_progress", "submitted", "accepted", "rejected")
+REGION_SOURCES = ("human", "model", "assist")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+MODEL_KINDS = ("segmenter", "classifier")
 
 
 def role_allows(held: str, needed: str) -> bool:
     """Roles are ranked: a reviewer may do what an annotator may, an admin what a reviewer may."""
     return ROLE_RANK[held] >= ROLE_RANK[needed]
-IMAGE_STATUSES = ("new", "in_progress", "submitted", "accepted", "rejected")
-REGION_SOURCES = ("human", "model", "assist")
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-MODEL_KINDS = ("segmenter", "classifier")
 
 
 def utcnow() -> datetime:

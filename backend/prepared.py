@@ -1,9 +1,10 @@
 """Core statements compiled once and run straight on the DBAPI cursor, for the statements of the annotation save.
 
 On SQLite every write transaction holds the whole database: saves queue for it (backend/db.py), so the time a
-save spends between BEGIN IMMEDIATE and COMMIT is time every other save waits. SQLAlchemy's execution of a Core
-statement (cache key, execution context, result object) cost 50-100 us of that per statement, several times
-what SQLite itself needs. `Prepared` compiles a statement once per dialect and set of parameter names, then binds
+save spends between BEGIN IMMEDIATE and COMMIT is time every other save waits. Through Connection.execute each
+statement of the save took 50-110 us in-process (execution context, parameter and result objects included); run
+as below, the same statements took 0.37 ms less of a save's CPU (2.27 -> 1.90 ms, benchmarks/results/api.md).
+`Prepared` compiles a statement once per dialect and set of parameter names, then binds
 the parameters with the same type processors SQLAlchemy would use (JSON, datetimes) and runs it on the cursor of
 the connection the session already holds: same transaction, same SQL, same stored values. Errors are raised as
 SQLAlchemy's (IntegrityError, OperationalError), as from Connection.execute.
@@ -95,7 +96,7 @@ class Prepared:
             and not (conn._has_events or conn.engine._has_events)
 
     def _plan(self, conn: Connection, keys: tuple[str, ...]) -> _Plan:
-        cache_key = (id(conn.dialect), keys)
+        cache_key = (conn.dialect, keys)
         plan = self._plans.get(cache_key)
         if plan is None:
             plan = self._plans[cache_key] = _Plan(self.statement, conn.dialect, keys)

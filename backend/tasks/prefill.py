@@ -27,10 +27,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..annotations import REGION_KEYS
-from ..ml import map_file
 from ..errors import APIError, not_found
 from ..extensions import db
 from ..jobs import JobContext, register_job, submit_job
+from ..ml import map_file
 from ..ml.cache import ModelCache
 from ..models import Image, ModelVersion, Prediction, utcnow
 from .training import current_model, models_dir

@@ -93,7 +93,7 @@ def test_security_headers(app):
     assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
 
 
-def test_json_answers_are_not_cached_but_a_view_keeps_its_own_cache_header(app, make_client):
+def test_json_answers_are_not_cached_and_no_security_header_is_doubled(app, make_client):
     client = make_client("annotator")
     resp = client.get("/api/v1/taxonomy")
     assert resp.headers["Cache-Control"] == "no-store" and resp.headers["X-Frame-Options"] == "DENY"
