@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
@@ -69,28 +70,75 @@ def create_token_command(username, name):
     click.echo(create_token(user, name))
 
 
+def public_url(host: str, port: int) -> str:
+    return f"http://{'localhost' if host in ('0.0.0.0', '127.0.0.1', '::', '::1') else host}:{port}/"
+
+
+def bind_threaded_server(app, host: str, port: int):
+    """Bind the listening socket now, so the URL printed after this answers as soon as serving starts."""
+    from werkzeug.serving import make_server
+
+    try:
+        return make_server(host, port, app, threaded=True)
+    except OSError as err:
+        raise click.ClickException(f"cannot listen on {host}:{port} ({err.strerror or err}); another program may "
+                                   "use that port: pick a free one with --port") from None
+
+
+def serve_until_interrupted(server) -> None:
+    """Serve in this process until Ctrl+C or SIGTERM; request threads are daemons, so nothing is left running."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # SIGINT too: a process started in the background of a script inherits SIGINT ignored
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.serve_forever()  # werkzeug's returns on KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    finally:
+        click.echo("\ninklabel: stopped", err=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.server_close()
+
+
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0 for all)")
-@click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--prod", "mode", flag_value="prod", help="gunicorn with the settings in backend/gunicorn_conf.py")
-@click.option("--dev", "mode", flag_value="dev", default=True, help="Flask's threaded server (the default)")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="INKLABEL_HOST",
+              help="address to listen on (0.0.0.0 for all) [INKLABEL_HOST]")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), envvar="INKLABEL_PORT",
+              help="port to listen on [INKLABEL_PORT]")
+@click.option("--prod", "mode", flag_value="prod",
+              help="gunicorn with several worker processes and the settings in backend/gunicorn_conf.py: for a "
+                   "server that a team shares")
+@click.option("--dev", "mode", flag_value="dev", default=True,
+              help="one process with a thread per request (the default): for one person or a few on a laptop")
 @with_appcontext
 def serve_command(host, port, mode):
-    """Start the annotation tool and print its URL."""
+    """Start the annotation tool and print its URL; Ctrl+C stops it.
+
+    \b
+    By default it runs in this one process with a thread per request, which is
+    enough for a few people. `--prod` runs gunicorn (several processes, request
+    time limits, graceful restarts) for a shared server; see docs/operations.md.
+    """
     prepare_workspace()
+    app = current_app._get_current_object()
     users = db.session.scalar(select(db.func.count(User.id)))
-    url = f"http://{'localhost' if host in ('0.0.0.0', '127.0.0.1') else host}:{port}/"
-    click.echo(f"inklabel: open {url}")
+    db.session.remove()
+    server = bind_threaded_server(app, host, port) if mode != "prod" else None
+    port = server.server_port if server else port  # --port 0: the port the system chose
+    click.echo(f"inklabel: open {public_url(host, port)}")
     if not users:
         click.echo("No users yet: create one with `python manage.py create-user NAME --role admin`.")
     else:
         click.echo("Log in with a user made by `python manage.py create-user` (or the demo login `manage.py demo` printed).")
     sys.stdout.flush()
     if mode == "prod":
-        env = dict(os.environ, INKLABEL_WORKSPACE=current_app.config["WORKSPACE"])
+        env = dict(os.environ, INKLABEL_WORKSPACE=app.config["WORKSPACE"])
         args = [sys.executable, "-m", "gunicorn", "-c", "python:backend.gunicorn_conf", "-b", f"{host}:{port}", "backend.wsgi:app"]
         os.execvpe(args[0], args, env)
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+    serve_until_interrupted(server)
 
 
 COMMANDS = [init_command, create_user_command, create_token_command, serve_command]

@@ -2,33 +2,16 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 from pydantic import ValidationError
-from tqdm import tqdm
 
 from ..datasets.options import FORMATS, parse_split_spec
 from .core import prepare_workspace
-
-
-class _Bar:
-    """progress(done, total, message) for create_export, drawn with tqdm on stderr."""
-
-    def __init__(self, enabled: bool | None):
-        self.bar = tqdm(total=0, unit="img", desc="export", file=sys.stderr, dynamic_ncols=True,
-                        disable=None if enabled is None else not enabled)
-
-    def __call__(self, done: int, total: int | None = None, message: str = "", **_):
-        if total is not None and self.bar.total != total:
-            self.bar.total = total
-        self.bar.update(done - self.bar.n)
-
-    def close(self):
-        self.bar.close()
+from .progress import Progress
 
 
 @click.command("export")
@@ -84,7 +67,7 @@ def export_command(formats, statuses, split_spec, images, crop_margin, mask_crop
             where = ".".join(str(p) for p in first["loc"])
             raise click.BadParameter(f"{where}: {first['msg']}") from None
         raise click.BadParameter(str(err)) from None
-    bar = _Bar(progress)
+    bar = Progress("export", "img", progress)
     try:
         export = create_export(options, progress=bar)
     finally:

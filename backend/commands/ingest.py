@@ -66,7 +66,7 @@ def import_images(root: Path, source: str, progress: bool | None = None) -> dict
     return stats
 
 
-def _import_dataset(path: Path, fmt: str, source: str, progress: bool | None) -> None:
+def _import_dataset(path: Path, fmt: str, source: str, progress: bool | None, status: str | None = None) -> None:
     """Hand a labelled dataset to backend.datasets.importers (images through ingest, labels through the same
     validation as the editor) and print its report."""
     try:
@@ -85,7 +85,7 @@ def _import_dataset(path: Path, fmt: str, source: str, progress: bool | None) ->
         bar.refresh()
 
     try:
-        report = import_path(path, fmt, source=source, progress=on_progress)
+        report = import_path(path, fmt, source=source, progress=on_progress, status=status)
     except ArchiveRefused as err:  # refused before extraction: zip slip, absolute names, links, bombs
         raise click.ClickException(f"refused: {err} [{err.code}]") from None
     except (ValueError, FileNotFoundError) as err:
@@ -109,10 +109,13 @@ def _import_dataset(path: Path, fmt: str, source: str, progress: bool | None) ->
                    "their regions), read by backend.datasets.importers.")
 @click.option("--source", default="import", show_default=True,
               help="recorded on every new image (filter the list with ?source=); 1-32 of a-z 0-9 _ - .")
+@click.option("--status", type=click.Choice(("submitted", "accepted")), default=None,
+              help="for a labelled dataset: `submitted` (the default) puts its labels in the review queue; "
+                   "`accepted` trusts them as reviewed ground truth (they are exported and trained on at once)")
 @click.option("--progress/--no-progress", default=None,
               help="show the progress bar (default: only when stderr is a terminal)")
 @with_appcontext
-def import_command(path: Path, fmt: str, source: str, progress: bool | None):
+def import_command(path: Path, fmt: str, source: str, status: str | None, progress: bool | None):
     """Import images from PATH (a folder, searched recursively, or one file).
 
     \b
@@ -133,8 +136,11 @@ def import_command(path: Path, fmt: str, source: str, progress: bool | None):
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--source") from None
     if fmt != "images":
-        _import_dataset(path, fmt, source, progress)
+        _import_dataset(path, fmt, source, progress, status)
         return
+    if status is not None:
+        raise click.BadParameter("plain images have no labels to review; --status is for --format coco, labelme, "
+                                 "yolo or yolo-seg", param_hint="--status")
     started = time.perf_counter()
     stats = import_images(path, source, progress)
     if stats["files"] == 0:

@@ -9,30 +9,12 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
-from tqdm import tqdm
 
 from ..errors import APIError
 from ..extensions import db
 from ..models import IMAGE_STATUSES, Image, User
-from .core import prepare_workspace
-
-
-class _Bar:
-    """progress(done, total, message) drawn with tqdm on stderr."""
-
-    def __init__(self, desc: str, unit: str, enabled: bool | None = None):
-        self.bar = tqdm(total=0, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
-                        disable=None if enabled is None else not enabled)
-
-    def __call__(self, done: int, total: int | None = None, message: str = "") -> None:
-        if total is not None and self.bar.total != total:
-            self.bar.total = total
-        self.bar.update(max(0, done - self.bar.n))
-        if message:
-            self.bar.set_postfix_str(message, refresh=False)
-
-    def close(self) -> None:
-        self.bar.close()
+from .core import bind_threaded_server, prepare_workspace, public_url, serve_until_interrupted
+from .progress import Progress
 
 
 def _fmt(value) -> str:
@@ -43,7 +25,7 @@ def train_and_report(kind: str, export_ref: str, options: dict, promote: str, al
                      progress_bar: bool | None = None) -> dict:
     from ..tasks.training import run_training
 
-    bar = _Bar(f"train {kind}", "step", progress_bar)
+    bar = Progress(f"train {kind}", "step", progress_bar)
     try:
         summary = run_training(kind, export_ref, options, promote, progress=bar, allow_path=allow_path)
     except APIError as err:
@@ -184,7 +166,7 @@ def prefill_command(all_images, statuses, batch_size, refresh, device, workers, 
 
     prepare_workspace()
     ids = select_pool(None if all_images else (list(statuses) or ["new"]))
-    bar = _Bar("prefill", "img", progress)
+    bar = Progress("prefill", "img", progress)
     try:
         stats = prefill_images(ids, batch_size=batch_size, refresh=refresh, progress=bar, workers=workers,
                                device=resolve_device(device or current_app.config.get("DEVICE", "auto")),
@@ -258,8 +240,10 @@ DEMO_CLASSIFIER = {"input_size": 64, "batch_size": 32, "lr": 3e-3}
 @click.option("--username", default="demo", show_default=True)
 @click.option("--password", default=None, help="the demo login's password [random, printed]")
 @click.option("--serve/--no-serve", default=True, help="start the server afterwards (--no-serve: build and exit)")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="INKLABEL_HOST",
+              help="address to listen on (0.0.0.0 for all) [INKLABEL_HOST]")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), envvar="INKLABEL_PORT",
+              help="port to listen on [INKLABEL_PORT]")
 @click.option("--progress/--no-progress", default=None, help="progress bars (default: only on a terminal)")
 @with_appcontext
 def demo_command(n_images, label_fraction, epochs, seed, username, password, serve, host, port, progress):
@@ -279,19 +263,22 @@ def demo_command(n_images, label_fraction, epochs, seed, username, password, ser
     from ..tasks.prefill import prefill_images
 
     started = time.monotonic()
+    click.get_current_context().meta["inklabel.pool_refresh"] = True  # the demo pre-fills the pool itself
     prepare_workspace()
     existing = db.session.scalar(select(func.count(Image.id)))
     if existing:
         raise click.ClickException(
             f"the workspace {current_app.config['WORKSPACE']} already has {existing} image(s); the demo builds a "
             "fresh one: INKLABEL_WORKSPACE=/tmp/inklabel-demo python manage.py demo")
+    # Bound before the long build, so a port in use is said at once rather than after minutes.
+    server = bind_threaded_server(current_app._get_current_object(), host, port) if serve else None
     password = password or secrets.token_urlsafe(9)
     try:
         user = create_user(username, password, "admin")
     except ValueError as err:
         raise click.ClickException(str(err)) from None
 
-    bar = _Bar("images", "img", progress)
+    bar = Progress("images", "img", progress)
     try:
         pool = populate_synthetic(n_images, label_fraction, user, seed, progress=bar)
     finally:
@@ -300,7 +287,7 @@ def demo_command(n_images, label_fraction, epochs, seed, username, password, ser
                f"({time.monotonic() - started:.0f}s)")
     stage = time.monotonic()
 
-    bar = _Bar("export", "img", progress)
+    bar = Progress("export", "img", progress)
     try:
         export = create_export({"formats": ["masks", "crops"], "split": {"val": 0.15, "test": 0.0, "seed": seed},
                                 "filter": {"status": ["accepted"]}}, user_id=user.id, progress=bar)
@@ -322,7 +309,7 @@ def demo_command(n_images, label_fraction, epochs, seed, username, password, ser
     except click.ClickException as err:  # e.g. a tiny demo with crops of one style only
         click.echo(f"classifier skipped: {err.message}", err=True)
 
-    bar = _Bar("prefill", "img", progress)
+    bar = Progress("prefill", "img", progress)
     try:
         stats = prefill_images(pool["unlabelled"], batch_size=8, progress=bar)
     finally:
@@ -333,16 +320,16 @@ def demo_command(n_images, label_fraction, epochs, seed, username, password, ser
     scores = refresh_scores(db.session)
     click.echo(f"active-learning scores for {scores['scored']} image(s)")
     elapsed = time.monotonic() - started
-    url = f"http://{'localhost' if host in ('0.0.0.0', '127.0.0.1') else host}:{port}/"
+    db.session.remove()
     click.echo("")
     click.echo(f"demo ready in {elapsed:.0f}s: workspace {current_app.config['WORKSPACE']}")
     click.echo(f"  segmenter {seg['model_version_id']} val IoU {_fmt(seg['headline'])}"
                + (f", classifier {cls['model_version_id']} val accuracy {_fmt(cls['headline'])}" if cls else ""))
     click.echo(f"  login: {username} / {password}")
     if serve:
-        click.echo(f"  open {url}")
+        click.echo(f"  open {public_url(host, server.server_port)}")
         sys.stdout.flush()
-        current_app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+        serve_until_interrupted(server)
 
 
 COMMANDS = [train_command, promote_command, prefill_command, demo_command]
