@@ -55,14 +55,15 @@ def rle_segmentation(full_mask_fortran: np.ndarray) -> dict:
 
 
 def annotation_entry(image_id: int, index: int, region: dict, area: float, bbox: list[float],
-                     segmentation: Any) -> dict:
+                     segmentation: Any, category_id: int = 1) -> dict:
+    """One annotation; `segmentation=None` (a box region) leaves the key out: a bbox-only detection label."""
     if index + 1 >= ANNOTATION_ID_STRIDE:
         raise ValueError(f"too many regions in image {image_id} for stable COCO annotation ids")
     x0, y0, x1, y1 = bbox
-    return {
+    entry = {
         "id": image_id * ANNOTATION_ID_STRIDE + index + 1,
         "image_id": image_id,
-        "category_id": CATEGORY["id"],
+        "category_id": category_id,
         "segmentation": segmentation,
         "area": round(float(area), 3),
         "bbox": [round(x0, COORD_DECIMALS), round(y0, COORD_DECIMALS),
@@ -75,7 +76,54 @@ def annotation_entry(image_id: int, index: int, region: dict, area: float, bbox:
             "source": region.get("source", "human"),
         },
     }
+    if segmentation is None:
+        del entry["segmentation"]
+        entry["attributes"]["kind"] = "box"
+    return entry
 
+
+def categories(names: list[str] | tuple[str, ...]) -> list[dict]:
+    """COCO categories for the export's class list (boxes.class_names): id = class index + 1."""
+    return [{"id": i + 1, "name": name, "supercategory": CATEGORY["supercategory"]} for i, name in enumerate(names)]
+
+
+def window_rle(region: Any, width: int, height: int) -> dict:
+    """Compressed COCO RLE of a RegionMask without building the full-image mask.
+
+    COCO's RLE runs down the columns of the whole image (Fortran order). The region's window is
+    [row0, row0 + h) x [col0, col0 + w); its column-major runs are shifted into whole-image positions, and runs
+    that meet across column ends (a window as tall as the image) are joined.
+    """
+    from pycocotools import mask as mask_utils
+
+    window = np.asarray(region.mask, dtype=bool)
+    h, w = window.shape
+    total = width * height
+    if not (h and w) or not window.any():
+        counts = [total]
+    else:
+        padded = np.zeros((w, h + 2), dtype=np.int8)
+        padded[:, 1:-1] = window.T
+        changes = np.diff(padded, axis=1)
+        cols, rows = np.nonzero(changes)
+        starts_mask = changes[cols, rows] == 1
+        positions = (region.col0 + cols) * height + region.row0 + rows
+        starts = positions[starts_mask]
+        ends = positions[~starts_mask]
+        keep = np.ones(len(starts), dtype=bool)
+        keep[1:] = starts[1:] != ends[:-1]  # runs touching across a column break are one run
+        merged_starts = starts[keep]
+        merged_ends = np.append(ends[np.nonzero(keep)[0][1:] - 1], ends[-1])
+        edges = np.empty(2 * len(merged_starts) + 2, dtype=np.int64)
+        edges[0] = 0
+        edges[1:-1:2] = merged_starts
+        edges[2:-1:2] = merged_ends
+        edges[-1] = total
+        counts = np.diff(edges).tolist()
+        if counts[-1] == 0:  # the last run reaches the end of the image
+            counts.pop()
+    rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 def image_entry(image_id: int, file_name: str, width: int, height: int, sha256: str, status: str, version: int,
                 tags: dict, original_filename: str) -> dict:
@@ -101,8 +149,9 @@ class CocoSplitWriter:
     temporary file and joined into one document by `write_to`.
     """
 
-    def __init__(self, info: dict):
-        self.info = info
+    def __init__(self, info: dict, categories: list[dict] | None = None):
+        self.info = {k: v for k, v in info.items() if k != "tag_labels"}
+        self.categories = categories or [CATEGORY]
         self._images = tempfile.TemporaryFile("w+b")
         self._annotations = tempfile.TemporaryFile("w+b")
         self.n_images = 0
@@ -121,7 +170,7 @@ class CocoSplitWriter:
 
     def chunks(self) -> Iterator[bytes]:
         """The whole COCO document as byte chunks (for ZipOut.write_chunks)."""
-        head = {"info": self.info, "licenses": [], "categories": [CATEGORY]}
+        head = {"info": self.info, "licenses": [], "categories": self.categories}
         yield json.dumps(head, separators=(",", ":"))[:-1].encode() + b',\n"images":[\n'
         for part, tail in ((self._images, b'\n],\n"annotations":[\n'), (self._annotations, b"\n]}\n")):
             part.seek(0)
@@ -197,3 +246,16 @@ def mask_to_geometry(mask: np.ndarray, max_vertices: int = DEFAULT_MAX_VERTICES)
         if count_vertices(geometry) <= max_vertices:
             return geometry
     raise ValueError(f"the mask needs more than {max_vertices} vertices even when simplified")
+
+
+def bbox_geometry(bbox: Any) -> dict:
+    """A box region's geometry from a COCO `bbox` [x, y, width, height]; ValueError when it is not one."""
+    import math
+
+    from .boxes import box_geometry
+
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                              and math.isfinite(v) for v in bbox)):
+        raise ValueError("bbox must be [x, y, width, height] numbers")
+    x, y, w, h = bbox
+    return box_geometry(x, y, x + w, y + h)
