@@ -41,11 +41,16 @@ class _ImageIndex:
         candidates = self._by_name.get(base) or []
         if not candidates and "-" in base:  # Label Studio's upload names: <8 hex>-<original name>
             candidates = self._by_name.get(base.split("-", 1)[1]) or []
-        if len(candidates) == 1:
+        if len(candidates) == 1 or (1 < len(candidates) <= 8 and _same_bytes(candidates)):
             return candidates[0]
         if len(candidates) > 1:
             raise ValueError(f"image file name {base!r} is ambiguous: {len(candidates)} files have it")
         raise first
+
+
+def _same_bytes(paths: list[Path]) -> bool:
+    first = paths[0].read_bytes()
+    return all(p.stat().st_size == len(first) and p.read_bytes() == first for p in paths[1:])
 
 
 def _shapes_builder(shapes: list[dict], tag: str, vocab: _Vocabulary) -> RegionBuilder:
@@ -152,7 +157,8 @@ def _cvat_item(root: Path, xf: Path, rel: str, image: cvat.CvatImage, index: _Im
     if image.width and image.height:
         item.expect_size = (image.width, image.height)
     try:
-        item.image_file = index.find([xf.parent, xf.parent.parent, root, root / "images"], image.name)
+        item.image_file = index.find([xf.parent, xf.parent.parent, root, root / "images" / xf.stem, root / "images"],
+                                     image.name)
     except ValueError as err:
         item.problem = str(err)
     return item

@@ -185,13 +185,12 @@ def instances(shapes: list) -> tuple[list[dict], list[str]]:
 
     groups: dict = {}
     problems = []
+    drawn = []  # (key, area) in drawing order, __ignore__ included: later shapes cover earlier instances
     for index, shape in enumerate(shapes if isinstance(shapes, list) else []):
         if not isinstance(shape, dict):
             problems.append(f"shape {index}: not an object")
             continue
         label = shape.get("label")
-        if label == IGNORE_LABEL:
-            continue
         try:
             kind, area = shape_area(shape)
         except (ValueError, TypeError) as err:
@@ -199,18 +198,27 @@ def instances(shapes: list) -> tuple[list[dict], list[str]]:
             continue
         group_id = shape.get("group_id")
         key = (label, group_id) if group_id is not None and not isinstance(group_id, bool) else ("shape", index)
+        drawn.append((key, _polygonal(area)))
+        if label == IGNORE_LABEL:
+            continue
         group = groups.setdefault(key, {"label": label, "group_id": group_id, "parts": [], "kinds": set(),
                                         "shapes": []})
-        group["parts"].append(_polygonal(area))
+        group["parts"].append(len(drawn) - 1)
         group["kinds"].add(kind)
         group["shapes"].append(shape)
     out = []
     for key, group in groups.items():
-        merged = group["parts"][0] if len(group["parts"]) == 1 else unary_union(group["parts"])
+        parts = []
+        for position in group["parts"]:  # what LabelMe's painter leaves of this shape: later shapes of others win
+            covering = [area for other, area in drawn[position + 1:] if other != key]
+            area = drawn[position][1]
+            parts.append(area.difference(unary_union(covering)) if covering else area)
+        merged = _polygonal(parts[0] if len(parts) == 1 else unary_union(parts))
         if merged.is_empty:
             problems.append(f"shape group {key[1]!r}: no area")
             continue
-        kind = "box" if group["kinds"] == {"box"} and len(group["parts"]) == 1 else "mask"
+        kind = "box" if group["kinds"] == {"box"} and len(parts) == 1 and merged.equals(drawn[group["parts"][0]][1]) \
+            else "mask"
         out.append({"label": group["label"], "group_id": group["group_id"], "kind": kind,
                     "geometry": to_geojson(merged), "shapes": group["shapes"], "key": key})
     return out, problems

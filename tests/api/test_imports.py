@@ -315,7 +315,7 @@ def _second_app(request, tmp_path):
     return build_app(tmp_path / "second", request.node.callspec.params["app"])
 
 
-@pytest.mark.parametrize("fmt", ["coco", "labelme", "yolo-seg"])
+@pytest.mark.parametrize("fmt", ["coco", "labelme", "yolo-seg", "cvat", "labelstudio"])
 def test_export_then_import_into_a_fresh_workspace(app, request, tmp_path, fmt):
     source = _source_workspace(app)
     copy = tmp_path / "export.zip"
