@@ -22,6 +22,7 @@ import tempfile
 from typing import IO, Any, Iterator
 
 import numpy as np
+import orjson
 
 from ..geometry import DEFAULT_MAX_VERTICES
 
@@ -87,44 +88,6 @@ def categories(names: list[str] | tuple[str, ...]) -> list[dict]:
     return [{"id": i + 1, "name": name, "supercategory": CATEGORY["supercategory"]} for i, name in enumerate(names)]
 
 
-def window_rle(region: Any, width: int, height: int) -> dict:
-    """Compressed COCO RLE of a RegionMask without building the full-image mask.
-
-    COCO's RLE runs down the columns of the whole image (Fortran order). The region's window is
-    [row0, row0 + h) x [col0, col0 + w); its column-major runs are shifted into whole-image positions, and runs
-    that meet across column ends (a window as tall as the image) are joined.
-    """
-    from pycocotools import mask as mask_utils
-
-    window = np.asarray(region.mask, dtype=bool)
-    h, w = window.shape
-    total = width * height
-    if not (h and w) or not window.any():
-        counts = [total]
-    else:
-        padded = np.zeros((w, h + 2), dtype=np.int8)
-        padded[:, 1:-1] = window.T
-        changes = np.diff(padded, axis=1)
-        cols, rows = np.nonzero(changes)
-        starts_mask = changes[cols, rows] == 1
-        positions = (region.col0 + cols) * height + region.row0 + rows
-        starts = positions[starts_mask]
-        ends = positions[~starts_mask]
-        keep = np.ones(len(starts), dtype=bool)
-        keep[1:] = starts[1:] != ends[:-1]  # runs touching across a column break are one run
-        merged_starts = starts[keep]
-        merged_ends = np.append(ends[np.nonzero(keep)[0][1:] - 1], ends[-1])
-        edges = np.empty(2 * len(merged_starts) + 2, dtype=np.int64)
-        edges[0] = 0
-        edges[1:-1:2] = merged_starts
-        edges[2:-1:2] = merged_ends
-        edges[-1] = total
-        counts = np.diff(edges).tolist()
-        if counts[-1] == 0:  # the last run reaches the end of the image
-            counts.pop()
-    rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
 def image_entry(image_id: int, file_name: str, width: int, height: int, sha256: str, status: str, version: int,
                 tags: dict, original_filename: str) -> dict:
     return {
@@ -159,7 +122,7 @@ class CocoSplitWriter:
 
     @staticmethod
     def _append(fh: IO[bytes], first: bool, item: dict) -> None:
-        fh.write((b"" if first else b",\n") + json.dumps(item, separators=(",", ":")).encode())
+        fh.write((b"" if first else b",\n") + orjson.dumps(item))
 
     def add(self, image: dict, annotations: list[dict]) -> None:
         self._append(self._images, self.n_images == 0, image)

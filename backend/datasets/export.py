@@ -26,6 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
+import orjson
 from flask import current_app
 from sqlalchemy import select
 
@@ -129,7 +130,7 @@ class _Writer:
             self._cvat(r.split).add(r.cvat_element)
         if r.ls_task is not None:
             out = self._labelstudio(r.split)
-            out.write((b",\n" if out.tell() else b"") + json.dumps(r.ls_task, separators=(",", ":")).encode())
+            out.write((b",\n" if out.tell() else b"") + orjson.dumps(r.ls_task))
         for row in r.box_rows:
             if not self.boxes:
                 self.box_csv.writeheader()

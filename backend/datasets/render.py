@@ -163,10 +163,15 @@ def _render(task: ImageTask, settings: RenderSettings, out: Rendered) -> None:
     if pixels is not None and pixels.shape[:2] != (height, width):
         raise ValueError(f"the stored image is {pixels.shape[1]}x{pixels.shape[0]}, the database says {width}x{height}")
 
-    need_masks = "masks" in formats or (settings.crop_mask_background and crop_regions) or \
-        ("coco" in formats and any(coco.has_holes(r["geometry"]) for r in regions))
-    masks: list[RegionMask] = [region_mask(r["geometry"], geometry_info[i][1], width, height)
-                               for i, r in enumerate(regions)] if need_masks else []
+    # Rasterise only what is used: every region for the masks, cropped regions for masked crops, regions with
+    # holes for COCO's RLE (the rest of COCO is polygons and needs no pixels).
+    wanted = set(range(len(regions))) if "masks" in formats else set()
+    if settings.crop_mask_background:
+        wanted |= {i for i, _ in crop_regions}
+    if "coco" in formats:
+        wanted |= {i for i, r in enumerate(regions) if not is_box(r) and coco.has_holes(r["geometry"])}
+    masks: list[RegionMask] = [region_mask(r["geometry"], geometry_info[i][1], width, height) if i in wanted
+                               else _NO_PIXELS for i, r in enumerate(regions)]
 
     if image_bytes is not None:
         out.files.append((image_name(split, sha), image_bytes))
@@ -205,7 +210,7 @@ def _render(task: ImageTask, settings: RenderSettings, out: Rendered) -> None:
             if is_box(region):
                 segmentation = None  # a detection label: bbox only
             elif coco.has_holes(region["geometry"]):
-                segmentation = coco.window_rle(masks[i], width, height)
+                segmentation = coco.rle_segmentation(masks[i].full(width, height, order="F"))
             else:
                 segmentation = coco.polygon_segmentation(region["geometry"])
             out.coco_annotations.append(coco.annotation_entry(
@@ -214,7 +219,7 @@ def _render(task: ImageTask, settings: RenderSettings, out: Rendered) -> None:
 
     for i, box in crop_regions:
         region = regions[i]
-        data = crops.crop_jpeg(pixels, box, masks[i] if masks else None, settings.crop_mask_background)
+        data = crops.crop_jpeg(pixels, box, masks[i], settings.crop_mask_background)
         x0, y0, x1, y1 = geometry_info[i][1]
         out.crops.append(CropOut(region["style"], crops.safe_stem(region["id"]), data, {
             "split": split, "region_id": region["id"], "image": sha, "image_id": task.image_id,
