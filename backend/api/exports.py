@@ -63,7 +63,7 @@ class ExportQuery(QueryModel):
 class ImportQuery(QueryModel):
     format: Literal["coco", "labelme", "yolo", "yolo-seg", "cvat", "labelstudio"]
     status: Optional[Literal["new", "in_progress", "submitted", "accepted", "rejected"]] = Field(
-        None, description="status of images whose labels are imported (default: submitted; YOLO box drafts: new)")
+        None, description="status of images whose labels are imported (default: submitted; boxes only: new)")
     source: str = Field("import", pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$", description="recorded on new images")
 
 

@@ -1,7 +1,7 @@
 """Box regions in formats out and in, and the class list shared by every format of one export.
 
-**Boxes.** A region may carry `"kind": "box"` (default `"mask"`): its geometry is a GeoJSON Polygon whose single
-ring is the axis-aligned rectangle [[x0,y0],[x1,y0],[x1,y1],[x0,y1],[x0,y0]] in image pixels. Importers of box
+**Boxes** (the data model: backend/boxes.py). A region may carry `"kind": "box"` (default `"mask"`): its geometry
+is the axis-aligned rectangle [[x0,y0],[x1,y0],[x1,y1],[x0,y1],[x0,y0]] in image pixels. Importers of box
 formats (YOLO boxes, COCO bbox-only annotations, CVAT `<box>`, Label Studio `rectanglelabels`) make box regions;
 exports write them as the format's box (COCO bbox without segmentation, CVAT `<box>`, Label Studio rectangle,
 LabelMe `rectangle`), list them in `boxes/labels.csv`, and leave them out of the masks and YOLO-seg labels (a box
@@ -14,44 +14,25 @@ the class index itself.
 """
 from __future__ import annotations
 
-from ..annotations import REGION_KEYS
+from ..boxes import box_corners, is_box
+from ..boxes import box_geometry as _canonical
 
-BOX = "box"
-MASK = "mask"
 BOX_CSV_COLUMNS = ("split", "image", "image_id", "region_id", "style", "x0", "y0", "x1", "y1")
 DEFAULT_CLASS = "tattoo"
 
 
-def is_box(region: dict) -> bool:
-    return region.get("kind", MASK) == BOX
-
-
-def kind_supported() -> bool:
-    """Whether the data model stores `kind` (the box-regions change); without it box regions are saved as masks."""
-    return "kind" in REGION_KEYS
-
-
 def box_geometry(x0: float, y0: float, x1: float, y1: float) -> dict:
+    """The canonical rectangle (backend/boxes.py) from two corners in any order; ValueError when it is flat."""
     x0, x1 = sorted((float(x0), float(x1)))
     y0, y1 = sorted((float(y0), float(y1)))
     if not (x1 > x0 and y1 > y0):
         raise ValueError("a box needs a width and a height")
-    return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
+    return _canonical(x0, y0, x1, y1)
 
 
 def box_region(region: dict) -> dict:
-    """`region` marked as a box when the data model knows the kind."""
-    if kind_supported():
-        region["kind"] = BOX
+    region["kind"] = "box"
     return region
-
-
-def box_corners(geometry: dict) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1) of a box region's rectangle (or of any geometry's outer rings)."""
-    polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
-    xs = [p[0] for poly in polygons for p in poly[0]]
-    ys = [p[1] for poly in polygons for p in poly[0]]
-    return min(xs), min(ys), max(xs), max(ys)
 
 
 def class_names(mode: str, trainable: list[str] | tuple[str, ...]) -> list[str]:

@@ -1,27 +1,38 @@
-"""Import labelled datasets: COCO (polygons and RLE), LabelMe JSON, YOLO boxes and YOLO-seg polygons.
+"""Import labelled datasets: COCO (polygons, RLE, bbox-only), LabelMe JSON, YOLO boxes and YOLO-seg polygons, CVAT
+for images 1.1 XML and Label Studio JSON (the last two read in backend/datasets/import_readers.py).
 
     report = import_path("data/set.zip", "coco", source="import", user_id=None, progress=None)
     report.to_dict()   # counts + skipped items with reasons
 
 `PATH` is a folder, a zip archive (checked by backend/datasets/archive.py before anything is extracted: zip slip,
-absolute names, links, bombs are refused with ArchiveRefused) or, for COCO and LabelMe, one JSON file. Every image
-goes through backend.ingest (same checks as uploads; the same bytes are stored once) and every annotation through
-backend.annotations.save_document (same validation as the editor), so an import cannot store anything the tool
-itself would refuse.
+absolute names, links, bombs are refused with ArchiveRefused) or one label file (COCO, LabelMe, Label Studio .json;
+CVAT .xml). Every image goes through backend.ingest (same checks as uploads; the same bytes are stored once) and
+every annotation through backend.annotations.save_document (same validation as the editor), so an import cannot
+store anything the tool itself would refuse.
 
+- **All or nothing per image.** An image's labels are checked in full (geometry, sizes, styles) before the image is
+  stored: when any of them is refused the image is not imported at all and every reason is reported, so there is
+  never an image without its labels nor half of its labels. A malformed label file (bad JSON, nested too deeply,
+  not the format) is reported by name and its siblings are imported as usual.
 - **Idempotent.** Region ids are derived from the image's sha256 and the label's place in its file (or kept from an
   inklabel export), so importing the same data again finds them present and adds nothing. An image that already
   has a different annotation is left alone and reported (nothing is merged into human work).
 - **Skipped, with reasons**: unreadable or refused images, labels for a missing image, label files naming a path
   outside the dataset (absolute, or `..` leading out of it), regions that are not areas, geometries that cannot be
   repaired, labels drawn on an image of another size.
-- **YOLO boxes** become rectangle regions with source `assist` and an id starting `yolo-box-`: box drafts that an
-  annotator refines (the assist endpoint turns a box into an ink mask). The image stays `new`, in the queue.
-- Other formats write human-drawn regions (source `human`, unless an inklabel export says otherwise); the image
-  becomes `submitted` for review unless `status` says otherwise (e.g. `accepted` for trusted data).
-- Styles: a COCO annotation's `attributes.style`, a COCO category / LabelMe label / YOLO class name that is a style
-  key of the taxonomy; motifs from `attributes.motifs` / LabelMe shape flags; image tags from an inklabel export's
-  `inklabel.tags` or LabelMe's file flags. Names that are not in the taxonomy are ignored (and counted).
+- **Boxes** (YOLO boxes, COCO annotations with a bbox and no segmentation, CVAT `<box>`, Label Studio rectangles,
+  LabelMe rectangles) become box regions (`"kind": "box"`, backend/boxes.py). An image whose labels are all boxes
+  stays `new`, in the queue for its outlines, unless `status` says otherwise.
+- **LabelMe** as LabelMe's own converters read it: shapes with the same (label, group_id) are one instance, later
+  shapes cover earlier instances, `__ignore__` shapes cover but are no region, and every shape type is an area
+  (backend/datasets/labelme.py).
+- Other images become `submitted` for review unless `status` says otherwise (e.g. `accepted` for trusted data);
+  regions are human-drawn (source `human`, unless an inklabel export says otherwise).
+- Styles: a COCO annotation's `attributes.style`, a CVAT `style` attribute, a Label Studio per-region `style`
+  choice, or a category / label / class name that is a style key of the taxonomy; motifs from `attributes.motifs`,
+  LabelMe shape flags, CVAT `motifs`, Label Studio `motifs`; image tags from an inklabel export's `inklabel.tags`,
+  LabelMe's file flags, CVAT `<tag>`s or Label Studio image-level choices. Names that are not in the taxonomy are
+  ignored (and counted).
 """
 from __future__ import annotations
 
@@ -50,7 +61,7 @@ from ..ingest import ingest_bytes
 from ..models import IMAGE_STATUSES, REGION_SOURCES, Image, User, utcnow
 from ..taxonomy import flag_keys, load_taxonomy, style_keys
 from . import coco, labelme, yolo
-from .boxes import box_region, kind_supported
+from .boxes import box_region
 from .archive import ArchiveLimits, ArchiveRefused, extract_zip
 
 log = logging.getLogger(__name__)
@@ -119,7 +130,6 @@ class LabelItem:
     tags: dict = field(default_factory=lambda: {"styles": [], "flags": []})
     image_data: bytes | None = None
     expect_size: tuple[int, int] | None = None  # (width, height) the labels were drawn on
-    box_drafts: bool = False
     problem: str | None = None  # the item cannot be imported at all
 
 
@@ -394,8 +404,7 @@ def read_yolo(root: Path, vocab: _Vocabulary, report: ImportReport, segmentation
             continue  # an image outside the labelled folders (e.g. a preview)
         names = _class_names(root, (label or image).parent, names_cache)
         yield LabelItem(name=str(image.relative_to(root)), image_file=image,
-                        build=_yolo_builder(label, names, vocab, segmentation),
-                        box_drafts=not segmentation and not kind_supported())
+                        build=_yolo_builder(label, names, vocab, segmentation))
 
 
 def _yolo_builder(label: Path | None, names: list[str] | None, vocab: _Vocabulary, segmentation: bool) -> RegionBuilder:
@@ -430,7 +439,7 @@ def _yolo_builder(label: Path | None, names: list[str] | None, vocab: _Vocabular
                 "geometry": geometry,
                 "style": vocab.style(class_name) if class_name is not None else None,
                 "motifs": [],
-                "source": "human" if segmentation or kind_supported() else "assist",
+                "source": "human",
             }
             regions.append(region if segmentation else box_region(region))
         return regions, problems
@@ -621,7 +630,8 @@ def _import_item(item: LabelItem, root: Path, report: ImportReport, vocab: _Voca
         return
     report.documents_written += 1
     report.regions_added += len(regions)
-    new_status = "new" if item.box_drafts else (status or "submitted")
+    # Boxes only: weak labels, the image stays in the queue for its outlines unless a status was asked for.
+    new_status = status or ("new" if all(r["kind"] == "box" for r in regions) else "submitted")
     db.session.execute(
         update(Image).where(Image.id == image_id, Image.status.in_(("new", "in_progress")))
         .values(status=new_status, updated_at=utcnow()).execution_options(synchronize_session=False)

@@ -30,7 +30,7 @@ from .boxes import DEFAULT_CLASS, box_corners, box_geometry, is_box
 from .yolo import geometry_rings
 
 IMAGE_CONTROL = "image"
-DECIMALS = 4
+DECIMALS = 6
 
 
 def _pct(value: float, size: int) -> float:

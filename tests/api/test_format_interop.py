@@ -262,3 +262,36 @@ def test_cvat_and_labelstudio_refusals_name_the_item(app, tmp_path, fmt, name, d
         report = import_path(path, fmt)
         assert db.session.scalars(select(ImageRow)).all() == []
     assert reason in report.skipped[0]["reason"], report.skipped
+
+
+def test_box_regions_in_every_export(app, tmp_path):
+    from pycocotools.coco import COCO
+
+    box = {"type": "Polygon", "coordinates": [[[20, 150], [120, 150], [120, 220], [20, 220], [20, 150]]]}
+    with app.app_context():
+        add_image(jpeg(smooth_image(3, W, H)), [
+            {"id": "outline", "geometry": disc(220, 80, 50), "style": "tribal"},
+            {"id": "weak", "kind": "box", "geometry": box, "style": "japanese"},
+        ])
+    with _export_zip(app, {"formats": ["coco", "masks", "yolo", "labelme", "cvat", "labelstudio"],
+                           "split": {"val": 0, "test": 0}}) as zf:
+        zf.extractall(tmp_path)
+    coco = json.loads((tmp_path / "coco/train.json").read_text())
+    by_region = {a["attributes"]["region_id"]: a for a in coco["annotations"]}
+    assert "segmentation" not in by_region["weak"] and by_region["weak"]["bbox"] == [20, 150, 100, 70]
+    assert by_region["weak"]["attributes"]["kind"] == "box"
+    api = COCO(str(tmp_path / "coco/train.json"))  # pycocotools takes bbox-only annotations
+    assert len(api.getAnnIds()) == 2
+    sha = coco["images"][0]["sha256"]
+    semantic = np.asarray(Image.open(tmp_path / f"masks/train/{sha}.png"))
+    assert semantic[80, 220] == 255 and not semantic[150:220, 20:120].any()  # the box is not drawn as a mask
+    assert len((tmp_path / f"yolo/labels/train/{sha}.txt").read_text().splitlines()) == 1  # nor written as YOLO-seg
+    rows = (tmp_path / "boxes/labels.csv").read_text().splitlines()
+    assert rows[0].startswith("split,image") and ",weak,japanese,20,150,120,220" in rows[1] and len(rows) == 2
+    shapes = json.loads((tmp_path / f"labelme/train/{sha}.json").read_text())["shapes"]
+    assert [s["shape_type"] for s in shapes] == ["polygon", "rectangle"]
+    assert '<box label="tattoo"' in (tmp_path / "cvat/train.xml").read_text()
+    results = json.loads((tmp_path / "labelstudio/train.json").read_text())[0]["annotations"][0]["result"]
+    rect = next(r for r in results if r["type"] == "rectanglelabels")
+    assert rect["value"]["x"] == pytest.approx(20 * 100 / W, abs=1e-5)
+    assert rect["value"]["height"] == pytest.approx(70 * 100 / H, abs=1e-5)
