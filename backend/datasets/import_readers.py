@@ -12,10 +12,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import cvat, labelstudio
 from .boxes import box_region
-from .importers import (IMAGE_SUFFIXES, MAX_LABELME_JSON_BYTES, ImportReport, LabelItem, RegionBuilder, _find_image,
-                        _json_files, _load_json, _region_id, _source, _Vocabulary)
+from .importers import (IMAGE_SUFFIXES, ImportReport, LabelItem, RegionBuilder, _find_image, _region_id, _source,
+                        _Vocabulary, json_documents)
 
 MAX_CVAT_XML_BYTES = 512 * 1024**2
+MAX_LS_JSON_BYTES = 512 * 1024**2
 
 
 class _ImageIndex:
@@ -26,6 +27,7 @@ class _ImageIndex:
         self._by_name: dict[str, list[Path]] | None = None
 
     def find(self, bases: list[Path], name: str) -> Path:
+        bases = [b for b in bases if b == self.root or self.root in b.parents]  # a label file at the root
         try:
             return _find_image(self.root, bases, name)
         except ValueError as err:
@@ -149,19 +151,9 @@ def _cvat_item(root: Path, xf: Path, rel: str, image: cvat.CvatImage, index: _Im
                        "style": attributes.get("style") or None, "motifs": motifs,
                        "region_id": attributes.get("region_id") or None, "source": attributes.get("source"),
                        "group": ("group", shape["group"]) if shape["group"] is not None else None})
-    item = LabelItem(name=f"{rel}:{image.name}", image_file=None, build=_shapes_builder(shapes, "cvat", vocab),
-                     tags=vocab.tags(image.tags, image.tags))
-    if image.problems:
-        item.problem = "labels refused, image not imported: " + "; ".join(image.problems)[:1500]
-        return item
-    if image.width and image.height:
-        item.expect_size = (image.width, image.height)
-    try:
-        item.image_file = index.find([xf.parent, xf.parent.parent, root, root / "images" / xf.stem, root / "images"],
-                                     image.name)
-    except ValueError as err:
-        item.problem = str(err)
-    return item
+    return _item(f"{rel}:{image.name}", _shapes_builder(shapes, "cvat", vocab), vocab.tags(image.tags, image.tags),
+                 image.problems, (image.width, image.height), image.name, index,
+                 [xf.parent, xf.parent.parent, root, root / "images" / xf.stem, root / "images"])
 
 
 # --- Label Studio -------------------------------------------------------------------------------------------------
@@ -181,17 +173,8 @@ def read_labelstudio(root: Path, files: list[Path] | None, vocab: _Vocabulary,
                      report: ImportReport) -> Iterator[LabelItem]:
     index = _ImageIndex(root)
     found = False
-    for jf in files or _json_files(root):
-        rel = str(jf.relative_to(root))
-        try:
-            document = _load_json(jf, MAX_LABELME_JSON_BYTES * 8)
-        except (OSError, ValueError) as err:
-            report.skip(rel, f"not readable JSON: {err}"[:300])
-            continue
-        if not labelstudio.is_labelstudio(document):
-            if files:
-                report.skip(rel, "not a Label Studio export (a list of tasks with 'data')")
-            continue
+    for jf, rel, document in json_documents(root, files, MAX_LS_JSON_BYTES, labelstudio.is_labelstudio,
+                                            "not a Label Studio export (a list of tasks with 'data')", report):
         found = True
         for task in labelstudio.read_tasks(document):
             yield _ls_item(root, jf, rel, task, index, vocab, report)
@@ -213,18 +196,23 @@ def _ls_item(root: Path, jf: Path, rel: str, task: labelstudio.LsTask, index: _I
                        "style": styles[0] if styles else None, "motifs": choices.get("motifs") or [],
                        "region_id": region_id or (shape["id"] if isinstance(shape["id"], str) else None),
                        "source": meta.get("source"), "group": None})
-    item = LabelItem(name=f"{rel}:{task.name}", image_file=None, build=_shapes_builder(shapes, "ls", vocab),
-                     tags=vocab.tags(task.image_choices, task.image_choices))
-    if task.problems:
-        item.problem = "labels refused, image not imported: " + "; ".join(task.problems)[:1500]
+    problems = task.problems if task.image else [*task.problems, "the task has no data.image"]
+    return _item(f"{rel}:{task.name}", _shapes_builder(shapes, "ls", vocab),
+                 vocab.tags(task.image_choices, task.image_choices), problems, (task.width, task.height),
+                 _ls_image_name(task.image or ""), index, [jf.parent, jf.parent.parent, root, root / "images"])
+
+
+def _item(name: str, build: RegionBuilder, tags: dict, problems: list[str], size: tuple, image_name: str,
+          index: _ImageIndex, bases: list[Path]) -> LabelItem:
+    """A LabelItem, refused as a whole when its file already showed problems; its image found in the dataset."""
+    item = LabelItem(name=name, image_file=None, build=build, tags=tags)
+    if problems:
+        item.problem = "labels refused, image not imported: " + "; ".join(problems)[:1500]
         return item
-    if task.width and task.height:
-        item.expect_size = (task.width, task.height)
-    if not task.image:
-        item.problem = "the task has no data.image"
-        return item
+    if size[0] and size[1]:
+        item.expect_size = size
     try:
-        item.image_file = index.find([jf.parent, jf.parent.parent, root, root / "images"], _ls_image_name(task.image))
+        item.image_file = index.find(bases, image_name)
     except ValueError as err:
         item.problem = str(err)
     return item

@@ -299,19 +299,27 @@ def _coco_builder(annotations: list[dict], categories: dict, vocab: _Vocabulary)
 # --- LabelMe ------------------------------------------------------------------------------------------------------
 
 
-def read_labelme(root: Path, files: list[Path] | None, vocab: _Vocabulary, report: ImportReport) -> Iterator[LabelItem]:
-    found = False
+def json_documents(root: Path, files: list[Path] | None, limit: int, accepts: Callable, refusal: str,
+                   report: ImportReport) -> Iterator[tuple[Path, str, object]]:
+    """(file, its name in the dataset, document) of the JSON label files that `accepts`; unreadable ones are
+    reported (their siblings go on), and so are other JSON files when they were named explicitly."""
     for jf in files or _json_files(root):
         rel = str(jf.relative_to(root))
         try:
-            document = _load_json(jf, MAX_LABELME_JSON_BYTES)
+            document = _load_json(jf, limit)
         except (OSError, ValueError) as err:
             report.skip(rel, f"not readable JSON: {err}"[:300])
             continue
-        if not labelme.is_labelme(document):
-            if files:
-                report.skip(rel, "not a LabelMe file (needs 'shapes' and 'imagePath')")
-            continue
+        if accepts(document):
+            yield jf, rel, document
+        elif files:
+            report.skip(rel, refusal)
+
+
+def read_labelme(root: Path, files: list[Path] | None, vocab: _Vocabulary, report: ImportReport) -> Iterator[LabelItem]:
+    found = False
+    for jf, rel, document in json_documents(root, files, MAX_LABELME_JSON_BYTES, labelme.is_labelme,
+                                            "not a LabelMe file (needs 'shapes' and 'imagePath')", report):
         found = True
         flags = document.get("flags") if isinstance(document.get("flags"), dict) else {}
         on = [k for k, v in flags.items() if v is True]

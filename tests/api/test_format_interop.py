@@ -295,3 +295,92 @@ def test_box_regions_in_every_export(app, tmp_path):
     rect = next(r for r in results if r["type"] == "rectanglelabels")
     assert rect["value"]["x"] == pytest.approx(20 * 100 / W, abs=1e-5)
     assert rect["value"]["height"] == pytest.approx(70 * 100 / H, abs=1e-5)
+
+
+CVAT_TASK = """<?xml version="1.0" encoding="utf-8"?>
+<annotations>
+  <version>1.1</version>
+  <image id="0" name="photos/a.jpg" width="320" height="240">
+    <polygon label="tattoo" source="manual" occluded="1" points="10,10;100,10;100,100;10,100" z_order="2">
+      <attribute name="style">tribal</attribute>
+    </polygon>
+    <polygon label="japanese" source="manual" occluded="0" points="150,20;200,20;200,60" z_order="0" group_id="4"/>
+    <polygon label="japanese" source="manual" occluded="0" points="250,20;300,20;300,60" z_order="0" group_id="4"/>
+    <box label="tattoo" source="manual" occluded="0" xtl="20.5" ytl="150" xbr="120" ybr="230" z_order="1">
+      <attribute name="motifs">rose;skull</attribute>
+    </box>
+    <mask label="tattoo" source="manual" occluded="0" rle="{rle}" left="200" top="150" width="20" height="10" z_order="3"/>
+    <polyline label="tattoo" source="manual" occluded="0" points="1,1;5,5" z_order="0"/>
+    <tag label="bad_example" source="manual"/>
+    <tag label="japanese" source="manual"/>
+  </image>
+</annotations>
+"""
+
+
+def test_cvat_task_import(app, tmp_path):
+    mask = np.zeros((10, 20), np.uint8)
+    mask[2:8, 3:17] = 1
+    flat, runs, value, count = mask.ravel(), [], 0, 0
+    for pixel in flat:  # CVAT's mask RLE: run lengths row by row, starting with background
+        if pixel == value:
+            count += 1
+        else:
+            runs.append(count)
+            value, count = pixel, 1
+    runs.append(count)
+    path = tmp_path / "task.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("annotations.xml", CVAT_TASK.replace("{rle}", ", ".join(map(str, runs))))
+        zf.writestr("images/photos/a.jpg", jpeg(smooth_image(7, W, H)))
+    with app.app_context():
+        report = import_path(path, "cvat")
+        assert report.skipped_count == 0, report.skipped
+        image = db.session.scalars(select(ImageRow)).one()
+        doc = current_document(image.id)
+    assert report.ignored_names == {"<polyline>": 1, "occluded": 1}
+    assert doc["tags"] == {"styles": ["japanese"], "flags": ["bad_example"]}
+    grouped, box, square, traced = doc["regions"]  # by z_order: 0, 1, 2, 3
+    assert grouped["style"] == "japanese" and grouped["geometry"]["type"] == "MultiPolygon"
+    assert box["kind"] == "box" and box["motifs"] == ["rose", "skull"]
+    assert box["geometry"]["coordinates"][0][0] == [20.5, 150]
+    assert square["style"] == "tribal" and square["kind"] == "mask"
+    assert region_raster(traced["geometry"], W, H)[152:158, 203:217].all()
+    assert region_raster(traced["geometry"], W, H).sum() == mask.sum()
+    assert image.status == "submitted"
+
+
+def test_label_studio_project_import(app, tmp_path):
+    tasks = [{
+        "id": 7, "data": {"image": "/data/upload/3/1a2b3c4d-arm.jpg"},
+        "annotations": [{"id": 1, "was_cancelled": False, "result": [
+            {"id": "p1", "type": "polygonlabels", "from_name": "label", "to_name": "image",
+             "original_width": W, "original_height": H,
+             "value": {"points": [[10, 10], [50, 10], [50, 50], [10, 50]], "polygonlabels": ["watercolor"]}},
+            {"id": "r1", "type": "rectanglelabels", "from_name": "box", "to_name": "image",
+             "original_width": W, "original_height": H,
+             "value": {"x": 60, "y": 60, "width": 25, "height": 25, "rotation": 0, "rectanglelabels": ["tattoo"]}},
+            {"id": "r2", "type": "rectanglelabels", "from_name": "box", "to_name": "image",
+             "original_width": W, "original_height": H,
+             "value": {"x": 60, "y": 10, "width": 10, "height": 10, "rotation": 30, "rectanglelabels": ["tattoo"]}},
+            {"id": "r1", "type": "choices", "from_name": "style", "to_name": "image",
+             "value": {"choices": ["tribal"]}},
+            {"id": "img", "type": "choices", "from_name": "flags", "to_name": "image",
+             "value": {"choices": ["store_front"]}},
+        ]}],
+    }]
+    path = tmp_path / "ls.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("export.json", json.dumps(tasks))
+        zf.writestr("media/arm.jpg", jpeg(smooth_image(8, W, H)))
+    with app.app_context():
+        report = import_path(path, "labelstudio")
+        assert report.skipped_count == 0, report.skipped
+        doc = current_document(db.session.scalars(select(ImageRow)).one().id)
+    polygon, box, rotated = doc["regions"]
+    assert polygon["style"] == "watercolor" and polygon["kind"] == "mask"
+    assert region_raster(polygon["geometry"], W, H).sum() == pytest.approx(0.4 * W * 0.4 * H, rel=0.02)
+    assert box["kind"] == "box" and box["style"] == "tribal"
+    assert box["geometry"]["coordinates"][0][:3] == [[192.0, 144.0], [272.0, 144.0], [272.0, 204.0]]
+    assert rotated["kind"] == "mask"  # a rotated rectangle is no axis-aligned box
+    assert doc["tags"]["flags"] == ["store_front"]
