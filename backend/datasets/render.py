@@ -163,13 +163,11 @@ def _render(task: ImageTask, settings: RenderSettings, out: Rendered) -> None:
     if pixels is not None and pixels.shape[:2] != (height, width):
         raise ValueError(f"the stored image is {pixels.shape[1]}x{pixels.shape[0]}, the database says {width}x{height}")
 
-    # Rasterise only what is used: every region for the masks, cropped regions for masked crops, regions with
-    # holes for COCO's RLE (the rest of COCO is polygons and needs no pixels).
+    # Rasterise only what is used: every region for the masks, cropped regions for masked crops (COCO's RLE of a
+    # region with holes comes straight from its edges, coco.polygon_rle).
     wanted = set(range(len(regions))) if "masks" in formats else set()
     if settings.crop_mask_background:
         wanted |= {i for i, _ in crop_regions}
-    if "coco" in formats:
-        wanted |= {i for i, r in enumerate(regions) if not is_box(r) and coco.has_holes(r["geometry"])}
     masks: list[RegionMask] = [region_mask(r["geometry"], geometry_info[i][1], width, height) if i in wanted
                                else _NO_PIXELS for i, r in enumerate(regions)]
 
@@ -210,7 +208,7 @@ def _render(task: ImageTask, settings: RenderSettings, out: Rendered) -> None:
             if is_box(region):
                 segmentation = None  # a detection label: bbox only
             elif coco.has_holes(region["geometry"]):
-                segmentation = coco.rle_segmentation(masks[i].full(width, height, order="F"))
+                segmentation = coco.polygon_rle(region["geometry"], width, height)
             else:
                 segmentation = coco.polygon_segmentation(region["geometry"])
             out.coco_annotations.append(coco.annotation_entry(

@@ -278,3 +278,19 @@ def test_safe_stem():
     for risky in ("..", ".hidden", "a:b", "a/b", "x" * 65):
         stem = crops.safe_stem(risky)
         assert stem.startswith("r") and len(stem) == 33 and "/" not in stem
+
+
+def test_coco_rle_from_edges_equals_the_drawn_mask():
+    """coco.polygon_rle (no mask drawn) agrees with the RLE of the tool's rasterisation, holes and parts included,
+    also where runs reach the bottom of a column and go on in the next one."""
+    from pycocotools import mask as mask_utils
+
+    shapes = [donut(80, 60, 45, 15), TWO_HOLES, MULTI, disc(20, 20, 40),  # the last is clipped by the image edge
+              {"type": "Polygon", "coordinates": [[[0, 0], [W, 0], [W, H], [0, H], [0, 0]],
+                                                  [[30.3, 30.2], [60.7, 30.2], [60.7, 90.6], [30.3, 30.2]]]}]
+    for geometry in shapes:
+        geometry = validate_geometry(geometry, W, H)
+        drawn = np.asfortranarray(region_raster(geometry, W, H).astype(np.uint8))
+        ours = coco.polygon_rle(geometry, W, H)
+        assert ours == coco.rle_segmentation(drawn)
+        assert (mask_utils.decode({"size": ours["size"], "counts": ours["counts"].encode()}) == drawn).all()
