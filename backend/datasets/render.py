@@ -7,12 +7,12 @@ zip in order, so memory holds only the images in flight.
 from __future__ import annotations
 
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 from PIL import Image as PILImage
 
 from ..geometry import area_bbox
@@ -199,7 +199,7 @@ def _render(task: ImageTask, settings: RenderSettings, out: Rendered) -> None:
                                  "x1": round(x1, 2), "y1": round(y1, 2)})
     if "labelme" in formats:
         document = labelme.labelme_document(regions, tags, f"../../{image_name(split, sha)}", width, height)
-        out.files.append((f"labelme/{split}/{sha}.json", json.dumps(document, indent=1).encode()))
+        out.files.append((f"labelme/{split}/{sha}.json", orjson.dumps(document, option=orjson.OPT_INDENT_2)))
     if "coco" in formats:
         out.coco_image = coco.image_entry(task.image_id, image_name(split, sha), width, height, sha, task.status,
                                           task.version, tags, task.original_filename)

@@ -384,3 +384,20 @@ def test_label_studio_project_import(app, tmp_path):
     assert box["geometry"]["coordinates"][0][:3] == [[192.0, 144.0], [272.0, 144.0], [272.0, 204.0]]
     assert rotated["kind"] == "mask"  # a rotated rectangle is no axis-aligned box
     assert doc["tags"]["flags"] == ["store_front"]
+
+
+def test_single_cvat_and_label_studio_files_through_the_api(app, admin):
+    def upload(data: bytes, fmt: str, name: str):
+        return admin.client.post(f"/api/v1/imports?format={fmt}", data={"file": (io.BytesIO(data), name)},
+                                 headers=admin._headers(), content_type="multipart/form-data")
+
+    xml = CVAT_TASK.replace("{rle}", "200")
+    resp = upload(xml.encode(), "cvat", "annotations.xml")
+    assert resp.status_code == 202, resp.get_json()
+    job = admin.get(f"/api/v1/jobs/{resp.get_json()['job_id']}").get_json()
+    assert job["status"] == "succeeded"
+    assert "not found in the dataset" in job["result"]["skipped"][0]["reason"]  # an annotation file without images
+    resp = upload(b'[{"data": {"image": "x.jpg"}}]', "labelstudio", "export.json")
+    assert resp.status_code == 202
+    assert upload(xml.encode(), "labelstudio", "annotations.xml").status_code == 415
+    assert upload(b"{}", "cvat", "a.json").status_code == 415
