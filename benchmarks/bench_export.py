@@ -16,6 +16,9 @@ Each export runs in a fresh subprocess (`run`), so its peak RSS (ru_maxrss) is t
     python benchmarks/bench_export.py --sizes 2000 --per-format --api --no-full
         # each format alone (images off, so the format's own cost shows), and a COCO-only export through the
         # HTTP API: POST /api/v1/exports until GET /api/v1/jobs/<id> says succeeded (the request included)
+    git worktree add /tmp/base 56d9e25      # or any checkout of other code
+    python benchmarks/bench_export.py --sizes 2000 --keep --compare /tmp/base --rounds 3 --no-coco-masks --no-full
+        # A/B: the same COCO-only (and COCO + masks) export with the other checkout's code, interleaved
 """
 from __future__ import annotations
 
@@ -205,10 +208,28 @@ def run_api_export(workspace: Path, options: dict) -> dict:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def _child(workspace: Path, options: dict, mode: str = "run") -> dict:
-    out = subprocess.run([sys.executable, __file__, mode, str(workspace), json.dumps(options)],
-                         check=True, capture_output=True, text=True)
+def _child(workspace: Path, options: dict, mode: str = "run", code: Path = ROOT) -> dict:
+    """One export in a fresh process, with the code of the checkout `code` (its own copy of this script)."""
+    script = code / "benchmarks" / Path(__file__).name
+    out = subprocess.run([sys.executable, str(script), mode, str(workspace), json.dumps(options)],
+                         check=True, capture_output=True, text=True, cwd=code)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(workspace: Path, n: int, other: Path, rounds: int) -> list:
+    """COCO-only and COCO + masks, this checkout's code against `other`'s, interleaved `rounds` times."""
+    rows = []
+    for name, options in (("coco only", COCO_ONLY), ("coco + masks", COCO_MASKS)):
+        runs: dict = {"this": [], "other": []}
+        for _ in range(rounds):
+            for label, code in (("other", other), ("this", ROOT)):
+                runs[label].append(_child(workspace, options, code=code))
+                print(f"{name} {label} {n}: {runs[label][-1]}", file=sys.stderr)
+        for label in ("other", "this"):
+            median = sorted(runs[label], key=lambda r: r["cpu_seconds"])[rounds // 2]
+            rows.append((f"{name}, {label} code ({other if label == 'other' else 'this checkout'}), median CPU",
+                         n, median))
+    return rows
 
 
 COCO_MASKS = {"formats": ["coco", "masks"], "images": False}
@@ -225,6 +246,8 @@ def main() -> None:
     parser.add_argument("--per-format", action="store_true", help="also time each format alone (images off)")
     parser.add_argument("--api", action="store_true", help="also time a COCO-only export through the HTTP API")
     parser.add_argument("--no-coco-masks", action="store_true", help="skip the COCO + masks export")
+    parser.add_argument("--compare", type=Path, help="A/B against the code of this checkout (e.g. a git worktree)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --compare")
     args = parser.parse_args()
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
@@ -240,6 +263,8 @@ def main() -> None:
                 api = _child(workspace, COCO_ONLY, "api")
                 print(f"coco via API {n}: {api}", file=sys.stderr)
                 rows.append(("coco only, through the API (POST to job done)", n, api))
+            if args.compare:
+                rows += compare(workspace, n, args.compare.resolve(), args.rounds)
             for fmt in PER_FORMAT if args.per_format else ():
                 alone = _child(workspace, {"formats": [fmt], "images": False})
                 print(f"{fmt} alone {n}: {alone}", file=sys.stderr)
