@@ -297,7 +297,7 @@ def _assist_segmenter():
 def assist(image_id: int, body: AssistIn):
     from ..geometry import GeometryError, area_bbox, validate_geometry
     from ..ml.assist import box_ink, run_tool
-    from ..ml.model_assist import click_segment, model_box
+    from ..ml.model_assist import box_area, click_segment, model_box
     from ..ml.prefill import image_mask_geometry
     from ..storage import BlobStore
 
@@ -340,6 +340,8 @@ def assist(image_id: int, body: AssistIn):
                 runner, mask = None, box_ink(rgb, box)
         else:
             mask = run_tool(rgb, body.tool, box, points, body.tolerance)
+        if body.tool == "box":  # converting a box to a mask: the mask stays inside the box
+            mask = mask & box_area(mask.shape, box)
     except ValueError as err:
         raise APIError(422, "invalid_assist", str(err)) from None
     method = {"method": "model" if runner is not None else "classical",

@@ -103,6 +103,14 @@ def model_box(rgb: np.ndarray, box: Sequence[float], runner, refine: bool = True
     return out
 
 
+def box_area(shape: tuple[int, int], box: Sequence[float]) -> np.ndarray:
+    """The pixels of a box [x0, y0, x1, y1] (rounded outwards) in an image of `shape` (h, w)."""
+    out = np.zeros(shape, bool)
+    x0, y0, x1, y1 = box
+    out[max(0, int(y0)):max(0, int(np.ceil(y1))), max(0, int(x0)):max(0, int(np.ceil(x1)))] = True
+    return out
+
+
 def _discs(shape: tuple[int, int], points, origin: tuple[int, int], radius: int) -> np.ndarray:
     out = np.zeros(shape, np.uint8)
     for x, y in points:
