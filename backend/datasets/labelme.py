@@ -116,8 +116,8 @@ def _mask_shape(shape: dict, points: list[tuple[float, float]]):
             if img.width * img.height > 100_000_000:
                 raise ValueError("the mask is too large")
             patch = np.asarray(img.convert("L")) > 0
-    except (binascii.Error, OSError) as err:
-        raise ValueError(f"the mask is not a readable PNG: {err}") from None
+    except (binascii.Error, OSError, Image.DecompressionBombError) as err:
+        raise ValueError(f"the mask is not a readable PNG: {err}"[:200]) from None
     (x1, y1), _ = points
     left, top = int(round(x1)), int(round(y1))
     geometry = mask_to_geometry(patch.astype(np.uint8))

@@ -250,7 +250,9 @@ def test_labelme_shapes_read_back():
     assert labelme.shape_area({"shape_type": "point", "points": [[9, 9]]})[1].bounds == (4, 4, 14, 14)
     for bad in ({"shape_type": "line", "points": [[0, 0]]}, {"shape_type": "polygon", "points": [[0, 0]]},
                 {"points": "x"}, {"shape_type": "polygon", "points": [[0, 0], [1, "a"], [2, 2]]},
-                {"shape_type": "spline", "points": [[0, 0], [1, 1]]}):
+                {"shape_type": "spline", "points": [[0, 0], [1, 1]]},
+                {"shape_type": "mask", "points": [[0, 0], [5, 5]], "mask": "not base64!"},
+                {"shape_type": "mask", "points": [[0, 0], [5, 5]], "mask": "aGVsbG8="}):  # base64, not a PNG
         with pytest.raises(ValueError):
             labelme.shape_area(bad)
 
