@@ -21,7 +21,7 @@ from backend.datasets.importers import import_path
 from backend.extensions import db
 from backend.models import Image as ImageRow
 
-from ..datasets_support import add_image, disc, donut, iou, jpeg, region_raster, smooth_image
+from ..datasets_support import add_image, disc, donut, iou, jpeg, region_raster, run_lengths, smooth_image
 
 W, H = 320, 240
 
@@ -321,14 +321,7 @@ CVAT_TASK = """<?xml version="1.0" encoding="utf-8"?>
 def test_cvat_task_import(app, tmp_path):
     mask = np.zeros((10, 20), np.uint8)
     mask[2:8, 3:17] = 1
-    flat, runs, value, count = mask.ravel(), [], 0, 0
-    for pixel in flat:  # CVAT's mask RLE: run lengths row by row, starting with background
-        if pixel == value:
-            count += 1
-        else:
-            runs.append(count)
-            value, count = pixel, 1
-    runs.append(count)
+    runs = run_lengths(mask.ravel())  # CVAT's mask RLE: row by row, starting with background
     path = tmp_path / "task.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("annotations.xml", CVAT_TASK.replace("{rle}", ", ".join(map(str, runs))))

@@ -18,7 +18,7 @@ from backend.datasets.masks import instance_mask, region_mask, semantic_from_ins
 from backend.datasets.pngio import encode_gray_png
 from backend.geometry import area_bbox, rasterize, rasterize_instances, validate_geometry
 
-from ..datasets_support import disc, donut, iou, region_raster, ring
+from ..datasets_support import disc, donut, iou, region_raster, ring, run_lengths
 
 W, H = 200, 150
 TWO_HOLES = {"type": "Polygon", "coordinates": [ring(100, 75, 60), ring(75, 75, 15, clockwise=True),
@@ -119,16 +119,7 @@ def test_coco_segmentation_read_back():
     [geometry] = coco.segmentation_to_geometries(rle, W, H)
     assert iou(region_raster(geometry, W, H), region_raster(hole, W, H)) == 1.0  # traced on pixel edges
     uncompressed = mask_utils.decode({"size": [H, W], "counts": rle["counts"].encode()})
-    counts = []
-    flat = uncompressed.flatten(order="F")
-    value, run = 0, 0
-    for v in flat:
-        if v == value:
-            run += 1
-        else:
-            counts.append(run)
-            value, run = v, 1
-    counts.append(run)
+    counts = run_lengths(uncompressed.flatten(order="F"))
     [again] = coco.segmentation_to_geometries({"size": [H, W], "counts": counts}, W, H)
     assert iou(region_raster(again, W, H), uncompressed) == 1.0
     [poly] = coco.segmentation_to_geometries([[10, 10, 50, 10, 50, 40], [60, 60, 90, 60, 90, 90]], W, H)
