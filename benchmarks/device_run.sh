@@ -5,7 +5,9 @@
 #                          --stub-forward: the parent's own CPU an image on this machine's cores
 #   2. bench_annotator.py: the simulated annotator's model trained to convergence on the GPU (measured on the CPU)
 #   3. bench_learning.py:  export → train → held-out figures, segmenter at its default 512 px, 80 epochs, on CUDA
-# About 7 minutes on an H200, estimated from its steps as run on 2026-11-27 (not yet run as one script). Wheels in .whl/ (packages the machine lacks: see benchmarks/README.md)
+#   4. bench_real.py:      the real-photo setting (issue 21) at 512 px on CUDA: import → export → train on 90 real
+#                          photos' boxes + procedural + composites on their skin, figures on the 30 held-out photos
+# About 12 minutes on an H200 (step 4 about 5 of them), estimated from its steps as run on 2026-11-27 (not yet run as one script). Wheels in .whl/ (packages the machine lacks: see benchmarks/README.md)
 # are installed first; the real photos are read from .gpu_data/real-tattoos (a copy of ../shared/data/real-tattoos).
 #   OUT=/tmp/out bash benchmarks/device_run.sh
 set -u
@@ -36,3 +38,6 @@ echo "== prefill stub rc=$?" >>"$log"; date -u >>"$log"
 } >>"$log" 2>&1
 timeout 220 python3 benchmarks/bench_learning.py --device cuda --seg-input 512 --seg-epochs 80 --json >"$OUT/learning.txt" 2>&1
 echo "== learning rc=$?" >>"$log"; date -u >>"$log"
+timeout 300 python3 benchmarks/bench_real.py --preset full --device cuda --seg-input 512 --threads 8 \
+  --data .gpu_data/real-tattoos --json >"$OUT/real.txt" 2>&1
+echo "== real rc=$?" >>"$log"; date -u >>"$log"

@@ -84,3 +84,16 @@ def make_zip(path: Path, entries: dict[str, bytes]) -> Path:
         for name, data in entries.items():
             zf.writestr(name, data)
     return path
+
+
+def run_lengths(flat) -> list[int]:
+    """Run lengths of a flat 0/1 sequence, starting with a run of zeros (COCO's and CVAT's uncompressed RLE)."""
+    runs, value, count = [], 0, 0
+    for pixel in flat:
+        if pixel == value:
+            count += 1
+        else:
+            runs.append(count)
+            value, count = pixel, 1
+    runs.append(count)
+    return runs

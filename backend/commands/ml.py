@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 import sys
 import time
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -245,8 +246,12 @@ DEMO_CLASSIFIER = {"input_size": 64, "batch_size": 32, "lr": 3e-3}
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), envvar="INKLABEL_PORT",
               help="port to listen on [INKLABEL_PORT]")
 @click.option("--progress/--no-progress", default=None, help="progress bars (default: only on a terminal)")
+@click.option("--real", "real_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="a folder of real photos with YOLO boxes (e.g. ../shared/data/real-tattoos): imported with their "
+                   "boxes and used as skin for composites, so the segmenter learns from them too")
 @with_appcontext
-def demo_command(n_images, label_fraction, epochs, seed, username, password, serve, host, port, progress):
+def demo_command(n_images, label_fraction, epochs, seed, username, password, serve, host, port, progress,
+                 real_dir=None):
     """Build a demo workspace, train small models on it, pre-fill, and serve it.
 
     \b
@@ -285,6 +290,10 @@ def demo_command(n_images, label_fraction, epochs, seed, username, password, ser
         bar.close()
     click.echo(f"{n_images} synthetic images, {len(pool['labelled'])} labelled and accepted "
                f"({time.monotonic() - started:.0f}s)")
+    if real_dir is not None:
+        from .real_photos import add_real_photos
+
+        click.echo(add_real_photos(real_dir, user, max(4, len(pool["labelled"]) // 2), seed))
     stage = time.monotonic()
 
     bar = Progress("export", "img", progress)

@@ -22,6 +22,7 @@ import tempfile
 from typing import IO, Any, Iterator
 
 import numpy as np
+import orjson
 
 from ..geometry import DEFAULT_MAX_VERTICES
 
@@ -55,14 +56,15 @@ def rle_segmentation(full_mask_fortran: np.ndarray) -> dict:
 
 
 def annotation_entry(image_id: int, index: int, region: dict, area: float, bbox: list[float],
-                     segmentation: Any) -> dict:
+                     segmentation: Any, category_id: int = 1) -> dict:
+    """One annotation; `segmentation=None` (a box region) leaves the key out: a bbox-only detection label."""
     if index + 1 >= ANNOTATION_ID_STRIDE:
         raise ValueError(f"too many regions in image {image_id} for stable COCO annotation ids")
     x0, y0, x1, y1 = bbox
-    return {
+    entry = {
         "id": image_id * ANNOTATION_ID_STRIDE + index + 1,
         "image_id": image_id,
-        "category_id": CATEGORY["id"],
+        "category_id": category_id,
         "segmentation": segmentation,
         "area": round(float(area), 3),
         "bbox": [round(x0, COORD_DECIMALS), round(y0, COORD_DECIMALS),
@@ -75,6 +77,15 @@ def annotation_entry(image_id: int, index: int, region: dict, area: float, bbox:
             "source": region.get("source", "human"),
         },
     }
+    if segmentation is None:
+        del entry["segmentation"]
+        entry["attributes"]["kind"] = "box"
+    return entry
+
+
+def categories(names: list[str] | tuple[str, ...]) -> list[dict]:
+    """COCO categories for the export's class list (boxes.class_names): id = class index + 1."""
+    return [{"id": i + 1, "name": name, "supercategory": CATEGORY["supercategory"]} for i, name in enumerate(names)]
 
 
 def image_entry(image_id: int, file_name: str, width: int, height: int, sha256: str, status: str, version: int,
@@ -94,6 +105,50 @@ def image_entry(image_id: int, file_name: str, width: int, height: int, sha256: 
     }
 
 
+def polygon_rle(geojson: dict, width: int, height: int) -> dict:
+    """Compressed COCO RLE of a region, straight from its edges, without drawing a mask.
+
+    COCO's RLE runs down the columns (Fortran order). Each edge toggles, in every column whose centre line
+    x = i + 0.5 it crosses, the pixels below the crossing (centre y = j + 0.5 past it): the tool's pixel-centre rule
+    (backend.geometry.rasterize) turned on its side. Toggles at the linear positions i * height + j, xor-ed and
+    sorted, are exactly the run boundaries (a run that reaches the bottom of a column goes on in the next one).
+    Pixel centres lying exactly on an edge may be decided the other way than by the row-wise rasteriser.
+    """
+    from pycocotools import mask as mask_utils
+
+    polygons = [geojson["coordinates"]] if geojson["type"] == "Polygon" else geojson["coordinates"]
+    edges = []
+    for poly in polygons:
+        for ring in poly:
+            pts = np.asarray(ring, dtype=np.float64)
+            if len(pts) >= 3:
+                edges.append(np.concatenate([pts, np.roll(pts, -1, axis=0)], axis=1))
+    total = width * height
+    boundaries = np.zeros(0, dtype=np.int64)
+    if edges:
+        x0, y0, x1, y1 = np.concatenate(edges).T
+        keep = x0 != x1
+        x0, y0, x1, y1 = x0[keep], y0[keep], x1[keep], y1[keep]
+        xlo, xhi = np.minimum(x0, x1), np.maximum(x0, x1)
+        first = np.clip(np.floor(xlo - 0.5) + 1, 0, width).astype(np.int64)  # columns xlo < i + .5 <= xhi
+        last = np.clip(np.floor(xhi - 0.5) + 1, 0, width).astype(np.int64)
+        counts = last - first
+        n = int(counts.sum())
+        if n:
+            edge = np.repeat(np.arange(len(x0)), counts)
+            cols = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(n)
+            yc = y0[edge] + (cols + 0.5 - x0[edge]) * (y1[edge] - y0[edge]) / (x1[edge] - x0[edge])
+            rows = np.clip(np.floor(yc - 0.5) + 1, 0, height).astype(np.int64)
+            positions, times = np.unique(cols * height + rows, return_counts=True)
+            boundaries = positions[times % 2 == 1]
+    edges_at = np.concatenate([[0], boundaries, [total]])
+    runs = np.diff(edges_at).tolist()
+    if len(runs) > 1 and runs[-1] == 0:
+        runs.pop()
+    rle = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
 class CocoSplitWriter:
     """One split's COCO file, assembled from two temporary files so that memory stays flat.
 
@@ -101,8 +156,9 @@ class CocoSplitWriter:
     temporary file and joined into one document by `write_to`.
     """
 
-    def __init__(self, info: dict):
-        self.info = info
+    def __init__(self, info: dict, categories: list[dict] | None = None):
+        self.info = {k: v for k, v in info.items() if k != "tag_labels"}
+        self.categories = categories or [CATEGORY]
         self._images = tempfile.TemporaryFile("w+b")
         self._annotations = tempfile.TemporaryFile("w+b")
         self.n_images = 0
@@ -110,7 +166,7 @@ class CocoSplitWriter:
 
     @staticmethod
     def _append(fh: IO[bytes], first: bool, item: dict) -> None:
-        fh.write((b"" if first else b",\n") + json.dumps(item, separators=(",", ":")).encode())
+        fh.write((b"" if first else b",\n") + orjson.dumps(item))
 
     def add(self, image: dict, annotations: list[dict]) -> None:
         self._append(self._images, self.n_images == 0, image)
@@ -121,7 +177,7 @@ class CocoSplitWriter:
 
     def chunks(self) -> Iterator[bytes]:
         """The whole COCO document as byte chunks (for ZipOut.write_chunks)."""
-        head = {"info": self.info, "licenses": [], "categories": [CATEGORY]}
+        head = {"info": self.info, "licenses": [], "categories": self.categories}
         yield json.dumps(head, separators=(",", ":"))[:-1].encode() + b',\n"images":[\n'
         for part, tail in ((self._images, b'\n],\n"annotations":[\n'), (self._annotations, b"\n]}\n")):
             part.seek(0)
@@ -197,3 +253,16 @@ def mask_to_geometry(mask: np.ndarray, max_vertices: int = DEFAULT_MAX_VERTICES)
         if count_vertices(geometry) <= max_vertices:
             return geometry
     raise ValueError(f"the mask needs more than {max_vertices} vertices even when simplified")
+
+
+def bbox_geometry(bbox: Any) -> dict:
+    """A box region's geometry from a COCO `bbox` [x, y, width, height]; ValueError when it is not one."""
+    import math
+
+    from .boxes import box_geometry
+
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                              and math.isfinite(v) for v in bbox)):
+        raise ValueError("bbox must be [x, y, width, height] numbers")
+    x, y, w, h = bbox
+    return box_geometry(x, y, x + w, y + h)

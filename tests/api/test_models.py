@@ -3,7 +3,7 @@ demo (slow), and the 4xx answers."""
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from backend.extensions import db
 from backend.ml.synth import write_export_folder
@@ -158,3 +158,34 @@ def test_demo_builds_a_workspace(tmp_path):
     assert client.post("/api/v1/auth/login", json={"username": "demo", "password": "demo-password-1"}).status_code == 200
     again = app.test_cli_runner().invoke(args=["demo", "--no-serve", "--no-progress"])
     assert again.exit_code != 0 and "fresh" in again.output
+
+
+@pytest.mark.slow
+def test_demo_with_real_photos_trains_on_their_boxes(tmp_path):
+    from backend.models import Region
+
+    from ..conftest import REAL_TATTOOS
+
+    photos = sorted((REAL_TATTOOS / "images").glob("*.jpg"))[:3] if REAL_TATTOOS.exists() else []
+    if not photos:
+        pytest.skip("the shared real photos are absent")
+    real = tmp_path / "real"
+    real.mkdir()
+    for photo in photos:
+        (real / photo.name).write_bytes(photo.read_bytes())
+        (real / photo.with_suffix(".txt").name).write_bytes(photo.with_suffix(".txt").read_bytes())
+    app = build_app(tmp_path, "sqlite")
+    result = app.test_cli_runner().invoke(args=["demo", "--images", "12", "--epochs", "1", "--no-serve",
+                                                "--no-progress", "--real", str(real)])
+    assert result.exit_code == 0, result.output
+    assert "3 real photo(s)" in result.output and "composites on their skin" in result.output
+    with app.app_context():
+        sources = {i.source for i in db.session.scalars(select(Image))}
+        assert sources == {"synthetic", "import"}
+        boxes = db.session.scalar(select(func.count()).select_from(Region).where(Region.kind == "box"))
+        assert boxes >= 3
+        seg = db.session.scalars(select(ModelVersion).where(ModelVersion.kind == "segmenter")).one()
+        assert seg.metrics["train_box_images"] >= 1
+    missing = build_app(tmp_path / "other", "sqlite").test_cli_runner().invoke(
+        args=["demo", "--no-serve", "--real", str(tmp_path / "nowhere")])
+    assert missing.exit_code != 0 and "does not exist" in missing.output

@@ -3,6 +3,7 @@ Ultralytics rasterises YOLO-seg with), Pillow's polygon fill (what LabelMe's sha
 JSON schema."""
 import io
 import json
+import math
 
 import cv2
 import jsonschema
@@ -17,7 +18,7 @@ from backend.datasets.masks import instance_mask, region_mask, semantic_from_ins
 from backend.datasets.pngio import encode_gray_png
 from backend.geometry import area_bbox, rasterize, rasterize_instances, validate_geometry
 
-from ..datasets_support import disc, donut, iou, region_raster, ring
+from ..datasets_support import disc, donut, iou, region_raster, ring, run_lengths
 
 W, H = 200, 150
 TWO_HOLES = {"type": "Polygon", "coordinates": [ring(100, 75, 60), ring(75, 75, 15, clockwise=True),
@@ -118,16 +119,7 @@ def test_coco_segmentation_read_back():
     [geometry] = coco.segmentation_to_geometries(rle, W, H)
     assert iou(region_raster(geometry, W, H), region_raster(hole, W, H)) == 1.0  # traced on pixel edges
     uncompressed = mask_utils.decode({"size": [H, W], "counts": rle["counts"].encode()})
-    counts = []
-    flat = uncompressed.flatten(order="F")
-    value, run = 0, 0
-    for v in flat:
-        if v == value:
-            run += 1
-        else:
-            counts.append(run)
-            value, run = v, 1
-    counts.append(run)
+    counts = run_lengths(uncompressed.flatten(order="F"))
     [again] = coco.segmentation_to_geometries({"size": [H, W], "counts": counts}, W, H)
     assert iou(region_raster(again, W, H), uncompressed) == 1.0
     [poly] = coco.segmentation_to_geometries([[10, 10, 50, 10, 50, 40], [60, 60, 90, 60, 90, 90]], W, H)
@@ -235,18 +227,25 @@ def test_labelme_document_matches_schema_and_keeps_holes():
     filled = _shape_to_mask(doc["shapes"][0]["points"])
     assert iou(filled, region_raster(TWO_HOLES, W, H)) >= 0.95
     assert not filled[75, 75] and not filled[75, 125]  # both holes empty
-    ring_back = labelme.shape_ring(doc["shapes"][0])
+    ring_back = [list(p) for p in labelme.shape_area(doc["shapes"][0])[1].exterior.coords]
     repaired = validate_geometry({"type": "Polygon", "coordinates": [ring_back]}, W, H)
     assert iou(region_raster(repaired, W, H), region_raster(TWO_HOLES, W, H)) >= 0.99
 
 
 def test_labelme_shapes_read_back():
-    assert len(labelme.shape_ring({"shape_type": "rectangle", "points": [[1, 2], [5, 6]]})) == 5
-    assert len(labelme.shape_ring({"shape_type": "circle", "points": [[10, 10], [15, 10]]})) == 65
-    for bad in ({"shape_type": "line", "points": [[0, 0], [1, 1]]}, {"shape_type": "polygon", "points": [[0, 0]]},
-                {"points": "x"}):
+    kind, box = labelme.shape_area({"shape_type": "rectangle", "points": [[5, 6], [1, 2]]})
+    assert kind == "box" and box.bounds == (1, 2, 5, 6)
+    kind, circle = labelme.shape_area({"shape_type": "circle", "points": [[10, 10], [15, 10]]})
+    assert kind == "mask" and abs(circle.area - math.pi * 25) < 0.5
+    assert abs(labelme.shape_area({"shape_type": "line", "points": [[0, 0], [30, 0]]})[1].area - 300) < 1e-6
+    assert labelme.shape_area({"shape_type": "point", "points": [[9, 9]]})[1].bounds == (4, 4, 14, 14)
+    for bad in ({"shape_type": "line", "points": [[0, 0]]}, {"shape_type": "polygon", "points": [[0, 0]]},
+                {"points": "x"}, {"shape_type": "polygon", "points": [[0, 0], [1, "a"], [2, 2]]},
+                {"shape_type": "spline", "points": [[0, 0], [1, 1]]},
+                {"shape_type": "mask", "points": [[0, 0], [5, 5]], "mask": "not base64!"},
+                {"shape_type": "mask", "points": [[0, 0], [5, 5]], "mask": "aGVsbG8="}):  # base64, not a PNG
         with pytest.raises(ValueError):
-            labelme.shape_ring(bad)
+            labelme.shape_area(bad)
 
 
 # --- crops --------------------------------------------------------------------------------------------------------
@@ -272,3 +271,19 @@ def test_safe_stem():
     for risky in ("..", ".hidden", "a:b", "a/b", "x" * 65):
         stem = crops.safe_stem(risky)
         assert stem.startswith("r") and len(stem) == 33 and "/" not in stem
+
+
+def test_coco_rle_from_edges_equals_the_drawn_mask():
+    """coco.polygon_rle (no mask drawn) agrees with the RLE of the tool's rasterisation, holes and parts included,
+    also where runs reach the bottom of a column and go on in the next one."""
+    from pycocotools import mask as mask_utils
+
+    shapes = [donut(80, 60, 45, 15), TWO_HOLES, MULTI, disc(20, 20, 40),  # the last is clipped by the image edge
+              {"type": "Polygon", "coordinates": [[[0, 0], [W, 0], [W, H], [0, H], [0, 0]],
+                                                  [[30.3, 30.2], [60.7, 30.2], [60.7, 90.6], [30.3, 30.2]]]}]
+    for geometry in shapes:
+        geometry = validate_geometry(geometry, W, H)
+        drawn = np.asfortranarray(region_raster(geometry, W, H).astype(np.uint8))
+        ours = coco.polygon_rle(geometry, W, H)
+        assert ours == coco.rle_segmentation(drawn)
+        assert (mask_utils.decode({"size": ours["size"], "counts": ours["counts"].encode()}) == drawn).all()
