@@ -6,7 +6,9 @@ import { icon } from "../icons.js";
 import { Store } from "../store.js";
 import { UndoStack } from "../undo.js";
 import { Autosave, ActivityClock } from "../autosave.js";
-import { Editor, TOOLS } from "./editor.js";
+import { Editor } from "./editor.js";
+import { TOOL_REGISTRY, TOOLS, toolForKey } from "./tools/registry.js";
+import { ViewState } from "../viewstate.js";
 import { roundGeometry } from "../geometry.js";
 import { statusPill } from "../panels/status.js";
 import { regionPanel } from "../panels/region.js";
@@ -16,10 +18,6 @@ import { modelPanel } from "../panels/model.js";
 import { reviewPanel } from "../panels/review.js";
 import { showShortcutSheet } from "../panels/shortcuts.js";
 import { conflictDialog, restoreDialog } from "../panels/dialogs.js";
-
-const TOOL_ORDER = ["select", "polygon", "hole", "brush", "eraser", "box", "wand"];
-const TOOL_KEYS = { p: "polygon", h: "hole", b: "brush", e: "eraser", x: "box", w: "wand" };
-const TOOL_ICONS = { select: "select", polygon: "polygon", hole: "hole", brush: "brush", eraser: "eraser", box: "box", wand: "wand" };
 
 function isTyping(el) {
   if (!el) return false;
@@ -45,6 +43,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   }
 
   const store = new Store();
+  const view = new ViewState();
   const undo = new UndoStack(store);
   const clock = new ActivityClock();
   const autosave = new Autosave({ api, imageId, store, clock, path: docPath, draftKey: `inklabel.draft.${agreement ? "agreement." : ""}${imageId}` });
@@ -63,7 +62,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   const editor = new Editor({
     host: canvasHost,
     image: { width: meta.width, height: meta.height },
-    taxonomy, store, undo,
+    taxonomy, store, undo, view,
     notify: (msg, kind) => toast(msg, kind || "info"),
     assist: (req) => runAssist(req),
   });
@@ -84,7 +83,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
       throw err;
     }
   };
-  window.inklabel = { store, undo, editor, autosave, viewport: editor.viewport, imageId };
+  window.inklabel = { store, undo, editor, view, autosave, viewport: editor.viewport, imageId };
 
   // --- top bar ------------------------------------------------------------------------------------------------
   const undoBtn = h("button", { type: "button", class: "icon-btn", title: "Undo (Ctrl+Z)", "aria-label": "Undo", "data-testid": "undo" }, icon("undo"));
@@ -114,12 +113,11 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
 
   // --- tool bar -----------------------------------------------------------------------------------------------
   const toolButtons = {};
-  for (const name of TOOL_ORDER) {
-    const t = TOOLS[name];
-    const b = h("button", { type: "button", class: "tool", "data-tool": name, title: `${t.label} (${t.key}) — ${t.hint}`, "aria-pressed": "false" },
-      icon(TOOL_ICONS[name], { size: 20 }), h("span", { class: "tool-label", text: t.label }), h("kbd", { text: t.key }));
-    b.addEventListener("click", () => editor.setTool(name));
-    toolButtons[name] = b;
+  for (const t of TOOL_REGISTRY) {
+    const b = h("button", { type: "button", class: "tool", "data-tool": t.name, title: `${t.label} (${t.key}) — ${t.hint}`, "aria-pressed": "false" },
+      icon(t.icon, { size: 20 }), h("span", { class: "tool-label", text: t.label }), h("kbd", { text: t.key }));
+    b.addEventListener("click", () => editor.setTool(t.name));
+    toolButtons[t.name] = b;
     toolbar.append(b);
   }
   const radius = h("input", { type: "range", min: 2, max: 120, value: editor.brushRadius, "aria-label": "Brush size", title: "Brush size ([ and ])" });
@@ -352,7 +350,8 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     }
     if (ev.altKey) return;
     const lower = k.length === 1 ? k.toLowerCase() : k;
-    if (TOOL_KEYS[lower] && !ev.shiftKey) { editor.setTool(TOOL_KEYS[lower]); return; }
+    const toolName = !ev.shiftKey && toolForKey(k);
+    if (toolName) { editor.setTool(toolName); return; }
     if (lower === "v") { editor.toggleAllHidden(); return; }
     if (k === "[") { editor.setBrushRadius(editor.brushRadius / 1.2); return; }
     if (k === "]") { editor.setBrushRadius(editor.brushRadius * 1.2); return; }

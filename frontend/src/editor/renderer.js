@@ -7,14 +7,13 @@ import { svg } from "../dom.js";
 import { pathData } from "../geometry.js";
 
 export class RegionRenderer {
-  constructor(layer, store, taxonomy) {
+  constructor(layer, store, taxonomy, view) {
     this.layer = layer;
     this.store = store;
     this.taxonomy = taxonomy;
     this.els = new Map(); // id -> {g, halo, shape}
     this.selected = null;
-    this.hidden = new Set();
-    this.locked = new Set();
+    this.view = view; // the view state: hidden/locked sets, hidden styles
     this.unsubscribe = store.subscribe((cs) => this.onChange(cs));
     this.rebuild();
   }
@@ -93,8 +92,8 @@ export class RegionRenderer {
     if (region.suggested) cls.push("suggested");
     if (!region.style) cls.push("unstyled");
     if (this.selected === region.id) cls.push("selected");
-    if (this.hidden.has(region.id)) cls.push("hidden");
-    if (this.locked.has(region.id)) cls.push("locked");
+    if (this.view.hidden.has(region.id) || this.view.hiddenStyles.has(region.style || "")) cls.push("hidden");
+    if (this.view.locked.has(region.id)) cls.push("locked");
     el.g.setAttribute("class", cls.join(" "));
   }
 
@@ -127,16 +126,8 @@ export class RegionRenderer {
     if (next && next.g !== el.g.nextSibling) this.layer.insertBefore(el.g, next.g);
   }
 
-  setHidden(id, hidden) {
-    if (hidden) this.hidden.add(id);
-    else this.hidden.delete(id);
-    this.restyle(id);
-  }
-
-  setLocked(id, locked) {
-    if (locked) this.locked.add(id);
-    else this.locked.delete(id);
-    this.restyle(id);
+  restyleAll() {
+    for (const r of this.store.all()) this._style(r);
   }
 
   /** Show a geometry for a region without touching the store (live drag / brush preview). */

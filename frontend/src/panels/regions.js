@@ -21,7 +21,7 @@ export function regionsPanel({ editor, store, taxonomy }) {
     const swatch = h("span", { class: "swatch" });
     swatch.style.background = taxonomy.color(r.style);
     const name = r.style ? taxonomy.label(r.style) : "No style";
-    const hidden = editor.renderer.hidden.has(r.id);
+    const hidden = editor.view.hidden.has(r.id);
     const locked = editor.isLocked(r.id);
     const eyeTitle = hidden ? "Show region" : "Hide region";
     const lockTitle = locked ? "Unlock region" : "Lock region (no edits until unlocked)";
@@ -73,7 +73,7 @@ export function regionsPanel({ editor, store, taxonomy }) {
     const id = li.dataset.id;
     const button = ev.target.closest("button");
     const act = button ? button.dataset.act : null;
-    if (act === "eye") editor.setHidden(id, !editor.renderer.hidden.has(id));
+    if (act === "eye") editor.setHidden(id, !editor.view.hidden.has(id));
     else if (act === "lock") editor.setLocked(id, !editor.isLocked(id));
     else if (act === "del") store.remove(id);
     else editor.select(id, { reveal: true });

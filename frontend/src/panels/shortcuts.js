@@ -1,20 +1,12 @@
 // The shortcut sheet (?): every key the editor answers to, styles from the taxonomy included.
 
 import { h, dialog } from "../dom.js";
+import { toolSheetRows } from "../editor/tools/registry.js";
 
 export const SHORTCUTS = [
-  ["Tools", [
-    ["Esc", "Select / edit tool (and cancel what is being drawn)"],
-    ["P", "Polygon: click vertices; double-click, Enter or first vertex closes"],
-    ["H", "Hole in the selected region"],
-    ["B", "Brush onto the selected region (or a new one)"],
-    ["E", "Eraser on the selected region"],
-    ["X", "Box assist: drag a box round a tattoo"],
-    ["W", "Wand: click on ink"],
-    ["[ / ]", "Brush smaller / larger"],
-  ]],
+  ["Tools", [...toolSheetRows(), ["[ / ]", "Brush smaller / larger"]]],
   ["Drawing and editing", [
-    ["Backspace", "While drawing: remove the last vertex"],
+    ["Backspace / Ctrl+Z", "While drawing: remove the last vertex (Ctrl+Shift+Z puts it back)"],
     ["Shift+Enter", "Close the polygon as another part of the selected region"],
     ["Drag vertex", "Move it"],
     ["Click edge", "Insert a vertex"],

@@ -8,8 +8,8 @@ const VERTEX_HIT = 8; // screen pixels
 const EDGE_HIT = 6;
 
 export class SelectTool {
-  constructor(editor) {
-    this.editor = editor;
+  constructor(ctx) {
+    this.editor = ctx;
     this.drag = null;
   }
 
@@ -49,12 +49,11 @@ export class SelectTool {
       const geometry = insertVertex(hit.region.geometry, { poly, ring, index }, at);
       const addr = { poly, ring, index: index + 1 };
       this.drag = { id: hit.region.id, addr, start: geometry, geometry, moved: true, inserted: true, from: p.screen };
-      e.dragGeometry = geometry;
-      e.renderer.preview(hit.region.id, geometry);
+      e.preview(hit.region.id, geometry);
       e.selectVertex(addr);
       return;
     }
-    const id = e.renderer.regionIdAt(ev.target);
+    const id = e.regionIdAt(ev.target);
     if (id) {
       e.select(id);
       return;
@@ -70,13 +69,12 @@ export class SelectTool {
       if (!d.moved && Math.hypot(p.screen[0] - d.from[0], p.screen[1] - d.from[1]) < 2) return;
       d.moved = true;
       d.geometry = moveVertex(d.start, d.addr, p.image);
-      e.dragGeometry = d.geometry;
-      e.renderer.preview(d.id, d.geometry);
+      e.preview(d.id, d.geometry);
       e.overlay.moveHandle(d.addr, p.image);
       return;
     }
     const hit = this._hit(p);
-    e.wrap.dataset.hover = hit ? hit.kind : "";
+    e.setHover(hit ? hit.kind : "");
     e.overlay.showGhost(hit && hit.kind === "edge" ? hit.edge.point : null);
   }
 
@@ -84,22 +82,21 @@ export class SelectTool {
     const e = this.editor;
     const d = this.drag;
     this.drag = null;
-    e.dragGeometry = null;
+    e.endPreview(null);
     if (!d) return;
     if (d.moved && JSON.stringify(d.geometry) !== JSON.stringify(e.store.get(d.id).geometry)) {
       e.store.update(d.id, { geometry: d.geometry });
       e.selectVertex(d.addr);
     } else {
-      e.renderer.endPreview(d.id);
+      e.endPreview(d.id);
       e.refreshOverlay();
     }
   }
 
   cancel() {
     const e = this.editor;
-    if (this.drag) e.renderer.endPreview(this.drag.id);
+    e.endPreview(this.drag ? this.drag.id : null);
     this.drag = null;
-    e.dragGeometry = null;
     e.refreshOverlay();
   }
 

@@ -1,0 +1,90 @@
+"""Issue 19, the editor's structure and keyboard: tools come from one registry (tool bar, key map and the
+shortcut sheet agree with it), the active tool answers keys first (Ctrl+Z while drawing removes the last vertex,
+not the previous region), view state (hidden styles, labels, photo filter) lives beside the document store."""
+from __future__ import annotations
+
+import pytest
+
+from .conftest import screenshot
+from .helpers import click_image, login_api, open_image, store_regions
+
+pytestmark = pytest.mark.e2e
+
+
+def draft_points(page) -> int:
+    return page.evaluate("() => window.inklabel.editor.tools.polygon.points.length")
+
+
+def test_ctrl_z_while_drawing_removes_the_last_vertex_not_the_previous_region(page, live):
+    live.user("alice")
+    image_id = live.image(800, 600)
+    login_api(page, live, "alice")
+    open_image(page, live, image_id)
+    page.keyboard.press("p")
+    for x, y in [(100, 100), (300, 100), (300, 300)]:
+        click_image(page, x, y)
+    page.keyboard.press("Enter")
+    assert len(store_regions(page)) == 1
+    page.keyboard.press("p")
+    for x, y in [(400, 100), (600, 100), (600, 300)]:
+        click_image(page, x, y)
+    assert draft_points(page) == 3
+    page.keyboard.press("Control+z")
+    assert draft_points(page) == 2
+    assert len(store_regions(page)) == 1, "Ctrl+Z while drawing must not undo the finished region"
+    page.keyboard.press("Control+Shift+z")  # puts the vertex back
+    assert draft_points(page) == 3
+    screenshot(page, "i19-ctrl-z-drawing")
+    for _ in range(3):
+        page.keyboard.press("Control+z")
+    assert draft_points(page) == 0
+    assert len(store_regions(page)) == 1
+    page.keyboard.press("Control+z")  # nothing is being drawn: now undo reaches the document
+    assert len(store_regions(page)) == 0
+    assert not page.js_errors, page.js_errors
+
+
+def test_toolbar_keys_and_sheet_come_from_one_registry(page, live):
+    live.user("alice")
+    image_id = live.image(640, 480)
+    login_api(page, live, "alice")
+    open_image(page, live, image_id)
+    registry = page.evaluate("""async () => {
+        const m = await import('/src/editor/tools/registry.js');
+        return m.TOOL_REGISTRY.map((t) => ({name: t.name, key: t.key, label: t.label}));
+    }""")
+    assert [t["name"] for t in registry][:3] == ["select", "polygon", "hole"]
+    buttons = page.eval_on_selector_all(".toolbar button.tool", "els => els.map(e => e.dataset.tool)")
+    assert buttons == [t["name"] for t in registry]
+    for t in registry:
+        if len(t["key"]) == 1:
+            page.keyboard.press(t["key"].lower())
+            assert page.evaluate("window.inklabel.editor.toolName") == t["name"]
+    page.keyboard.press("Escape")
+    page.keyboard.press("?")
+    sheet = page.locator("dialog.shortcut-sheet")
+    sheet.wait_for()
+    text = sheet.inner_text()
+    for t in registry:
+        assert t["key"] in text
+    screenshot(page, "i19-shortcut-sheet")
+    page.keyboard.press("Escape")
+
+
+def test_view_state_hides_styles_and_shows_labels_without_touching_the_document(page, live):
+    live.user("alice")
+    image_id = live.image(640, 480)
+    login_api(page, live, "alice")
+    open_image(page, live, image_id)
+    page.evaluate("""() => {
+        const s = window.inklabel.store;
+        s.create({geometry: {type: 'Polygon', coordinates: [[[10,10],[100,10],[100,100],[10,10]]]}, style: 'tribal', motifs: [], source: 'human'});
+        s.create({geometry: {type: 'Polygon', coordinates: [[[200,200],[300,200],[300,300],[200,200]]]}, style: 'japanese', motifs: [], source: 'human'});
+    }""")
+    revision = page.evaluate("window.inklabel.store.revision")
+    page.evaluate("() => window.inklabel.view.setStyleHidden('tribal', true)")
+    assert page.locator("g.region.hidden").count() == 1
+    page.evaluate("() => window.inklabel.view.setOption('labels', true)")
+    assert page.locator(".overlay text, .overlay .label").count() >= 2 or page.locator(".overlay-svg text").count() >= 1
+    assert page.evaluate("window.inklabel.store.revision") == revision
+    assert not page.js_errors, page.js_errors
