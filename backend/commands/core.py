@@ -90,6 +90,9 @@ def serve_command(host, port, mode):
         env = dict(os.environ, INKLABEL_WORKSPACE=current_app.config["WORKSPACE"])
         args = [sys.executable, "-m", "gunicorn", "-c", "python:backend.gunicorn_conf", "-b", f"{host}:{port}", "backend.wsgi:app"]
         os.execvpe(args[0], args, env)
+    from ..tasks.warmup import start_model_warmup
+
+    start_model_warmup(current_app._get_current_object())
     current_app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
 
 
