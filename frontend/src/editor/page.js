@@ -32,6 +32,8 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   const agreement = copy === "agreement";
   const docPath = agreement ? `/images/${imageId}/agreement` : `/images/${imageId}/annotation`;
   let meta, doc;
+  // the cached pre-fill comes with the document, so suggestions are drawn as soon as the photo is (no model call)
+  const cachedPrefill = api.get(`/images/${imageId}/prediction`).catch(() => null);
   try {
     [meta, doc] = await Promise.all([api.get(`/images/${imageId}`), api.get(docPath)]);
   } catch (err) {
@@ -144,6 +146,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
 
   // --- side panels --------------------------------------------------------------------------------------------
   const model = modelPanel({ api, imageId, store });
+  topbar.insertBefore(model.topButton, undoBtn); // visible on small screens, unlike the panel's button
   sidebar.append(regionPanel({ editor, store, taxonomy }), regionsPanel({ editor, store, taxonomy }), tagsPanel({ store, taxonomy }), model.panel);
   if (meta.status === "accepted" && app.user.role === "annotator" && !agreement) {
     sidebar.prepend(h("section", { class: "panel" }, h("p", { class: "note warn", text: "This image was accepted in review and is frozen: only reviewers and admins can still change it. Your edits here will not be saved." })));
@@ -164,6 +167,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   editor.on("draft", (n) => { drawInfo.textContent = n ? `${n} vertices · Enter closes · Backspace removes last · Esc cancels` : ""; });
   editor.on("activity", () => clock.touch());
   editor.on("image-loaded", (level) => {
+    if (globalThis.performance && performance.mark) performance.mark(level === "thumb" ? "inklabel:first-paint" : "inklabel:photo");
     pictureNote.textContent = level === "thumb" ? "Preview shown; loading the full picture…" : level === "original" ? "Original resolution" : "";
   });
   editor.setTool("select");
@@ -192,7 +196,11 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
       autosave.clearDraft();
     }
   }
-  if (model.autoPrefill() && !store.size) model.prefill({ quiet: true });
+  if (model.autoPrefill() && !store.size && !view.options.readOnly) {
+    const cached = await cachedPrefill;
+    if (cached && !store.size) model.show(cached, { quiet: true });
+    else if (!store.size) model.prefill({ quiet: true });
+  }
 
   // --- actions ------------------------------------------------------------------------------------------------
   function doUndo() {
