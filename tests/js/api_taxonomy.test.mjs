@@ -81,6 +81,9 @@ test("taxonomy shortcuts by key code, colours and trainable flags", () => {
 
 test("today's counts from /stats/me", () => {
   const counts = countsFromStats({ today: { saves: 12, images: 4, active_ms: 1_500_000, accepted: 1, rejected: 0 }, to_fix: 2 });
-  assert.deepEqual(counts, [["images worked on today", 4], ["saves", 12], ["minutes active", 25], ["accepted", 1], ["rejected", 0], ["to fix after review", 2]]);
+  assert.deepEqual(counts, [["images worked on today", 4], ["saves", 12], ["minutes active", 25], ["accepted", 1], ["rejected", 0], ["to fix after review →", 2, "#/?status=rejected"]]);
   assert.equal(countsFromStats({}), null);
+  // "1 image", "1 minute" (issue 19 item 11)
+  const one = countsFromStats({ today: { saves: 1, images: 1, active_ms: 60_000 } });
+  assert.deepEqual(one.slice(0, 3), [["image worked on today", 1], ["save", 1], ["minute active", 1]]);
 });

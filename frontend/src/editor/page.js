@@ -9,6 +9,7 @@ import { Autosave, ActivityClock } from "../autosave.js";
 import { Editor } from "./editor.js";
 import { TOOL_REGISTRY, TOOLS, toolForKey } from "./tools/registry.js";
 import { ViewState } from "../viewstate.js";
+import { editAccess, isReviewer } from "../access.js";
 import { roundGeometry } from "../geometry.js";
 import { statusPill } from "../panels/status.js";
 import { regionPanel } from "../panels/region.js";
@@ -147,10 +148,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   // --- side panels --------------------------------------------------------------------------------------------
   const model = modelPanel({ api, imageId, store });
   topbar.insertBefore(model.topButton, undoBtn); // visible on small screens, unlike the panel's button
-  sidebar.append(regionPanel({ editor, store, taxonomy }), regionsPanel({ editor, store, taxonomy }), tagsPanel({ store, taxonomy }), model.panel);
-  if (meta.status === "accepted" && app.user.role === "annotator" && !agreement) {
-    sidebar.prepend(h("section", { class: "panel" }, h("p", { class: "note warn", text: "This image was accepted in review and is frozen: only reviewers and admins can still change it. Your edits here will not be saved." })));
-  }
+  sidebar.append(regionPanel({ editor, store, taxonomy }), regionsPanel({ editor, store, taxonomy }), tagsPanel({ store, taxonomy, view }), model.panel);
   if (!agreement) {
     const review = reviewPanel({ api, app, imageId, meta, autosave, onStatus: (s) => setStatus(s) });
     if (review) sidebar.prepend(review);
@@ -177,6 +175,31 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     statusbar.insertBefore(why, hint);
   }
 
+  // --- read-only: say why and who can change it, instead of accepting edits the server refuses -----------------
+  const access = editAccess({ meta, user: app.user, agreement });
+  let refusedAt = 0;
+  store.onRefused = () => {
+    if (Date.now() - refusedAt > 3000) toast(`Not changed: ${access.reason || "this image is read-only"}`, "warn");
+    refusedAt = Date.now();
+  };
+  function setReadOnly(on) {
+    store.readOnly = on;
+    view.setOption("readOnly", on);
+    page.classList.toggle("read-only", on);
+    submitBtn.hidden = on || (isReviewer(app.user) && meta.status === "submitted" && !agreement);
+    model.topButton.disabled = on;
+  }
+  if (!access.editable) {
+    const banner = h("div", { class: ["readonly-banner", access.kind], role: "status", "data-testid": "readonly-banner", "data-kind": access.kind },
+      h("strong", { text: "Read-only. " }), h("span", { text: `${access.reason} ${access.who}` }));
+    if (access.override) {
+      banner.append(h("button", { type: "button", class: "btn btn-small", "data-testid": "edit-anyway",
+        on: { click: () => { setReadOnly(false); banner.remove(); } } }, "Edit anyway"));
+    }
+    page.insertBefore(banner, body);
+  }
+  setReadOnly(!access.editable);
+
   function setStatus(s) {
     meta.status = s;
     statusBadge.dataset.status = s;
@@ -187,7 +210,10 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   store.load(doc);
   autosave.start(doc);
   const draft = autosave.findDraft(doc);
-  if (draft) {
+  if (draft && store.readOnly && !access.override) {
+    autosave.clearDraft(); // it can never be saved: say so once instead of offering it on every visit
+    toast("Changes kept in this browser from an earlier visit were dropped: this image is read-only for you.", "warn", 8000);
+  } else if (draft) {
     const choice = await restoreDialog(draft, doc.version || 0);
     if (choice === "restore") {
       const { conflicts } = autosave.restoreDraft(draft, doc);
@@ -196,7 +222,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
       autosave.clearDraft();
     }
   }
-  if (model.autoPrefill() && !store.size && !view.options.readOnly) {
+  if (model.autoPrefill() && !store.size && !store.readOnly) {
     const cached = await cachedPrefill;
     if (cached && !store.size) model.show(cached, { quiet: true });
     else if (!store.size) model.prefill({ quiet: true });
@@ -257,6 +283,14 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   let submitting = false;
   async function submitAndNext() {
     if (submitting) return;
+    if (!agreement && isReviewer(app.user) && meta.status === "submitted") {
+      await app.openNextReview({ after: imageId }); // a reviewer decides in the review panel; Ctrl+Enter moves on
+      return;
+    }
+    if (store.readOnly) {
+      await app.openNext({ after: imageId });
+      return;
+    }
     submitting = true;
     submitBtn.disabled = true;
     try {
