@@ -87,6 +87,8 @@ ROUTES: dict[str, Rule] = {
     "reviews.review_queue": Rule("reviewer", "list:image"),
     "reviews.review_image": Rule("reviewer", "image", "not one's own annotation (403), except admins"),
     "reviews.image_reviews": Rule("annotator", "image"),
+    "review_info.record_submit_checks": Rule("annotator", "image", "the caller's reasons for overridden checks"),
+    "review_info.review_info": Rule("annotator", "image"),
     "stats.stats": Rule("reviewer", "none", "everyone's throughput and agreement"),
     "stats.my_stats": Rule("annotator", "self"),
     # jobs

@@ -1,0 +1,37 @@
+"""submit notes: submit-time checks an annotator overrode, with reasons (issue 19)
+
+Revision ID: b19c0a5e1d20
+Revises: 713cf7d91758
+Create Date: 2026-12-07 02:30:00
+
+"""
+from alembic import op
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+revision = 'b19c0a5e1d20'
+down_revision = '713cf7d91758'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table('submit_notes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('image_id', sa.Integer(), nullable=False),
+    sa.Column('author_id', sa.Integer(), nullable=True),
+    sa.Column('annotation_version', sa.Integer(), nullable=False),
+    sa.Column('overrides', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['author_id'], ['users.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['image_id'], ['images.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('submit_notes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_submit_notes_image_id'), ['image_id'], unique=False)
+
+
+def downgrade():
+    with op.batch_alter_table('submit_notes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_submit_notes_image_id'))
+    op.drop_table('submit_notes')
