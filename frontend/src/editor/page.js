@@ -19,6 +19,7 @@ import { modelPanel } from "../panels/model.js";
 import { reviewPanel } from "../panels/review.js";
 import { showShortcutSheet } from "../panels/shortcuts.js";
 import { conflictDialog, restoreDialog } from "../panels/dialogs.js";
+import { submitChecksDialog } from "../panels/submitchecks.js";
 
 function isTyping(el) {
   if (!el) return false;
@@ -294,18 +295,8 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     submitting = true;
     submitBtn.disabled = true;
     try {
-      const pending = store.all().filter((r) => r.suggested).length;
-      if (pending) {
-        const go = await dialog({
-          title: "Suggestions not accepted",
-          body: [h("p", { text: `${pending} model suggestion${pending === 1 ? " is" : "s are"} neither accepted nor rejected. They will not be part of the submitted annotation.` })],
-          buttons: [{ label: "Submit without them", value: true, kind: "primary" }, { label: "Go back", value: false }],
-          cancelValue: false,
-        });
-        if (!go) return;
-      }
-      const unstyled = store.all().filter((r) => !r.suggested && !r.style).length;
-      if (unstyled) toast(`${unstyled} region${unstyled === 1 ? " has" : "s have"} no style.`, "warn");
+      const checked = agreement ? { overrides: [] } : await submitChecksDialog(store, taxonomy, { select: (id) => editor.select(id, { reveal: true }) });
+      if (!checked) return;
       if (!(await autosave.flush())) {
         if (autosave.status === "conflict") await resolveConflict();
         else toast(`Not submitted: the latest changes are not on the server yet (${autosave.status}). They are kept here.`, "error", 7000);
@@ -320,6 +311,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
       } else if (meta.status === "submitted" || meta.status === "accepted") {
         toast(`Already ${meta.status}; your changes are saved.`, "info", 2500);
       } else {
+        if (checked.overrides.length) await api.post(`/images/${imageId}/submit-checks`, { overrides: checked.overrides });
         await api.post(`/images/${imageId}/submit`, {});
         setStatus("submitted");
         toast("Submitted for review.", "ok", 2500);
