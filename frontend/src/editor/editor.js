@@ -2,11 +2,11 @@
 // selection, per-region visibility and locks, and the active tool. Panels and keyboard shortcuts live in
 // page.js; this module knows nothing about the network except through the `assist` callback.
 
-import { svg, h } from "../dom.js";
+import { svg, h, clear } from "../dom.js";
 import { Viewport, wheelFactor } from "../viewport.js";
 import { RegionRenderer } from "./renderer.js";
 import { Overlay } from "./overlay.js";
-import { geometryBBox, clampPoint, roundPoint, polygonsOf } from "../geometry.js";
+import { geometryBBox, clampPoint, roundPoint, polygonsOf, pathData } from "../geometry.js";
 import { TOOL_REGISTRY, TOOLS } from "./tools/registry.js";
 import { toolContext } from "./tools/context.js";
 import { ViewState } from "../viewstate.js";
@@ -232,6 +232,27 @@ export class Editor {
       if (items.length > 60) break;
     }
     this.overlay.showLabels(items);
+  }
+
+  /**
+   * Diff overlay: `then` regions dashed (removed ones red, changed ones orange), regions added since solid green;
+   * null removes it. Drawn above the regions, never hit by the pointer.
+   */
+  showCompare(cmp) {
+    if (!this.compareLayer) {
+      this.compareLayer = svg("g", { class: "compare", "data-testid": "compare-layer" });
+      this.world.append(this.compareLayer);
+    }
+    clear(this.compareLayer);
+    if (!cmp) return;
+    for (const r of cmp.then) {
+      if (!r.geometry) continue;
+      const k = cmp.diff.removed.includes(r.id) ? "removed" : cmp.diff.changed.includes(r.id) ? "changed" : "same";
+      this.compareLayer.append(svg("path", { class: `cmp cmp-${k}`, d: pathData(r.geometry), "data-kind": k }));
+    }
+    for (const r of cmp.now) {
+      if (cmp.diff.added.includes(r.id)) this.compareLayer.append(svg("path", { class: "cmp cmp-added", d: pathData(r.geometry), "data-kind": "added" }));
+    }
   }
 
   // --- store --------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import { regionsPanel } from "../panels/regions.js";
 import { tagsPanel } from "../panels/tags.js";
 import { modelPanel } from "../panels/model.js";
 import { reviewPanel } from "../panels/review.js";
+import { reviewInfoPanel } from "../panels/reviewinfo.js";
 import { showShortcutSheet } from "../panels/shortcuts.js";
 import { conflictDialog, restoreDialog } from "../panels/dialogs.js";
 import { submitChecksDialog } from "../panels/submitchecks.js";
@@ -152,6 +153,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   sidebar.append(regionPanel({ editor, store, taxonomy }), regionsPanel({ editor, store, taxonomy }), tagsPanel({ store, taxonomy, view }), model.panel);
   if (!agreement) {
     const review = reviewPanel({ api, app, imageId, meta, autosave, onStatus: (s) => setStatus(s) });
+    if (meta.status !== "new") sidebar.prepend(reviewInfoPanel({ api, imageId, editor, store, taxonomy }));
     if (review) sidebar.prepend(review);
   }
 
