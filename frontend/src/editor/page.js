@@ -30,6 +30,11 @@ function isTyping(el) {
 
 export async function openEditorPage({ root, app, imageId, copy = null }) {
   const { api, taxonomy } = app;
+  if (globalThis.performance && performance.mark) {
+    // one image's timeline (benchmarks/bench_editor_flow.py reads it): open → first paint → photo → suggestions
+    for (const name of ["inklabel:open", "inklabel:first-paint", "inklabel:photo", "inklabel:suggestions"]) performance.clearMarks(name);
+    performance.mark("inklabel:open");
+  }
   root.append(h("div", { class: "loading", text: "Opening image…" }));
   // An agreement copy is a second, independent annotation of the image: its own document and endpoint.
   const agreement = copy === "agreement";
