@@ -88,3 +88,31 @@ def test_view_state_hides_styles_and_shows_labels_without_touching_the_document(
     assert page.locator(".overlay text, .overlay .label").count() >= 2 or page.locator(".overlay-svg text").count() >= 1
     assert page.evaluate("window.inklabel.store.revision") == revision
     assert not page.js_errors, page.js_errors
+
+
+def test_every_style_is_drawn_with_its_colour_over_a_dark_outline_halo(page, live):
+    live.user("alice")
+    image_id = live.image(900, 600)
+    login_api(page, live, "alice")
+    open_image(page, live, image_id)
+    styles = page.evaluate("""async () => {
+        const t = await (await fetch('/api/v1/taxonomy')).json();
+        const s = window.inklabel.store;
+        t.styles.forEach((st, i) => {
+            const x = 40 + (i % 7) * 120, y = 120 + Math.floor(i / 7) * 200;
+            s.create({geometry: {type: 'Polygon', coordinates: [[[x, y], [x + 90, y], [x + 90, y + 150], [x, y + 150], [x, y]]]},
+                      style: st.key, motifs: [], source: 'human'});
+        });
+        return t.styles.map((st) => st.color);
+    }""")
+    drawn = page.evaluate("""() => [...document.querySelectorAll('g.region')].map((g) => ({
+        casing: getComputedStyle(g.querySelector('path.casing')).stroke,
+        casingWidth: parseFloat(getComputedStyle(g.querySelector('path.casing')).strokeWidth),
+        shapeWidth: parseFloat(getComputedStyle(g.querySelector('path.shape')).strokeWidth),
+        colour: g.querySelector('path.shape').style.getPropertyValue('--c')}))""")
+    assert len(drawn) == len(styles)
+    assert [d["colour"] for d in drawn] == styles
+    assert len(set(styles)) == len(styles)
+    for d in drawn:
+        assert d["casing"] == "rgba(0, 0, 0, 0.7)" and d["casingWidth"] > d["shapeWidth"]
+    screenshot(page, "i19-palette-halo")

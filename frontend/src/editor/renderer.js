@@ -1,7 +1,8 @@
 // SVG rendering of the regions. Paths live in image coordinates inside one transformed <g>, so pan and zoom
 // change a single attribute; the renderer observes the store's change sets and touches only the regions in
-// them (a vertex drag updates one path's `d` per frame, nothing else). One path per region keeps painting
-// cheap with a thousand regions; only the selected region gets a second, contrasting halo path.
+// them (a vertex drag updates one path's `d` per frame, nothing else). Each region is its coloured shape over a
+// dark casing (the outline halo that keeps light colours readable on pale skin); only the selected region gets
+// a third, white halo path.
 
 import { svg } from "../dom.js";
 import { pathData } from "../geometry.js";
@@ -36,8 +37,10 @@ export class RegionRenderer {
   _make(region) {
     const d = pathData(region.geometry);
     const shape = svg("path", { class: "shape", d });
-    const g = svg("g", { class: "region", "data-id": region.id }, shape);
-    this.els.set(region.id, { g, halo: null, shape });
+    // a dark outline under the coloured edge, so light style colours read on pale skin as well as on black ink
+    const casing = svg("path", { class: "casing", d });
+    const g = svg("g", { class: "region", "data-id": region.id }, casing, shape);
+    this.els.set(region.id, { g, halo: null, shape, casing });
     this._style(region);
     if (this.selected === region.id) this._addHalo(region.id);
     return g;
@@ -47,7 +50,7 @@ export class RegionRenderer {
     const el = this.els.get(id);
     if (!el || el.halo) return;
     el.halo = svg("path", { class: "halo", d: el.shape.getAttribute("d") });
-    el.g.insertBefore(el.halo, el.shape);
+    el.g.insertBefore(el.halo, el.casing);
   }
 
   _removeHalo(id) {
@@ -59,6 +62,7 @@ export class RegionRenderer {
 
   _setD(el, d) {
     el.shape.setAttribute("d", d);
+    el.casing.setAttribute("d", d);
     if (el.halo) el.halo.setAttribute("d", d);
   }
 

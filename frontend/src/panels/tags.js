@@ -42,7 +42,7 @@ export function tagsPanel({ store, taxonomy, view }) {
       swatch.style.background = taxonomy.color(s.key);
       const title = derived ? `${s.label}: a region has this style` : s.trainable === false ? `${s.label}: not used for training` : s.label;
       styles.append(h("label", { class: ["toggle", s.trainable === false ? "untrainable" : "", derived ? "derived" : ""], title },
-        box, swatch, h("span", { text: s.label }), derived ? h("span", { class: "derived-mark", text: "regions" }) : null));
+        box, swatch, h("span", { text: s.label }), derived ? h("span", { class: "derived-mark", "aria-hidden": "true", text: "●" }) : null));
     }
     for (const f of taxonomy.flags) {
       const box = h("input", { type: "checkbox", value: f.key, "data-testid": "flag-" + f.key });
@@ -63,7 +63,7 @@ export function tagsPanel({ store, taxonomy, view }) {
   return h("section", { class: "panel", "aria-labelledby": "tags-title" },
     h("h2", { id: "tags-title", text: "Image" }),
     h("h3", { text: "Styles in the photo" }),
-    h("p", { class: "muted small", text: "Styles of the regions are ticked for you; tick others you see in the photo." }), styles,
+    h("p", { class: "muted small", text: "Styles of the regions (●) are ticked for you; tick others you see in the photo." }), styles,
     taxonomy.styles.some((s) => s.trainable === false) ? h("p", { class: "footnote", text: "not used for training (too ambiguous)" }) : null,
     h("h3", { text: "Flags" }), flags);
 }
