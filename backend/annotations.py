@@ -1,8 +1,9 @@
 """The annotation document of an image and its atomic save (a service over db.session; no request objects).
 
 A document is ``{"version": int, "regions": [region, ...], "tags": {"styles": [...], "flags": [...]}}`` where a
-region is ``{"id", "geometry", "style", "motifs", "source", "model_version", "confidence"}`` (see
-`clean_region`). The version lives in ``annotations.version``; the stored JSON holds regions and tags.
+region is ``{"id", "kind", "geometry", "style", "motifs", "source", "model_version", "confidence"}`` (see
+`clean_region`; ``kind`` is "mask" or "box", see backend/boxes.py — documents saved before boxes existed read back
+with "mask"). The version lives in ``annotations.version``; the stored JSON holds regions and tags.
 
 `save_document` writes everything or nothing (one write transaction, after a read and validation):
   1. read the image's state: 404 if missing, 403 if accepted (frozen) and the caller is not a reviewer/admin,
@@ -29,6 +30,7 @@ from flask import current_app
 from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .boxes import REGION_KINDS, validate_box, with_kinds
 from .db import end_read, reads_only
 from .errors import APIError, not_found
 from .extensions import db
@@ -51,7 +53,7 @@ from .taxonomy import flag_keys, load_taxonomy, style_keys
 if TYPE_CHECKING:
     from .auth import Caller
 
-REGION_KEYS = ("id", "geometry", "style", "motifs", "source", "model_version", "confidence")
+REGION_KEYS = ("id", "kind", "geometry", "style", "motifs", "source", "model_version", "confidence")
 REGION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 MAX_MOTIFS = 50
 MAX_TAG_LENGTH = 64
@@ -72,7 +74,7 @@ def _as_document(version: int, stored: dict | None) -> dict:
     tags = stored.get("tags") or {}
     return {
         "version": version,
-        "regions": stored.get("regions", []),
+        "regions": with_kinds(stored.get("regions", [])),
         "tags": {"styles": list(tags.get("styles", [])), "flags": list(tags.get("flags", []))},
     }
 
@@ -126,8 +128,9 @@ def clean_region(index: int, raw: Any, width: int, height: int, styles: set[str]
                  max_vertices: int = DEFAULT_MAX_VERTICES) -> dict:
     """One region checked and normalised, or APIError 422 naming `index`.
 
-    id: 1-64 characters of letters, digits and ``_ . : -`` (a uuid hex is assigned when missing); geometry: see
-    geometry.validate_geometry (clipped/repaired, never refused for being repairable); style: a taxonomy key or
+    id: 1-64 characters of letters, digits and ``_ . : -`` (a uuid hex is assigned when missing); kind: "mask"
+    (default) or "box"; geometry: for a mask see geometry.validate_geometry (clipped/repaired, never refused for
+    being repairable), for a box boxes.validate_box (an axis-aligned rectangle, clipped, canonical ring); style: a taxonomy key or
     null; motifs: at most 50 strings of at most 64 characters; source: human | model | assist (default human);
     model_version: optional id of a ModelVersion; confidence: optional number in [0, 1].
     """
@@ -141,8 +144,14 @@ def clean_region(index: int, raw: Any, width: int, height: int, styles: set[str]
         region_id = uuid.uuid4().hex
     elif not isinstance(region_id, str) or not REGION_ID.match(region_id):
         raise _region_error(index, "id must be 1-64 letters, digits, '_', '.', ':' or '-'")
+    kind = raw.get("kind", "mask")
+    if kind not in REGION_KINDS:
+        raise _region_error(index, f"kind must be one of {', '.join(REGION_KINDS)}")
     try:
-        geometry = validate_geometry(raw.get("geometry"), width, height, max_vertices)
+        if kind == "box":
+            geometry = validate_box(raw.get("geometry"), width, height)
+        else:
+            geometry = validate_geometry(raw.get("geometry"), width, height, max_vertices)
     except GeometryError as err:
         raise _region_error(index, f"geometry: {err}") from None
     style = raw.get("style")
@@ -167,6 +176,7 @@ def clean_region(index: int, raw: Any, width: int, height: int, styles: set[str]
         confidence = float(confidence)
     return {
         "id": region_id,
+        "kind": kind,
         "geometry": geometry,
         "style": style,
         "motifs": motifs,
@@ -298,7 +308,8 @@ def _region_rows(image_id: int, regions: list[dict]) -> list[dict]:
     for region in regions:
         area, bbox = area_bbox(region["geometry"])
         rows.append({
-            "id": region["id"], "image_id": image_id, "geometry": region["geometry"], "style": region["style"],
+            "id": region["id"], "image_id": image_id, "kind": region["kind"], "geometry": region["geometry"],
+            "style": region["style"],
             "motifs": region["motifs"], "source": region["source"], "model_version_id": region["model_version"],
             "area": area, "bbox": bbox,
         })

@@ -180,6 +180,7 @@ class Region(Base):
     style: Mapped[Optional[str]] = mapped_column(String(64), index=True)
     motifs: Mapped[list[Any]] = mapped_column(default=list)
     source: Mapped[str] = mapped_column(String(16), default="human")
+    kind: Mapped[str] = mapped_column(String(8), default="mask", server_default="mask")  # mask | box
     model_version_id: Mapped[Optional[int]] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
     area: Mapped[float] = mapped_column(Float, default=0.0)
     bbox: Mapped[list[Any]] = mapped_column(default=list)  # [x0, y0, x1, y1]

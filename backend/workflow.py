@@ -33,6 +33,7 @@ from typing import Any, Optional
 from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from .boxes import with_kinds
 from .errors import APIError
 from .models import (
     AnnotationRevision,
@@ -554,7 +555,7 @@ def copy_document(row: Assignment) -> dict:
     return {
         "image_id": row.image_id,
         "version": int(doc.get("version", 0)),
-        "regions": doc.get("regions", base["regions"]),
+        "regions": with_kinds(doc.get("regions", base["regions"])),
         "tags": doc.get("tags", base["tags"]),
         "completed": row.completed_at is not None,
         "completed_at": iso(row.completed_at),

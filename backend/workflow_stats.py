@@ -12,6 +12,9 @@ Definitions
   most 512 pixels; two empty masks agree perfectly, IoU 1) and style agreement — each annotator's *image style* is
   the style of their largest styled region (else their first image-level style, else "none"), compared with
   Cohen's kappa (None when it is undefined: both used one and the same label throughout) and raw agreement.
+- Box regions (``"kind": "box"``, backend/boxes.py) are weak labels, not outlines: every mask here (agreement IoU,
+  pre-fill IoU) and the tattoo concentration of pre-fill count mask regions only. A box still carries a style, so
+  it counts for the image style.
 - Pre-fill usefulness, per segmenter version, over the most recently accepted images: an image counts as pre-filled
   when any saved revision holds a region with source "model". For each predicted region of its Prediction: kept
   unchanged (a final region matches it with IoU ≥ 0.98), edited (a final model-sourced region with the same id or
@@ -30,6 +33,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .boxes import mask_regions
 from .geometry import rasterize, to_shape
 from .models import (
     IMAGE_STATUSES,
@@ -92,12 +96,12 @@ def _scale_coords(value: Any, factor: float) -> Any:
 
 
 def document_mask(regions: Iterable[dict], width: int, height: int, max_side: int = RASTER_MAX_SIDE) -> np.ndarray:
-    """Union mask of a document's regions, scaled so the long side is at most `max_side` pixels."""
+    """Union mask of a document's mask regions (boxes left out), scaled so the long side is at most `max_side`."""
     factor = min(1.0, max_side / max(width, height, 1))
     w, h = max(1, round(width * factor)), max(1, round(height * factor))
     geometries = []
-    for region in regions:
-        geometry = region.get("geometry") if isinstance(region, dict) else None
+    for region in mask_regions(regions):
+        geometry = region.get("geometry")
         if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
             continue
         if factor != 1.0:

@@ -114,6 +114,10 @@ Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH)]
 class RegionIn(StrictModel):
     id: Optional[str] = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$",
                               description="stable id chosen by the client; the server assigns a uuid hex if absent")
+    kind: Literal["mask", "box"] = Field(
+        "mask", description="mask: the geometry outlines the tattoo; box: a weak label, the geometry is the "
+                            "axis-aligned rectangle [[x0,y0],[x1,y0],[x1,y1],[x0,y1],[x0,y0]] around it (clipped "
+                            "to the image; 422 if it is not a rectangle or has no area)")
     geometry: GeometryIn
     style: Optional[str] = Field(None, max_length=64, description="a style key of the taxonomy, or null")
     motifs: list[Tag] = Field(default_factory=list, max_length=MAX_MOTIFS)
@@ -158,6 +162,7 @@ class GeometryOut(BaseModel):
 
 class RegionOut(BaseModel):
     id: str
+    kind: Literal["mask", "box"] = "mask"
     geometry: GeometryOut
     style: Optional[str]
     motifs: list[str]

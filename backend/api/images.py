@@ -9,7 +9,7 @@ from typing import Literal, Optional
 
 from flask import Blueprint, current_app, g, request, send_file
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from werkzeug.utils import secure_filename
 
 from ..errors import APIError, not_found
@@ -64,7 +64,9 @@ class ImageSummary(BaseModel):
     styles: list[str]
     created_at: str
     version: int = Field(description="version of the image's annotation document")
-    region_count: int
+    region_count: int = Field(description="regions of the current document, masks and boxes")
+    box_count: int = Field(0, description="how many of them are boxes (weak labels); masks = region_count - "
+                                          "box_count, so a list can show masks, boxes or both")
     thumb_url: str
     display_url: str
     held_by: Optional[str] = Field(None, description="user name of whoever holds a live lease on the image")
@@ -118,7 +120,7 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else _aware(value).isoformat()
 
 
-def _summary(image: Image, version: int | None, region_count: int) -> dict:
+def _summary(image: Image, version: int | None, counts: tuple[int, int]) -> dict:
     base = f"/api/v1/images/{image.id}/file"
     return {
         "id": image.id,
@@ -134,7 +136,8 @@ def _summary(image: Image, version: int | None, region_count: int) -> dict:
         "styles": list(image.styles or []),
         "created_at": _iso(image.created_at),
         "version": version or 0,
-        "region_count": region_count,
+        "region_count": counts[0],
+        "box_count": counts[1],
         "thumb_url": f"{base}?size=thumb",
         "display_url": f"{base}?size=display",
     }
@@ -154,13 +157,15 @@ def _add_holders(items: list[dict], images: list[Image]) -> None:
         item["held_until"] = _iso(im.lock_expires_at) if im is not None else None
 
 
-def _region_counts(ids: list[int]) -> dict[int, int]:
+def _region_counts(ids: list[int]) -> dict[int, tuple[int, int]]:
+    """image id -> (regions, boxes among them); images without regions are absent."""
     if not ids:
         return {}
     rows = db.session.execute(
-        select(Region.image_id, func.count()).where(Region.image_id.in_(ids)).group_by(Region.image_id)
+        select(Region.image_id, func.count(), func.sum(case((Region.kind == "box", 1), else_=0)))
+        .where(Region.image_id.in_(ids)).group_by(Region.image_id)
     ).all()
-    return dict(rows)
+    return {image_id: (int(total), int(boxes or 0)) for image_id, total, boxes in rows}
 
 
 def _get_image(image_id: int) -> Image:
@@ -263,7 +268,7 @@ def list_images(query: ImageListQuery):
         .order_by(Image.id)
     ).all() if ids else []
     counts = _region_counts(ids)
-    items = [_summary(image, version, counts.get(image.id, 0)) for image, version in rows]
+    items = [_summary(image, version, counts.get(image.id, (0, 0))) for image, version in rows]
     _add_holders(items, [image for image, _ in rows])
     return {"items": items, "total": total, "page": query.page, "per_page": query.per_page,
             "next_after_id": ids[-1] if more else None}
@@ -274,7 +279,7 @@ def list_images(query: ImageListQuery):
 def get_image(image_id: int):
     image = _get_image(image_id)
     version = db.session.scalar(select(Annotation.version).where(Annotation.image_id == image_id))
-    out = _summary(image, version, _region_counts([image_id]).get(image_id, 0))
+    out = _summary(image, version, _region_counts([image_id]).get(image_id, (0, 0)))
     out.update(
         phash=image.phash,
         updated_at=_iso(image.updated_at),

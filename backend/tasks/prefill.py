@@ -226,7 +226,7 @@ def prediction_payload(pred: Prediction, cached: bool = True, low_concentration:
     threshold = float(current_app.config.get("LOW_CONCENTRATION", 0.25)) if low_concentration is None \
         else low_concentration
     stored = list(pred.regions or [])
-    regions = [{k: r.get(k) for k in REGION_KEYS} for r in stored]
+    regions = [{**{k: r.get(k) for k in REGION_KEYS}, "kind": "mask"} for r in stored]  # predictions are masks
     details = [{"id": r.get("id"), **{k: v for k, v in r.items() if k not in REGION_KEYS}} for r in stored]
     concentration = pred.concentration if pred.concentration is not None else 0.0
     return {

@@ -101,6 +101,13 @@ export async function openHome({ root, app, params }) {
   return { leave: async () => true, dispose() {} };
 }
 
+/** "2 masks · 1 box", "boxes only"-style summary of what an image is labelled with ("" when nothing yet). */
+export function labelSummary(img) {
+  const boxes = img.box_count || 0, masks = (img.region_count || 0) - boxes;
+  const n = (k, word) => `${k} ${word}${k === 1 ? "" : (word === "box" ? "es" : "s")}`;
+  return [masks ? n(masks, "mask") : "", boxes ? n(boxes, "box") : ""].filter(Boolean).join(" · ");
+}
+
 function card(img, taxonomy, user) {
   const held = heldByOther(img, user);
   const presence = held ? h("span", { class: "chip small held", "data-testid": "held-by", title: "Someone is working on this image right now", text: `held by ${held.user} until ${clockTime(held.until)}` }) : null;
@@ -117,6 +124,7 @@ function card(img, taxonomy, user) {
       h("div", { class: "card-meta" },
         h("span", { class: "name", text: img.original_filename || `Image ${img.id}` }),
         h("span", { class: "muted small", text: `${img.width}×${img.height}` })),
+      h("div", { class: "muted small labels", "data-testid": "label-summary", text: labelSummary(img) }),
       h("div", { class: "chips" }, presence, styles, flags)));
 }
 

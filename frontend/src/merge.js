@@ -8,7 +8,7 @@
 
 function regionKey(r) {
   if (!r) return "";
-  return JSON.stringify([r.geometry, r.style ?? null, r.motifs || [], r.source || "human"]);
+  return JSON.stringify([r.kind || "mask", r.geometry, r.style ?? null, r.motifs || [], r.source || "human"]);
 }
 
 function byId(doc) {

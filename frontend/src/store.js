@@ -2,10 +2,12 @@
 //   {created: [{region, index}], updated: [{before, after}], deleted: [{region, index}], tags: {before, after} | null}
 // Renderers, the region list, autosave and the undo stack only observe these change sets.
 // Regions are plain objects replaced (never mutated) on update:
-//   {id, geometry, style, motifs, source, confidence?, suggested?}
+//   {id, kind, geometry, style, motifs, source, confidence?, suggested?}
+// kind is "mask" (the geometry outlines the tattoo) or "box" (a weak label: the geometry is the axis-aligned
+// rectangle [[x0,y0],[x1,y0],[x1,y1],[x0,y1],[x0,y0]] around it).
 // A `suggested` region is a model pre-fill not yet accepted: shown, undoable, but not part of the saved document.
 
-export const SAVED_REGION_FIELDS = ["id", "geometry", "style", "motifs", "source"];
+export const SAVED_REGION_FIELDS = ["id", "kind", "geometry", "style", "motifs", "source"];
 // sent only when set: which model proposed a region and how sure it was (pre-fill usefulness statistics)
 export const OPTIONAL_REGION_FIELDS = ["model_version", "confidence"];
 
@@ -50,6 +52,7 @@ function normaliseTags(tags) {
 function normaliseRegion(r) {
   const out = {
     id: r.id || newRegionId(),
+    kind: r.kind === "box" ? "box" : "mask",
     geometry: r.geometry,
     style: r.style ?? null,
     motifs: [...(r.motifs || [])],

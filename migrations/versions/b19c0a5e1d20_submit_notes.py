@@ -1,7 +1,7 @@
 """submit notes: submit-time checks an annotator overrode, with reasons (issue 19)
 
 Revision ID: b19c0a5e1d20
-Revises: 713cf7d91758
+Revises: b0c5e21a7f10
 Create Date: 2026-12-07 02:30:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = 'b19c0a5e1d20'
-down_revision = '713cf7d91758'
+down_revision = 'b0c5e21a7f10'
 branch_labels = None
 depends_on = None
 

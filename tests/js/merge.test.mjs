@@ -46,3 +46,10 @@ test("rebase of an unchanged draft is theirs", () => {
   const theirs = doc([r("a", 3), r("z", 1)], ["tribal"]);
   assert.deepEqual(rebase(base, base, theirs).document, theirs);
 });
+
+test("turning a box into a mask is a change the merge sees", () => {
+  const box = { ...r("a", 0), kind: "box" }, mask = { ...r("a", 0), kind: "mask" };
+  assert.deepEqual(diffDocuments(doc([box]), doc([mask])).changed, ["a"]);
+  const { document } = rebase(doc([box]), doc([mask]), doc([box, r("t", 3)]));
+  assert.equal(document.regions.find((x) => x.id === "a").kind, "mask");
+});

@@ -118,13 +118,13 @@ test("suggested regions are not saved; accepting them is undoable", () => {
   assert.equal(store.toDocument().regions.length, 0);
   store.update("s", { suggested: false });
   const doc = store.toDocument();
-  assert.deepEqual(Object.keys(doc.regions[0]).sort(), ["confidence", "geometry", "id", "motifs", "source", "style"]);
+  assert.deepEqual(Object.keys(doc.regions[0]).sort(), ["confidence", "geometry", "id", "kind", "motifs", "source", "style"]);
   assert.equal(doc.regions[0].source, "model");
   undo.undo();
   assert.equal(store.get("s").suggested, true);
   assert.equal(store.toDocument().regions.length, 0);
   store.create({ id: "plain", geometry: geom(5) });
-  assert.deepEqual(Object.keys(store.toDocument().regions[0]).sort(), ["geometry", "id", "motifs", "source", "style"]);
+  assert.deepEqual(Object.keys(store.toDocument().regions[0]).sort(), ["geometry", "id", "kind", "motifs", "source", "style"]);
 });
 
 test("invert is an involution; compose of a deleted-after-update keeps the original", () => {
@@ -158,4 +158,12 @@ test("editing a suggestion accepts it (one undo step restores the suggestion)", 
   undo.undo();
   assert.equal(store.get("s").suggested, true);
   assert.equal(store.get("s").style, "tribal");
+});
+
+test("a box region keeps its kind through edits and into the saved document; other regions are masks", () => {
+  const { store } = setup();
+  store.load({ regions: [{ id: "b", kind: "box", geometry: geom(0) }, { id: "m", geometry: geom(20) }], tags: {} });
+  store.update("b", { style: "tribal" });
+  const saved = store.toDocument().regions;
+  assert.deepEqual(saved.map((r) => [r.id, r.kind]), [["b", "box"], ["m", "mask"]]);
 });

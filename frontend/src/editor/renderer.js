@@ -93,6 +93,7 @@ export class RegionRenderer {
     const color = this.taxonomy.color(region.style);
     el.shape.style.setProperty("--c", color);
     const cls = ["region"];
+    if (region.kind === "box") cls.push("box"); // a weak label: drawn as a dashed rectangle, lightly filled
     if (region.suggested) cls.push("suggested");
     if (!region.style) cls.push("unstyled");
     if (this.selected === region.id) cls.push("selected");

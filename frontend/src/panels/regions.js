@@ -30,7 +30,7 @@ export function regionsPanel({ editor, store, taxonomy }) {
       "data-id": r.id, role: "option", "aria-selected": String(editor.selectedId === r.id),
     },
     swatch,
-    h("span", { class: "name", text: `${index + 1}. ${name}${r.suggested ? " · suggested" : ""}${r.motifs.length ? " · " + r.motifs.join(", ") : ""}` }),
+    h("span", { class: "name", text: `${index + 1}. ${name}${r.kind === "box" ? " · box" : ""}${r.suggested ? " · suggested" : ""}${r.motifs.length ? " · " + r.motifs.join(", ") : ""}` }),
     h("button", { type: "button", class: "icon-btn eye", "data-act": "eye", title: eyeTitle, "aria-label": eyeTitle, "aria-pressed": String(hidden) }, h("span", { class: hidden ? "i i-eye-off" : "i i-eye" })),
     h("button", { type: "button", class: "icon-btn lock", "data-act": "lock", title: lockTitle, "aria-label": lockTitle, "aria-pressed": String(locked) }, h("span", { class: locked ? "i i-lock" : "i i-unlock" })),
     h("button", { type: "button", class: "icon-btn del", "data-act": "del", title: "Delete region", "aria-label": "Delete region" }, h("span", { class: "i i-trash" })));
