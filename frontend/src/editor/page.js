@@ -11,6 +11,7 @@ import { TOOL_REGISTRY, TOOLS, toolForKey } from "./tools/registry.js";
 import { ViewState } from "../viewstate.js";
 import { editAccess, isReviewer } from "../access.js";
 import { roundGeometry } from "../geometry.js";
+import { boxCorners } from "../boxes.js";
 import { statusPill } from "../panels/status.js";
 import { regionPanel } from "../panels/region.js";
 import { regionsPanel } from "../panels/regions.js";
@@ -145,6 +146,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     h("div", { class: "tool-group brush-size" }, h("span", { class: "small muted", text: "Brush" }), radius, radiusText),
     h("div", { class: "tool-group zoom" }, zoomOut, zoomText, zoomIn, fitBtn));
   editor.on("tool", (name) => {
+    toolbar.classList.toggle("sizing", name === "brush" || name === "eraser"); // the brush size shows only then
     for (const [n, b] of Object.entries(toolButtons)) {
       b.classList.toggle("active", n === name);
       b.setAttribute("aria-pressed", String(n === name));
@@ -274,11 +276,17 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     }
   });
 
-  async function runAssist(req) {
+  /** Ask the server's assist; the result is a new region, or replaces region `replace` (a box becoming a mask). */
+  async function runAssist(req, { replace = null } = {}) {
     const done = toast(req.tool === "wand" ? "Growing a region from that point…" : "Finding the tattoo in the box…", "info", 0);
     try {
       const resp = await api.post(`/images/${imageId}/assist`, req);
-      if (!resp || !resp.geometry) throw new Error("The server found nothing there.");
+      if (!resp || !resp.geometry) throw new Error("Nothing found there: no ink stands out from the skin. Try a tighter box, or draw it.");
+      if (replace && store.has(replace)) {
+        store.update(replace, { kind: "mask", geometry: roundGeometry(resp.geometry), source: "assist" });
+        editor.select(replace);
+        return;
+      }
       const r = store.create({ geometry: roundGeometry(resp.geometry), style: resp.style || null, motifs: [], source: "assist" });
       editor.select(r.id);
     } catch (err) {
@@ -340,6 +348,13 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     editor.select(next, { reveal: true });
   }
 
+  function boxToMask() {
+    const r = editor.selected;
+    if (!r || r.kind !== "box") { toast("Select a box region first (drawn with N); M turns it into a mask.", "info"); return; }
+    if (store.readOnly) { store.onRefused(); return; }
+    runAssist({ tool: "box", box: boxCorners(r.geometry) }, { replace: r.id });
+  }
+
   function acceptSelectedSuggestion() {
     const r = editor.selected;
     if (r && r.suggested) store.update(r.id, { suggested: false });
@@ -394,6 +409,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     const toolName = !ev.shiftKey && toolForKey(k);
     if (toolName) { editor.setTool(toolName); return; }
     if (lower === "v") { editor.toggleAllHidden(); return; }
+    if (lower === "m") { boxToMask(); return; }
     if (k === "[") { editor.setBrushRadius(editor.brushRadius / 1.2); return; }
     if (k === "]") { editor.setBrushRadius(editor.brushRadius * 1.2); return; }
     if (k === "Tab") {

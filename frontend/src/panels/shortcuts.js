@@ -15,6 +15,7 @@ export const SHORTCUTS = [
     ["Tab / Shift+Tab", "Next / previous region (with none selected, Shift+Tab leaves the canvas)"],
     ["A / Shift+A", "Accept the selected suggestion / all suggestions"],
     ["R", "Reject the selected suggestion"],
+    ["M", "Turn the selected box into a mask (box assist)"],
   ]],
   ["View", [
     ["Wheel / pinch", "Zoom around the cursor"],

@@ -33,6 +33,10 @@ export class BoxAssistTool {
       this.editor.notify("Drag a box around the tattoo.", "info");
       return;
     }
+    this.finish(box);
+  }
+
+  finish(box) {
     this.editor.assist({ tool: "grabcut", box });
   }
 

@@ -6,6 +6,7 @@ import { SelectTool } from "./select.js";
 import { PolygonTool } from "./polygon.js";
 import { BrushTool } from "./brush.js";
 import { BoxAssistTool, WandTool } from "./assist.js";
+import { BoxRegionTool } from "./boxregion.js";
 
 export const TOOL_REGISTRY = [
   { name: "select", label: "Select", key: "Esc", icon: "select", edits: false,
@@ -28,6 +29,10 @@ export const TOOL_REGISTRY = [
     hint: "Erase from the selected region (or the one you start on). [ and ] change the size.",
     sheet: "Eraser on the selected region",
     create: (ctx) => new BrushTool(ctx, { erase: true }) },
+  { name: "rect", label: "Box", key: "N", icon: "rect", edits: true,
+    hint: "Drag a rectangle: a box region, the fast first pass (a weak label). M turns the selected box into a mask with box assist.",
+    sheet: "Box region: drag a rectangle (M turns a selected box into a mask)",
+    create: (ctx) => new BoxRegionTool(ctx) },
   { name: "box", label: "Box assist", key: "X", icon: "box", edits: true,
     hint: "Drag a box around a tattoo: the server finds the ink inside it and makes a region.",
     sheet: "Box assist: drag a box round a tattoo",

@@ -2,6 +2,7 @@
 // to insert a vertex (and keep dragging it); Alt-click a vertex to remove it. A drag previews on the one
 // region being edited and becomes one store update (one undo step) on release.
 
+import { dragBoxCorner } from "../../boxes.js";
 import { moveVertex, insertVertex, removeVertex, nearestVertex, nearestEdge, getVertex, roundPoint } from "../../geometry.js";
 
 const VERTEX_HIT = 8; // screen pixels
@@ -26,6 +27,7 @@ export class SelectTool {
     const s = this.editor.viewport.scale;
     const v = nearestVertex(r.geometry, p.raw, VERTEX_HIT / s);
     if (v) return { kind: "vertex", region: r, addr: v };
+    if (r.kind === "box") return null; // a box keeps its four corners: no vertices on its edges
     const edge = nearestEdge(r.geometry, p.raw, EDGE_HIT / s);
     if (edge) return { kind: "edge", region: r, edge };
     return null;
@@ -35,7 +37,7 @@ export class SelectTool {
     const e = this.editor;
     const hit = this._hit(p);
     if (hit && hit.kind === "vertex") {
-      if (ev.altKey) {
+      if (ev.altKey && hit.region.kind !== "box") {
         this.removeVertex(hit.region, hit.addr);
         return;
       }
@@ -68,9 +70,12 @@ export class SelectTool {
       const d = this.drag;
       if (!d.moved && Math.hypot(p.screen[0] - d.from[0], p.screen[1] - d.from[1]) < 2) return;
       d.moved = true;
-      d.geometry = moveVertex(d.start, d.addr, p.image);
+      const region = e.store.get(d.id);
+      const box = region && region.kind === "box";
+      d.geometry = box ? dragBoxCorner(d.start, d.addr.index, p.image) : moveVertex(d.start, d.addr, p.image);
       e.preview(d.id, d.geometry);
-      e.overlay.moveHandle(d.addr, p.image);
+      if (box) e.refreshOverlay(); // its neighbouring corners move too
+      else e.overlay.moveHandle(d.addr, p.image);
       return;
     }
     const hit = this._hit(p);
@@ -119,6 +124,7 @@ export class SelectTool {
     const e = this.editor;
     const r = this._editable();
     if (!r || !e.selectedVertex || !getVertex(r.geometry, e.selectedVertex)) return false;
+    if (r.kind === "box") return true; // a box's corner cannot go; Delete with no corner selected removes the box
     this.removeVertex(r, e.selectedVertex);
     return true;
   }
