@@ -281,7 +281,10 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     const done = toast(req.tool === "wand" ? "Growing a region from that point…" : "Finding the tattoo in the box…", "info", 0);
     try {
       const resp = await api.post(`/images/${imageId}/assist`, req);
-      if (!resp || !resp.geometry) throw new Error("Nothing found there: no ink stands out from the skin. Try a tighter box, or draw it.");
+      if (!resp || !resp.geometry) throw new Error((resp && resp.note) || "Nothing found there: no ink stands out from the skin. Try a tighter box, or draw it.");
+      if (resp.vertices_before > resp.vertices_after) {
+        toast(`${resp.vertices_after} vertices (simplified at ${resp.simplify_tolerance} px from ${resp.vertices_before}; Simplify in the region panel goes further).`, "info", 3500);
+      }
       if (replace && store.has(replace)) {
         store.update(replace, { kind: "mask", geometry: roundGeometry(resp.geometry), source: "assist" });
         editor.select(replace);
