@@ -18,7 +18,8 @@ import { regionsPanel } from "../panels/regions.js";
 import { tagsPanel } from "../panels/tags.js";
 import { modelPanel } from "../panels/model.js";
 import { reviewPanel } from "../panels/review.js";
-import { reviewInfoPanel } from "../panels/reviewinfo.js";
+import { reviewInfoPanel, formatDuration } from "../panels/reviewinfo.js";
+import { viewPanel } from "../panels/view.js";
 import { showShortcutSheet } from "../panels/shortcuts.js";
 import { conflictDialog, restoreDialog } from "../panels/dialogs.js";
 import { submitChecksDialog } from "../panels/submitchecks.js";
@@ -155,12 +156,20 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   });
 
   // --- side panels --------------------------------------------------------------------------------------------
+  // time on this image, for the annotator as for the reviewer: what earlier saves recorded + this visit's active time
+  let savedTime = 0;
+  const visitClock = new ActivityClock();
+  const timeText = h("span", { class: "muted small", "data-testid": "image-time", title: "Active time on this image (all saves, and this visit)" });
+  const showTime = () => { timeText.textContent = `${formatDuration(savedTime + visitClock.total)} on this image`; };
+  const timeTimer = setInterval(showTime, 15_000);
+  disposers.push(() => clearInterval(timeTimer));
   const model = modelPanel({ api, imageId, store });
   topbar.insertBefore(model.topButton, undoBtn); // visible on small screens, unlike the panel's button
-  sidebar.append(regionPanel({ editor, store, taxonomy }), regionsPanel({ editor, store, taxonomy }), tagsPanel({ store, taxonomy, view }), model.panel);
+  const viewTools = viewPanel({ view, store, editor, taxonomy, imageId, notify: (msg, kind) => toast(msg, kind || "info") });
+  sidebar.append(regionPanel({ editor, store, taxonomy }), regionsPanel({ editor, store, taxonomy }), tagsPanel({ store, taxonomy, view }), model.panel, viewTools.panel);
   if (!agreement) {
     const review = reviewPanel({ api, app, imageId, meta, autosave, onStatus: (s) => setStatus(s) });
-    if (meta.status !== "new") sidebar.prepend(reviewInfoPanel({ api, imageId, editor, store, taxonomy }));
+    if (meta.status !== "new") sidebar.prepend(reviewInfoPanel({ api, imageId, editor, store, taxonomy, onInfo: (info) => { savedTime = info.time_spent_ms || 0; showTime(); } }));
     if (review) sidebar.prepend(review);
   }
 
@@ -169,11 +178,12 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   const hint = h("span", { class: "hint" });
   const drawInfo = h("span", { class: "mono" });
   const pictureNote = h("span", { class: "muted small", "data-testid": "picture-level", text: "Loading the picture…" });
-  statusbar.append(cursorText, h("span", { class: "sep" }), drawInfo, pictureNote, h("span", { class: "spacer" }), hint);
+  statusbar.append(cursorText, h("span", { class: "sep" }), drawInfo, pictureNote, timeText, h("span", { class: "spacer" }), hint);
+  showTime();
   editor.on("cursor", (p) => { cursorText.textContent = p ? `x ${p[0].toFixed(1)}  y ${p[1].toFixed(1)}` : ""; });
   editor.on("view", (vp) => { zoomText.textContent = `${Math.round(vp.scale * 100)}%`; });
   editor.on("draft", (n) => { drawInfo.textContent = n ? `${n} vertices · Enter closes · Backspace removes last · Esc cancels` : ""; });
-  editor.on("activity", () => clock.touch());
+  editor.on("activity", () => { clock.touch(); visitClock.touch(); });
   editor.on("image-loaded", (level) => {
     if (globalThis.performance && performance.mark) performance.mark(level === "thumb" ? "inklabel:first-paint" : "inklabel:photo");
     pictureNote.textContent = level === "thumb" ? "Preview shown; loading the full picture…" : level === "original" ? "Original resolution" : "";
@@ -370,6 +380,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     const ctrl = ev.ctrlKey || ev.metaKey;
     const k = ev.key;
     clock.touch();
+    visitClock.touch();
     if (ctrl && k === "Enter") { ev.preventDefault(); submitAndNext(); return; }
     if (ctrl && (k === "s" || k === "S")) { ev.preventDefault(); autosave.flush(); return; }
     if (isTyping(ev.target)) {
@@ -388,6 +399,8 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     if (ctrl && !ev.altKey) {
       if (k === "z" || k === "Z") { ev.preventDefault(); if (ev.shiftKey) doRedo(); else doUndo(); return; }
       if (k === "y" || k === "Y") { ev.preventDefault(); doRedo(); return; }
+      if (k === "c" || k === "C") { ev.preventDefault(); viewTools.copy(); return; }
+      if (k === "v" || k === "V") { ev.preventDefault(); viewTools.paste(); return; }
       return;
     }
     if (k === "?") { ev.preventDefault(); showShortcutSheet(taxonomy); return; }
@@ -413,6 +426,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     if (toolName) { editor.setTool(toolName); return; }
     if (lower === "v") { editor.toggleAllHidden(); return; }
     if (lower === "m") { boxToMask(); return; }
+    if (lower === "l") { view.setOption("labels", !view.options.labels); return; }
     if (k === "[") { editor.setBrushRadius(editor.brushRadius / 1.2); return; }
     if (k === "]") { editor.setBrushRadius(editor.brushRadius * 1.2); return; }
     if (k === "Tab") {
@@ -486,6 +500,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   return {
     /** Save before going elsewhere; if that fails the draft stays in this browser and is offered back later. */
     async leave() {
+      viewTools.remember();
       const ok = await autosave.flush();
       if (!ok && autosave.dirty) {
         autosave.writeDraft();

@@ -19,7 +19,7 @@ export function formatDuration(ms) {
   return `${hours} h ${rest} min`;
 }
 
-export function reviewInfoPanel({ api, imageId, editor, store, taxonomy }) {
+export function reviewInfoPanel({ api, imageId, editor, store, taxonomy, onInfo = () => {} }) {
   const who = h("p", { class: "small", "data-testid": "review-who", text: "Loading the history…" });
   const notes = h("div", { "data-testid": "review-overrides" });
   const compare = h("select", { "aria-label": "Compare with", "data-testid": "compare-with" },
@@ -48,6 +48,7 @@ export function reviewInfoPanel({ api, imageId, editor, store, taxonomy }) {
 
   api.get(`/images/${imageId}/review-info`).then((data) => {
     info = data;
+    onInfo(data);
     const names = data.annotators.length ? data.annotators.join(", ") : "nobody yet";
     const bits = [`Annotated by ${names}`, `${data.saves} save${data.saves === 1 ? "" : "s"}`, `${formatDuration(data.time_spent_ms)} active`];
     if (data.last_saved_at) bits.push(`last saved ${formatTime(new Date(data.last_saved_at))}`);

@@ -23,11 +23,13 @@ export const SHORTCUTS = [
     ["0", "Fit the image to the window"],
     ["Space+drag, middle drag", "Pan (or drag the background with the select tool)"],
     ["V", "Hide / show all regions"],
+    ["L", "Region labels on the canvas"],
   ]],
   ["Document", [
     ["Ctrl+Z", "Undo"],
     ["Ctrl+Shift+Z / Ctrl+Y", "Redo"],
     ["Ctrl+S", "Save now (autosave runs anyway)"],
+    ["Ctrl+C / Ctrl+V", "Copy the selected region / paste it (also on another image)"],
     ["Ctrl+Enter", "Submit and open the next image"],
     ["?", "This sheet"],
   ]],
