@@ -87,7 +87,7 @@ export async function openHome({ root, app, params }) {
     const total = (data && data.total) || 0;
     clear(grid);
     if (!items.length) grid.append(h("li", { class: "empty-state" }, h("p", { text: total ? "Nothing on this page." : "No images match. Import some with python manage.py import DIR, or clear the filters." })));
-    for (const img of items) grid.append(card(img, taxonomy, app.user));
+    items.forEach((img, i) => grid.append(card(img, taxonomy, app.user, i < 12)));
     const pages = Math.max(1, Math.ceil(total / PER_PAGE));
     summary.textContent = `${total.toLocaleString()} image${total === 1 ? "" : "s"}`;
     clear(pager);
@@ -108,10 +108,11 @@ export function labelSummary(img) {
   return [masks ? n(masks, "mask") : "", boxes ? n(boxes, "box") : ""].filter(Boolean).join(" · ");
 }
 
-function card(img, taxonomy, user) {
+function card(img, taxonomy, user, eager = false) {
   const held = heldByOther(img, user);
   const presence = held ? h("span", { class: "chip small held", "data-testid": "held-by", title: "Someone is working on this image right now", text: `held by ${held.user} until ${clockTime(held.until)}` }) : null;
-  const thumb = h("img", { src: `/api/v1/images/${img.id}/file?size=thumb`, alt: "", loading: "lazy", width: 256, height: 256 });
+  // the first rows load at once (lazy loading left them blank on first paint), the rest as they scroll into view
+  const thumb = h("img", { src: `/api/v1/images/${img.id}/file?size=thumb`, alt: "", loading: eager ? "eager" : "lazy", decoding: "async", width: 256, height: 256 });
   const styles = (img.styles || []).slice(0, 3).map((s) => {
     const chip = h("span", { class: "chip small", text: taxonomy.label(s) });
     chip.style.borderColor = taxonomy.color(s);

@@ -37,7 +37,7 @@ def ring(region, part=0, index=0):
 
 def saved_regions(doc):
     """The regions as the editor sends them (the server adds model_version/confidence as null)."""
-    keys = ("id", "geometry", "style", "motifs", "source")
+    keys = ("id", "kind", "geometry", "style", "motifs", "source")
     return [{k: r[k] for k in keys} for r in doc["regions"]]
 
 

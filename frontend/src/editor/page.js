@@ -20,6 +20,7 @@ import { modelPanel } from "../panels/model.js";
 import { reviewPanel } from "../panels/review.js";
 import { reviewInfoPanel, formatDuration } from "../panels/reviewinfo.js";
 import { viewPanel } from "../panels/view.js";
+import { plainReason } from "../queuereason.js";
 import { showShortcutSheet } from "../panels/shortcuts.js";
 import { conflictDialog, restoreDialog } from "../panels/dialogs.js";
 import { submitChecksDialog } from "../panels/submitchecks.js";
@@ -116,7 +117,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   const title = h("div", { class: "title" },
     h("a", { class: "icon-btn", href: "#/", title: "Back to the image list", "aria-label": "Back to images" }, icon("back")),
     h("div", { class: "title-text" },
-      h("strong", { text: meta.original_filename || `Image ${imageId}` }),
+      h("strong", { text: meta.original_filename || `Image ${imageId}`, title: meta.original_filename || `Image ${imageId}` }),
       h("span", { class: "muted small", text: `#${imageId} · ${meta.width}×${meta.height}` })),
     statusBadge,
     agreement ? h("span", { class: "badge agreement", title: "A second, independent annotation of this image, used to measure agreement between annotators. You do not see the first one.", text: "agreement copy" }) : null);
@@ -191,7 +192,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   editor.setTool("select");
   const queued = app.queueItem && app.queueItem.image_id === imageId ? app.queueItem : null;
   if (queued && queued.reason) {
-    const why = h("span", { class: "muted small queue-reason", "data-testid": "queue-reason", title: `Why the queue chose this image: ${queued.reason}`, text: `Queue: ${queued.reason}` });
+    const why = h("span", { class: "muted small queue-reason", "data-testid": "queue-reason", title: `Why the queue chose this image: ${queued.reason}`, text: plainReason(queued) });
     statusbar.insertBefore(why, hint);
   }
 
@@ -430,10 +431,10 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     if (k === "[") { editor.setBrushRadius(editor.brushRadius / 1.2); return; }
     if (k === "]") { editor.setBrushRadius(editor.brushRadius * 1.2); return; }
     if (k === "Tab") {
-      // cycles regions while one is selected (or from the focused canvas); with none selected, Shift+Tab
-      // moves the focus out of the canvas as usual, so the keyboard never gets stuck here
+      // on the canvas, cycles regions while one is selected; with none selected (Esc) Tab moves on to the panels
+      // as usual, where the region list is a listbox of its own (arrow keys), so the keyboard never gets stuck
       const onStage = document.activeElement === editor.svgEl;
-      if (editor.selectedId || (onStage && !ev.shiftKey && store.size)) {
+      if (onStage && editor.selectedId) {
         ev.preventDefault();
         selectRelative(ev.shiftKey ? -1 : 1);
       }

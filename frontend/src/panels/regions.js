@@ -9,7 +9,7 @@ const OVERSCAN = 6;
 
 export function regionsPanel({ editor, store, taxonomy }) {
   const inner = h("div", { class: "region-list-inner" });
-  const list = h("ul", { class: "region-list", "data-testid": "region-list", "aria-label": "Regions", role: "listbox" }, inner);
+  const list = h("ul", { class: "region-list", "data-testid": "region-list", "aria-label": "Regions (arrow keys choose, Delete removes)", role: "listbox", tabindex: "0" }, inner);
   const count = h("span", { class: "count" });
   const opacity = h("input", { type: "range", min: 0, max: 100, value: Math.round(editor.opacity * 100), "aria-label": "Fill opacity", title: "Fill opacity of all regions" });
   opacity.addEventListener("input", () => editor.setOpacity(Number(opacity.value) / 100));
@@ -67,6 +67,17 @@ export function regionsPanel({ editor, store, taxonomy }) {
   }
 
   list.addEventListener("scroll", schedule, { passive: true });
+  // reachable with Tab: arrow keys move the selection through the list, Home/End jump
+  list.addEventListener("keydown", (ev) => {
+    if (ev.target !== list || !store.size) return;
+    const order = store.order;
+    const i = order.indexOf(editor.selectedId);
+    const to = { ArrowDown: i + 1, ArrowUp: i < 0 ? order.length - 1 : i - 1, Home: 0, End: order.length - 1 }[ev.key];
+    if (to === undefined) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    editor.select(order[Math.max(0, Math.min(order.length - 1, to))], { reveal: true });
+  });
   list.addEventListener("click", (ev) => {
     const li = ev.target.closest("li.region-row");
     if (!li) return;
