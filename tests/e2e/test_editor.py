@@ -377,7 +377,9 @@ def test_region_list_tags_and_model_help(page, live):
     page.fill("#motif-input", "wave")
     page.keyboard.press("Enter")
     # image-level style and flag
-    page.check("[data-testid=image-style-japanese]")
+    # (Japanese is ticked by the region now and cannot be ticked by hand: issue 19 item 9)
+    assert page.is_checked("[data-testid=image-style-japanese]") and page.is_disabled("[data-testid=image-style-japanese]")
+    page.check("[data-testid=image-style-lettering]")
     page.check("[data-testid=flag-artist_portrait]")
     # hide, lock, delete from the list; V hides all
     rows.nth(0).locator("button.eye").click()
@@ -393,7 +395,7 @@ def test_region_list_tags_and_model_help(page, live):
     assert rows.count() == 2
     wait_saved(page)
     doc = server_doc(client, image_id)
-    assert doc["tags"] == {"styles": ["japanese"], "flags": ["artist_portrait"]}
+    assert doc["tags"] == {"styles": ["lettering"], "flags": ["artist_portrait"]}
     second = doc["regions"][1]
     assert second["style"] == "japanese" and second["motifs"] == ["koi", "wave"]
     # no model yet: pre-fill explains instead of failing

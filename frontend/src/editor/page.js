@@ -431,10 +431,14 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     if (k === "[") { editor.setBrushRadius(editor.brushRadius / 1.2); return; }
     if (k === "]") { editor.setBrushRadius(editor.brushRadius * 1.2); return; }
     if (k === "Tab") {
-      // on the canvas, cycles regions while one is selected; with none selected (Esc) Tab moves on to the panels
-      // as usual, where the region list is a listbox of its own (arrow keys), so the keyboard never gets stuck
+      // on the canvas Tab walks through the regions; past the last one (Shift+Tab: before the first, or with none
+      // selected) it moves on as usual — to the panels, where the region list is a listbox of its own (arrow keys)
+      // — so the keyboard never gets stuck in the canvas
       const onStage = document.activeElement === editor.svgEl;
-      if (onStage && editor.selectedId) {
+      const ids = store.order.filter((id) => !editor.isHidden(id));
+      const i = ids.indexOf(editor.selectedId);
+      const leaving = ev.shiftKey ? i <= 0 : i === ids.length - 1;
+      if (onStage && ids.length && !leaving) {
         ev.preventDefault();
         selectRelative(ev.shiftKey ? -1 : 1);
       }

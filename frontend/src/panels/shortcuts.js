@@ -12,7 +12,7 @@ export const SHORTCUTS = [
     ["Click edge", "Insert a vertex"],
     ["Alt+click / Delete", "Remove a vertex"],
     ["Delete", "Delete the selected region (no vertex selected)"],
-    ["Tab / Shift+Tab", "Next / previous region (with none selected, Shift+Tab leaves the canvas)"],
+    ["Tab / Shift+Tab", "Next / previous region; past the last one Tab moves on to the panels"],
     ["A / Shift+A", "Accept the selected suggestion / all suggestions"],
     ["R", "Reject the selected suggestion"],
     ["M", "Turn the selected box into a mask (box assist)"],
@@ -40,7 +40,7 @@ export function showShortcutSheet(taxonomy) {
   const styleRows = taxonomy.styles
     .filter((s) => taxonomy.shortcutText(s.key))
     .map((s) => [taxonomy.shortcutText(s.key), s.label + (s.trainable === false ? " (not used for training)" : "")]);
-  groups.push(section("Style of the selected region", styleRows));
+  groups.push(section("Style of the selected region", styleRows, "styles"));
   return dialog({
     title: "Keyboard shortcuts",
     className: "shortcut-sheet",
@@ -49,8 +49,8 @@ export function showShortcutSheet(taxonomy) {
   });
 }
 
-function section(title, rows) {
-  return h("section", { class: "sheet-group" },
+function section(title, rows, kind = "") {
+  return h("section", { class: ["sheet-group", kind] },
     h("h3", { text: title }),
     h("dl", {}, rows.map(([keys, what]) => [
       h("dt", {}, keys.split(" / ").map((k, i) => [i ? " / " : null, h("kbd", { text: k })])),
