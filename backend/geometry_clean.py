@@ -82,11 +82,12 @@ def drop_specks(mask: np.ndarray, request_area: float) -> np.ndarray:
     return keep[labels]
 
 
-def clean_assist_mask(mask: np.ndarray, rgb: np.ndarray, box, points) -> tuple[np.ndarray, str | None]:
+def clean_assist_mask(mask: np.ndarray, rgb: np.ndarray, tool: str, box, points) -> tuple[np.ndarray, str | None]:
     """An assist's mask (working pixels) bounded (wand) and without specks; a note when nothing is left."""
     note = None
-    if points:
-        mask, note = bound_wand(mask, rgb, points)
+    if points:  # wand, click: measured against the neighbourhood of the clicks
+        if tool == "wand":
+            mask, note = bound_wand(mask, rgb, points)
         request_area = float(neighbourhood(points, mask.shape).sum())
     else:
         x0, y0, x1, y1 = box

@@ -13,6 +13,9 @@ Each export runs in a fresh subprocess (`run`), so its peak RSS (ru_maxrss) is t
 
     python benchmarks/bench_export.py                       # 1,000 and 10,000 images, SQLite
     python benchmarks/bench_export.py --sizes 2000 --keep   # one size, keep the workspace
+    python benchmarks/bench_export.py --sizes 2000 --per-format --api --no-full
+        # each format alone (images off, so the format's own cost shows), and a COCO-only export through the
+        # HTTP API: POST /api/v1/exports until GET /api/v1/jobs/<id> says succeeded (the request included)
 """
 from __future__ import annotations
 
@@ -171,14 +174,47 @@ def run_export(workspace: Path, options: dict) -> dict:
     return result
 
 
-def _child(workspace: Path, options: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "run", str(workspace), json.dumps(options)],
+def run_api_export(workspace: Path, options: dict) -> dict:
+    """A COCO-only export through the API in this process: the POST, the job and the polling until it is done."""
+    from backend.auth import create_token, create_user
+
+    app = make_app(workspace)
+    with app.app_context():
+        from backend.extensions import db
+        from backend.models import User
+
+        user = db.session.query(User).filter_by(username="bench-admin").one_or_none() or \
+            create_user("bench-admin", "bench-password-0123456789", "admin")
+        token = create_token(user, "bench")
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    cpu_before = _cpu()
+    started = time.perf_counter()
+    resp = client.post("/api/v1/exports", json=options, headers=headers)
+    assert resp.status_code == 202, resp.get_json()
+    job_id = resp.get_json()["job_id"]
+    while True:
+        job = client.get(f"/api/v1/jobs/{job_id}", headers=headers).get_json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.005)
+    seconds = time.perf_counter() - started
+    assert job["status"] == "succeeded", job
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(_cpu() - cpu_before, 1), "zip_mb": None, "files": None,
+            "images": None, "regions": None, "crops": 0,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def _child(workspace: Path, options: dict, mode: str = "run") -> dict:
+    out = subprocess.run([sys.executable, __file__, mode, str(workspace), json.dumps(options)],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 COCO_MASKS = {"formats": ["coco", "masks"], "images": False}
-FULL = {"formats": ["coco", "masks", "crops", "yolo", "labelme"], "images": True}
+COCO_ONLY = {"formats": ["coco"], "images": False}
+FULL = {"formats": ["coco", "masks", "crops", "yolo", "labelme", "cvat", "labelstudio"], "images": True}
+PER_FORMAT = ("coco", "masks", "crops", "yolo", "labelme", "cvat", "labelstudio")
 
 
 def main() -> None:
@@ -186,6 +222,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated image counts")
     parser.add_argument("--no-full", action="store_true", help="skip the full export (images, crops, yolo, labelme)")
     parser.add_argument("--keep", action="store_true", help="keep the generated workspaces")
+    parser.add_argument("--per-format", action="store_true", help="also time each format alone (images off)")
+    parser.add_argument("--api", action="store_true", help="also time a COCO-only export through the HTTP API")
+    parser.add_argument("--no-coco-masks", action="store_true", help="skip the COCO + masks export")
     args = parser.parse_args()
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
@@ -193,9 +232,18 @@ def main() -> None:
         try:
             made = populate(workspace, n)
             print(f"# {n} images, {made['polygons']} polygons generated in {made['seconds']} s", file=sys.stderr)
-            coco = _child(workspace, COCO_MASKS)
-            print(f"coco+masks {n}: {coco}", file=sys.stderr)
-            rows.append(("coco + masks", n, coco))
+            if not args.no_coco_masks:
+                coco = _child(workspace, COCO_MASKS)
+                print(f"coco+masks {n}: {coco}", file=sys.stderr)
+                rows.append(("coco + masks", n, coco))
+            if args.api:
+                api = _child(workspace, COCO_ONLY, "api")
+                print(f"coco via API {n}: {api}", file=sys.stderr)
+                rows.append(("coco only, through the API (POST to job done)", n, api))
+            for fmt in PER_FORMAT if args.per_format else ():
+                alone = _child(workspace, {"formats": [fmt], "images": False})
+                print(f"{fmt} alone {n}: {alone}", file=sys.stderr)
+                rows.append((f"{fmt} alone", n, alone))
             if not args.no_full:
                 full = _child(workspace, FULL)
                 print(f"full {n}: {full}", file=sys.stderr)
@@ -207,8 +255,10 @@ def main() -> None:
     print("| export | images | regions | wall s | CPU s | images/s | zip MB | files | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, n, r in rows:
-        print(f"| {name} | {n:,} | {r['regions']:,} | {r['seconds']} | {r['cpu_seconds']} | "
-              f"{r['images'] / r['seconds']:.0f} | {r['zip_mb']} | {r['files']:,} | {r['peak_rss_mb']} |")
+        regions = f"{r['regions']:,}" if r["regions"] is not None else "-"
+        files = f"{r['files']:,}" if r["files"] is not None else "-"
+        print(f"| {name} | {n:,} | {regions} | {r['seconds']} | {r['cpu_seconds']} | "
+              f"{n / r['seconds']:.0f} | {r['zip_mb'] or '-'} | {files} | {r['peak_rss_mb']} |")
     by = {(name, n): r for name, n, r in rows}
     sizes = sorted({n for _, n, _ in rows})
     if len(sizes) >= 2:
@@ -220,7 +270,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 2 and sys.argv[1] == "run":
-        print(json.dumps(run_export(Path(sys.argv[2]), json.loads(sys.argv[3]))))
+    if len(sys.argv) >= 2 and sys.argv[1] in ("run", "api"):
+        runner = run_export if sys.argv[1] == "run" else run_api_export
+        print(json.dumps(runner(Path(sys.argv[2]), json.loads(sys.argv[3]))))
     else:
         main()

@@ -4,7 +4,8 @@
     GET  /exports            newest first; GET /exports/<id> one export with its manifest summary
     GET  /exports/<id>/download   the zip (attachment, streamed from disk); 409 until the job has finished
     DELETE /exports/<id>     removes the zip and the row (not while it is being written)
-    POST /imports?format=coco|labelme|yolo|yolo-seg   multipart `file` (a .zip, or one COCO/LabelMe .json) -> 202
+    POST /imports?format=coco|labelme|yolo|yolo-seg|cvat|labelstudio   multipart `file` (a .zip, one COCO/LabelMe/
+                                                      Label Studio .json or one CVAT .xml) -> 202
                              {"job_id"}; the archive is checked (zip slip, absolute paths, links, bombs) before the
                              job is queued and refused with 422 and the reason; the job's result is the import report
 """
@@ -60,9 +61,9 @@ class ExportQuery(QueryModel):
 
 
 class ImportQuery(QueryModel):
-    format: Literal["coco", "labelme", "yolo", "yolo-seg"]
+    format: Literal["coco", "labelme", "yolo", "yolo-seg", "cvat", "labelstudio"]
     status: Optional[Literal["new", "in_progress", "submitted", "accepted", "rejected"]] = Field(
-        None, description="status of images whose labels are imported (default: submitted; YOLO box drafts: new)")
+        None, description="status of images whose labels are imported (default: submitted; boxes only: new)")
     source: str = Field("import", pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$", description="recorded on new images")
 
 
@@ -158,8 +159,8 @@ def delete_export(export_id: str):
 
 
 @bp.post("/imports")
-@endpoint("Import a labelled dataset (zip, or one COCO/LabelMe JSON) as a background job", query=ImportQuery,
-          multipart={"file": "the dataset: a .zip archive (images + labels) or a single .json"},
+@endpoint("Import a labelled dataset (zip, or one COCO/LabelMe/Label Studio JSON or CVAT XML) as a background job",
+          query=ImportQuery, multipart={"file": "the dataset: a .zip archive (images + labels) or a single .json / .xml"},
           response=ImportQueued, status=202, role="admin", tags=["exports"])
 def create_import(query: ImportQuery):
     upload = request.files.get("file")
@@ -169,11 +170,14 @@ def create_import(query: ImportQuery):
     upload.stream.seek(0)
     if head.startswith(b"PK\x03\x04"):
         suffix = ".zip"
-    elif query.format in ("coco", "labelme") and head.lstrip()[:1] in (b"{", b"\xef"):
+    elif query.format in ("coco", "labelme", "labelstudio") and head.lstrip()[:1] in (b"{", b"[", b"\xef"):
         suffix = ".json"
+    elif query.format == "cvat" and head.lstrip()[:1] in (b"<", b"\xef"):
+        suffix = ".xml"
     else:
         raise APIError(415, "unsupported_media_type",
-                       "Upload a .zip archive (or, for COCO and LabelMe, one .json file).")
+                       "Upload a .zip archive (or one .json file for COCO, LabelMe and Label Studio, one .xml file "
+                       "for CVAT).")
     name = f"{uuid.uuid4().hex}{suffix}"
     path = upload_dir() / name
     try:

@@ -6,7 +6,8 @@
     POST /models/<id>/promote      admin: make a model version the current one of its kind
     POST /images/<id>/prefill      regions + style suggestions + concentration + uncertainty (not saved; cached)
     GET  /images/<id>/prediction   the cached pre-fill of the current models, 404 when there is none
-    POST /images/<id>/assist       classical ink segmentation: grabcut (box), wand (points), box (ink in a box)
+    POST /images/<id>/assist       assist: box (ink in a box) and click (positive/negative clicks) with the current
+                                   segmenter when there is one, else classical; grabcut (box), wand (points)
 """
 from __future__ import annotations
 
@@ -132,15 +133,20 @@ class PrefillPoolStarted(BaseModel):
 
 
 class AssistIn(StrictModel):
-    tool: Literal["grabcut", "wand", "box"]
+    tool: Literal["grabcut", "wand", "box", "click"]
     box: Optional[list[float]] = Field(None, min_length=4, max_length=4, description="[x0, y0, x1, y1] in pixels")
     points: Optional[list[Annotated[list[float], Field(min_length=2, max_length=2)]]] = Field(
-        None, min_length=1, max_length=50, description="wand seed points [[x, y], ...] in pixels")
+        None, min_length=1, max_length=50,
+        description="wand: seed points; click: positive clicks (on the tattoo) — [[x, y], ...] in pixels")
+    negative_points: Optional[list[Annotated[list[float], Field(min_length=2, max_length=2)]]] = Field(
+        None, max_length=50, description="click: negative clicks (not the tattoo), [[x, y], ...] in pixels")
+    use_model: bool = Field(True, description="box and click use the current segmenter when there is one; false "
+                                              "asks for the model-free assist")
     tolerance: Optional[float] = Field(None, gt=0, le=255, description="wand: Lab distance per channel (default 14)")
     simplify: Optional[float] = Field(None, ge=0, le=20, description="simplification tolerance in image pixels "
                                       "(default 1.0; 0 keeps every traced vertex but near-duplicates)")
 
-    @field_validator("points")
+    @field_validator("points", "negative_points")
     @classmethod
     def _pairs(cls, value):
         if value is not None and any(len(p) != 2 for p in value):
@@ -150,6 +156,9 @@ class AssistIn(StrictModel):
 
 class AssistOut(BaseModel):
     tool: str
+    method: Literal["model", "classical"] = Field(
+        "classical", description="model: the segmenter's probability map refined with GrabCut; classical: no model")
+    model_version: Optional[int] = Field(None, description="the segmenter that answered (method model)")
     geometry: Optional[dict[str, Any]] = Field(description="Polygon/MultiPolygon in image pixels, null when no ink "
                                                            "was found")
     area: float
@@ -267,13 +276,35 @@ def get_prediction(image_id: int):
 
 # --- assist --------------------------------------------------------------------------------------------------------
 
+def _assist_segmenter():
+    """(model version id, SegmenterRunner) of the current segmenter, or (None, None) without a usable one."""
+    from ..tasks.prefill import load_current
+
+    try:
+        models = load_current()
+    except APIError:  # no model yet, or its file cannot be loaded: the model-free assist answers
+        db.session.rollback()
+        return None, None
+    return models.segmenter_id, models.segmenter
+
+
 @bp.post("/images/<int:image_id>/assist")
-@endpoint("Ink-aware assist: grabcut from a box, wand from points (Lab flood fill), box → the ink inside it",
-          body=AssistIn, response=AssistOut, tags=["models"])
+@endpoint(
+    "Ink-aware assist: box → the ink inside it, click → the tattoo under positive clicks, grabcut from a box, "
+    "wand from points (Lab flood fill)",
+    body=AssistIn, response=AssistOut, tags=["models"],
+    description=(
+        "`box` and `click` use the current segmenter when there is one (its probability map on a window around the "
+        "request, refined by GrabCut seeded from it; parts that run on past the box as solid areas — clothing, hair "
+        "— are dropped) and fall back to the model-free assist otherwise (`method` says which answered). `click` "
+        "takes positive `points` and optional `negative_points`; send all clicks so far with each request."
+    ),
+)
 def assist(image_id: int, body: AssistIn):
     from ..geometry import GeometryError, area_bbox, validate_geometry
     from ..geometry_clean import ASSIST_TOLERANCE, clean_assist_mask, clean_geometry
-    from ..ml.assist import run_tool
+    from ..ml.assist import box_ink, run_tool
+    from ..ml.model_assist import click_segment, model_box
     from ..ml.prefill import image_mask_geometry
     from ..storage import BlobStore
 
@@ -288,13 +319,15 @@ def assist(image_id: int, body: AssistIn):
         if min(x1, width) - max(x0, 0) < 2 or min(y1, height) - max(y0, 0) < 2:
             raise APIError(422, "invalid_box", "the box must cover at least 2×2 pixels of the image "
                                                "(x0 < x1, y0 < y1, inside the image)")
-    if body.tool == "wand":
+    if body.tool in ("wand", "click"):
         if not body.points:
-            raise APIError(422, "invalid_body", "wand needs points [[x, y], ...]")
-        for x, y in body.points:
+            what = "positive clicks" if body.tool == "click" else "points"
+            raise APIError(422, "invalid_body", f"{body.tool} needs {what} [[x, y], ...]")
+        for x, y in body.points + (body.negative_points or []):
             if not (0 <= x < width and 0 <= y < height):
                 raise APIError(422, "invalid_point", f"point [{x}, {y}] lies outside the {width}×{height} image")
     sha, fmt = image.sha256, image.format
+    model_id, runner = _assist_segmenter() if body.use_model and body.tool in ("box", "click") else (None, None)
     db.session.commit()
     try:
         rgb, scale = decode_work_image(BlobStore.from_config(current_app.config), sha, fmt, width, height,
@@ -303,11 +336,22 @@ def assist(image_id: int, body: AssistIn):
         raise APIError(409, "image_file_missing", "the stored file of this image is missing") from None
     box = [v / scale for v in body.box] if body.box else None
     points = [[x / scale, y / scale] for x, y in body.points] if body.points else None
+    negatives = [[x / scale, y / scale] for x, y in body.negative_points or []]
+    mask = None
     try:
-        mask = run_tool(rgb, body.tool, box, points, body.tolerance)
+        if body.tool == "click":
+            mask = click_segment(rgb, points, negatives, runner)
+        elif body.tool == "box" and runner is not None:
+            mask = model_box(rgb, box, runner)
+            if mask is None:  # the model sees no ink in the box: the classical answer
+                runner, mask = None, box_ink(rgb, box)
+        else:
+            mask = run_tool(rgb, body.tool, box, points, body.tolerance)
     except ValueError as err:
         raise APIError(422, "invalid_assist", str(err)) from None
-    mask, note = clean_assist_mask(mask, rgb, box, points)
+    mask, note = clean_assist_mask(mask, rgb, body.tool, box, points)
+    method = {"method": "model" if runner is not None else "classical",
+              "model_version": model_id if runner is not None else None}
     geometry = image_mask_geometry(mask, scale, bounds=(width, height))
     if geometry is not None:
         try:
@@ -326,10 +370,10 @@ def assist(image_id: int, body: AssistIn):
     cleaning = {"vertices_before": stats["vertices_before"], "vertices_after": stats["vertices_after"],
                 "simplify_tolerance": stats["tolerance"]}
     if geometry is None:
-        return {"tool": body.tool, "geometry": None, "area": 0.0, "bbox": None, "region": None, **cleaning,
+        return {"tool": body.tool, **method, "geometry": None, "area": 0.0, "bbox": None, "region": None, **cleaning,
                 "note": note or "Nothing found: no ink stands out from the skin there. Try a tighter box, or draw it."}
     area, bbox = area_bbox(geometry)
-    region = {"id": uuid.uuid4().hex, "geometry": geometry, "style": None, "motifs": [], "source": "assist",
-              "model_version": None, "confidence": None}
-    return {"tool": body.tool, "geometry": geometry, "area": round(area, 1), "bbox": bbox, "region": region,
+    region = {"id": uuid.uuid4().hex, "kind": "mask", "geometry": geometry, "style": None, "motifs": [],
+              "source": "assist", "model_version": method["model_version"], "confidence": None}
+    return {"tool": body.tool, **method, "geometry": geometry, "area": round(area, 1), "bbox": bbox, "region": region,
             **cleaning, "note": None}

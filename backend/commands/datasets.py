@@ -34,7 +34,12 @@ class _Bar:
 @click.command("export")
 @click.option("--formats", default=",".join(FORMATS), show_default=True,
               help="comma-separated: coco (COCO instances), masks (semantic + 16-bit instance PNGs), crops "
-                   "(per-region JPEGs for the style classifier + crops/labels.csv), yolo (YOLO-seg), labelme")
+                   "(per-region JPEGs for the style classifier + crops/labels.csv), yolo (YOLO-seg), labelme, "
+                   "cvat (CVAT for images 1.1 XML), labelstudio (Label Studio JSON + labelling config)")
+@click.option("--categories", type=click.Choice(("tattoo", "styles")), default="tattoo", show_default=True,
+              help="tattoo: one class, styles as COCO attributes. styles: class 'tattoo' (no or untrainable style) "
+                   "plus one per trainable style, the same in COCO categories, yolo/data.yaml names and "
+                   "masks_class/ (class-index PNGs, legend.json)")
 @click.option("--status", "statuses", default="accepted", show_default=True,
               help="comma-separated image statuses to export, e.g. accepted,submitted")
 @click.option("--split", "split_spec", default="val=0.1,test=0.1,seed=0", show_default=True,
@@ -51,8 +56,10 @@ class _Bar:
               help="also copy the zip to this file (it stays in the workspace's exports/ either way)")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: only on a terminal)")
 @with_appcontext
-def export_command(formats, statuses, split_spec, images, crop_margin, mask_crops, include_excluded, out, progress):
-    """Write a training set zip: images, COCO, masks, crops, YOLO-seg and LabelMe with leak-free splits.
+def export_command(formats, categories, statuses, split_spec, images, crop_margin, mask_crops, include_excluded, out,
+                   progress):
+    """Write a training set zip: images, COCO, masks, crops, YOLO-seg, LabelMe, CVAT and Label Studio with
+    leak-free splits.
 
     \b
     By default only accepted images are exported. Images flagged not-a-tattoo,
@@ -69,6 +76,7 @@ def export_command(formats, statuses, split_spec, images, crop_margin, mask_crop
     try:
         options = {
             "formats": [f.strip() for f in formats.split(",") if f.strip()],
+            "categories": categories,
             "filter": {"status": [s.strip() for s in statuses.split(",") if s.strip()]},
             "split": parse_split_spec(split_spec),
             "images": images,

@@ -17,7 +17,7 @@ from ..ingest import check_source, ingest_bytes
 from .core import prepare_workspace
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp"}
-DATASET_FORMATS = ("coco", "labelme", "yolo", "yolo-seg")
+DATASET_FORMATS = ("coco", "labelme", "yolo", "yolo-seg", "cvat", "labelstudio")
 
 
 def find_image_files(root: Path) -> list[Path]:
@@ -105,8 +105,9 @@ def _import_dataset(path: Path, fmt: str, source: str, progress: bool | None) ->
 @click.argument("path", type=click.Path(exists=True, path_type=Path, resolve_path=True))
 @click.option("--format", "fmt", type=click.Choice(("images",) + DATASET_FORMATS), default="images",
               show_default=True,
-              help="images: plain image files. coco, labelme, yolo, yolo-seg: an annotated dataset (images and "
-                   "their regions), read by backend.datasets.importers.")
+              help="images: plain image files. coco, labelme, yolo, yolo-seg, cvat (CVAT for images 1.1 XML), "
+                   "labelstudio (Label Studio JSON): an annotated dataset (images and their regions), read by "
+                   "backend.datasets.importers.")
 @click.option("--source", default="import", show_default=True,
               help="recorded on every new image (filter the list with ?source=); 1-32 of a-z 0-9 _ - .")
 @click.option("--progress/--no-progress", default=None,

@@ -22,6 +22,7 @@ import tempfile
 from typing import IO, Any, Iterator
 
 import numpy as np
+import orjson
 
 from ..geometry import DEFAULT_MAX_VERTICES
 
@@ -55,14 +56,15 @@ def rle_segmentation(full_mask_fortran: np.ndarray) -> dict:
 
 
 def annotation_entry(image_id: int, index: int, region: dict, area: float, bbox: list[float],
-                     segmentation: Any) -> dict:
+                     segmentation: Any, category_id: int = 1) -> dict:
+    """One annotation; `segmentation=None` (a box region) leaves the key out: a bbox-only detection label."""
     if index + 1 >= ANNOTATION_ID_STRIDE:
         raise ValueError(f"too many regions in image {image_id} for stable COCO annotation ids")
     x0, y0, x1, y1 = bbox
-    return {
+    entry = {
         "id": image_id * ANNOTATION_ID_STRIDE + index + 1,
         "image_id": image_id,
-        "category_id": CATEGORY["id"],
+        "category_id": category_id,
         "segmentation": segmentation,
         "area": round(float(area), 3),
         "bbox": [round(x0, COORD_DECIMALS), round(y0, COORD_DECIMALS),
@@ -75,6 +77,15 @@ def annotation_entry(image_id: int, index: int, region: dict, area: float, bbox:
             "source": region.get("source", "human"),
         },
     }
+    if segmentation is None:
+        del entry["segmentation"]
+        entry["attributes"]["kind"] = "box"
+    return entry
+
+
+def categories(names: list[str] | tuple[str, ...]) -> list[dict]:
+    """COCO categories for the export's class list (boxes.class_names): id = class index + 1."""
+    return [{"id": i + 1, "name": name, "supercategory": CATEGORY["supercategory"]} for i, name in enumerate(names)]
 
 
 def image_entry(image_id: int, file_name: str, width: int, height: int, sha256: str, status: str, version: int,
@@ -101,8 +112,9 @@ class CocoSplitWriter:
     temporary file and joined into one document by `write_to`.
     """
 
-    def __init__(self, info: dict):
-        self.info = info
+    def __init__(self, info: dict, categories: list[dict] | None = None):
+        self.info = {k: v for k, v in info.items() if k != "tag_labels"}
+        self.categories = categories or [CATEGORY]
         self._images = tempfile.TemporaryFile("w+b")
         self._annotations = tempfile.TemporaryFile("w+b")
         self.n_images = 0
@@ -110,7 +122,7 @@ class CocoSplitWriter:
 
     @staticmethod
     def _append(fh: IO[bytes], first: bool, item: dict) -> None:
-        fh.write((b"" if first else b",\n") + json.dumps(item, separators=(",", ":")).encode())
+        fh.write((b"" if first else b",\n") + orjson.dumps(item))
 
     def add(self, image: dict, annotations: list[dict]) -> None:
         self._append(self._images, self.n_images == 0, image)
@@ -121,7 +133,7 @@ class CocoSplitWriter:
 
     def chunks(self) -> Iterator[bytes]:
         """The whole COCO document as byte chunks (for ZipOut.write_chunks)."""
-        head = {"info": self.info, "licenses": [], "categories": [CATEGORY]}
+        head = {"info": self.info, "licenses": [], "categories": self.categories}
         yield json.dumps(head, separators=(",", ":"))[:-1].encode() + b',\n"images":[\n'
         for part, tail in ((self._images, b'\n],\n"annotations":[\n'), (self._annotations, b"\n]}\n")):
             part.seek(0)
@@ -197,3 +209,16 @@ def mask_to_geometry(mask: np.ndarray, max_vertices: int = DEFAULT_MAX_VERTICES)
         if count_vertices(geometry) <= max_vertices:
             return geometry
     raise ValueError(f"the mask needs more than {max_vertices} vertices even when simplified")
+
+
+def bbox_geometry(bbox: Any) -> dict:
+    """A box region's geometry from a COCO `bbox` [x, y, width, height]; ValueError when it is not one."""
+    import math
+
+    from .boxes import box_geometry
+
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                              and math.isfinite(v) for v in bbox)):
+        raise ValueError("bbox must be [x, y, width, height] numbers")
+    x, y, w, h = bbox
+    return box_geometry(x, y, x + w, y + h)

@@ -20,11 +20,13 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import IO, Callable, Iterator
 
+import orjson
 from flask import current_app
 from sqlalchemy import select
 
@@ -33,8 +35,9 @@ from ..extensions import db
 from ..models import Export, ModelVersion, new_uuid, utcnow
 from ..storage import BlobStore
 from ..taxonomy import excluded_flags, load_taxonomy, taxonomy_path, trainable_styles
-from . import coco, crops, yolo
+from . import coco, crops, cvat, yolo
 from .archive import ZipOut
+from .boxes import BOX_CSV_COLUMNS, class_names
 from .manifest import FORMAT, FORMAT_VERSION, manifest_chunks, readme_text
 from .options import ExportOptions
 from .render import EXCLUDED_SPLIT, ImageTask, Rendered, RenderSettings, render_image
@@ -84,6 +87,11 @@ class _Writer:
         self.formats = set(opts.formats)
         self.coco_info = coco_info
         self.coco: dict[str, coco.CocoSplitWriter] = {}
+        self.cvat: dict[str, cvat.CvatSplitWriter] = {}
+        self.labelstudio: dict[str, IO[bytes]] = {}
+        self.box_rows = _temp_text()
+        self.box_csv = csv.DictWriter(self.box_rows, fieldnames=BOX_CSV_COLUMNS, lineterminator="\n")
+        self.boxes = 0
         self.images_index = _temp_text()
         self.crop_rows = _temp_text()
         self.crop_csv = csv.DictWriter(self.crop_rows, fieldnames=crops.CSV_COLUMNS, lineterminator="\n")
@@ -118,6 +126,16 @@ class _Writer:
             self.zip.write_bytes(name, data)
         if "coco" in self.formats and r.coco_image is not None:
             self._coco(r.split).add(r.coco_image, r.coco_annotations)
+        if r.cvat_element is not None:
+            self._cvat(r.split).add(r.cvat_element)
+        if r.ls_task is not None:
+            out = self._labelstudio(r.split)
+            out.write((b",\n" if out.tell() else b"") + orjson.dumps(r.ls_task))
+        for row in r.box_rows:
+            if not self.boxes:
+                self.box_csv.writeheader()
+            self.box_csv.writerow(row)
+            self.boxes += 1
         for crop in r.crops:
             name = f"crops/{r.split}/{crop.style}/{crop.stem}.jpg"
             if name in self.zip:  # region ids are unique per image only
@@ -135,8 +153,18 @@ class _Writer:
 
     def _coco(self, split: str) -> coco.CocoSplitWriter:
         if split not in self.coco:
-            self.coco[split] = coco.CocoSplitWriter(self.coco_info)
+            self.coco[split] = coco.CocoSplitWriter(self.coco_info, coco.categories(self.coco_info["classes"]))
         return self.coco[split]
+
+    def _cvat(self, split: str) -> cvat.CvatSplitWriter:
+        if split not in self.cvat:
+            self.cvat[split] = cvat.CvatSplitWriter(self.coco_info["styles"], self.coco_info["tag_labels"])
+        return self.cvat[split]
+
+    def _labelstudio(self, split: str) -> IO[bytes]:
+        if split not in self.labelstudio:
+            self.labelstudio[split] = tempfile.TemporaryFile("w+b")
+        return self.labelstudio[split]
 
     def splits(self) -> list[str]:
         return list(SPLITS) + ([EXCLUDED_SPLIT] if self.opts.include_excluded else [])
@@ -147,19 +175,37 @@ class _Writer:
                 writer = self._coco(split)
                 self.zip.write_chunks(f"coco/{split}.json", writer.chunks())
                 writer.close()
+        for split in self.splits():
+            if "cvat" in self.formats:
+                self.zip.write_chunks(f"cvat/{split}.xml", self._cvat(split).chunks())
+            if "labelstudio" in self.formats:
+                self.zip.write_chunks(f"labelstudio/{split}.json", _json_array(self._labelstudio(split)))
+        if "labelstudio" in self.formats:
+            from .labelstudio import labeling_config
+
+            self.zip.write_bytes("labelstudio/config.xml", labeling_config(
+                self.coco_info["styles"], [t for t in self.coco_info["tag_labels"]
+                                           if t not in self.coco_info["styles"]]).encode())
+        if "masks" in self.formats and len(self.coco_info["classes"]) > 1:
+            legend = {"0": "background", **{str(i + 1): n for i, n in enumerate(self.coco_info["classes"])}}
+            self.zip.write_bytes("masks_class/legend.json", json.dumps(legend, indent=1).encode())
+        if self.boxes:
+            self.box_rows.seek(0)
+            self.zip.write_chunks("boxes/labels.csv", (line.encode() for line in self.box_rows))
         if "crops" in self.formats:
             self.crop_rows.seek(0)
             self.zip.write_chunks("crops/labels.csv", (line.encode() for line in self.crop_rows))
         if "yolo" in self.formats:
-            self.zip.write_bytes("yolo/data.yaml", yolo.data_yaml(list(SPLITS)).encode())
+            self.zip.write_bytes("yolo/data.yaml", yolo.data_yaml(list(SPLITS), self.coco_info["classes"]).encode())
         self.zip.write_bytes("README.md", readme_text(self.opts.formats, self.opts.images,
-                                                      self.opts.include_excluded).encode())
+                                                      self.opts.include_excluded, self.opts.categories).encode())
         head["counts"] = {
             "images": {s: self.images[s] for s in self.splits()},
             "regions": {s: self.regions[s] for s in self.splits()},
             "styles": {s: dict(sorted(self.styles.get(s, Counter()).items())) for s in self.splits()},
             "crops": {s: self.crops[s] for s in SPLITS} if "crops" in self.formats else {},
             "crops_skipped": dict(sorted(self.crops_skipped.items())),
+            "boxes": self.boxes,
             "excluded_images": self.excluded_count,
             "skipped_images": self.skipped_count,
             "files": self.zip.count + 1,  # and manifest.json
@@ -172,16 +218,26 @@ class _Writer:
         return head
 
     def close(self) -> None:
-        for writer in self.coco.values():
+        for writer in [*self.coco.values(), *self.cvat.values()]:
             writer.close()
+        for fh in self.labelstudio.values():
+            fh.close()
         self.images_index.close()
         self.crop_rows.close()
+        self.box_rows.close()
 
 
 def _temp_text():
-    import tempfile
-
     return tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
+
+
+def _json_array(items: IO[bytes]) -> Iterator[bytes]:
+    """A JSON array from comma-separated items in a temporary file."""
+    yield b"[\n"
+    items.seek(0)
+    while chunk := items.read(1024 * 1024):
+        yield chunk
+    yield b"\n]\n"
 
 
 def _model_versions(ids: set[int]) -> list[dict]:
@@ -211,6 +267,7 @@ def _taxonomy_info(workspace: str) -> dict:
         "version": taxonomy.get("version"),
         "sha256": digest,
         "styles": [s["key"] for s in taxonomy["styles"]],
+        "flags": [f["key"] for f in taxonomy["flags"]],
         "trainable_styles": trainable_styles(taxonomy),
         "excluded_flags": sorted(excluded_flags(taxonomy)),
     }
@@ -321,8 +378,11 @@ def _build(opts: ExportOptions, zipout: ZipOut, config, progress: Progress | Non
     if opts.include_excluded:
         order += [(EXCLUDED_SPLIT, im) for im in flagged]
 
+    classes = class_names(opts.categories, taxonomy_info["trainable_styles"])
     coco_info = {"description": "inklabel export", "version": str(FORMAT_VERSION),
-                 "styles": taxonomy_info["styles"], "trainable_styles": taxonomy_info["trainable_styles"]}
+                 "styles": taxonomy_info["styles"], "trainable_styles": taxonomy_info["trainable_styles"],
+                 "categories": opts.categories, "classes": classes,
+                 "tag_labels": taxonomy_info["styles"] + taxonomy_info["flags"]}
     writer = _Writer(zipout, opts, coco_info)
     for im in flagged:
         writer.exclude(im, [f for f in im.flags if f in out_flags])
@@ -331,7 +391,7 @@ def _build(opts: ExportOptions, zipout: ZipOut, config, progress: Progress | Non
     settings = RenderSettings(
         formats=frozenset(opts.formats), images=opts.images, crop_margin=opts.crops.margin,
         crop_mask_background=opts.crops.mask_background, trainable=frozenset(taxonomy_info["trainable_styles"]),
-        max_pixels=config.get("MAX_IMAGE_PIXELS"),
+        max_pixels=config.get("MAX_IMAGE_PIXELS"), class_names=tuple(classes),
     )
     split_of = {im.id: name for name, im in order}
     images = [im for _, im in order]

@@ -1,27 +1,38 @@
-"""Import labelled datasets: COCO (polygons and RLE), LabelMe JSON, YOLO boxes and YOLO-seg polygons.
+"""Import labelled datasets: COCO (polygons, RLE, bbox-only), LabelMe JSON, YOLO boxes and YOLO-seg polygons, CVAT
+for images 1.1 XML and Label Studio JSON (the last two read in backend/datasets/import_readers.py).
 
     report = import_path("data/set.zip", "coco", source="import", user_id=None, progress=None)
     report.to_dict()   # counts + skipped items with reasons
 
 `PATH` is a folder, a zip archive (checked by backend/datasets/archive.py before anything is extracted: zip slip,
-absolute names, links, bombs are refused with ArchiveRefused) or, for COCO and LabelMe, one JSON file. Every image
-goes through backend.ingest (same checks as uploads; the same bytes are stored once) and every annotation through
-backend.annotations.save_document (same validation as the editor), so an import cannot store anything the tool
-itself would refuse.
+absolute names, links, bombs are refused with ArchiveRefused) or one label file (COCO, LabelMe, Label Studio .json;
+CVAT .xml). Every image goes through backend.ingest (same checks as uploads; the same bytes are stored once) and
+every annotation through backend.annotations.save_document (same validation as the editor), so an import cannot
+store anything the tool itself would refuse.
 
+- **All or nothing per image.** An image's labels are checked in full (geometry, sizes, styles) before the image is
+  stored: when any of them is refused the image is not imported at all and every reason is reported, so there is
+  never an image without its labels nor half of its labels. A malformed label file (bad JSON, nested too deeply,
+  not the format) is reported by name and its siblings are imported as usual.
 - **Idempotent.** Region ids are derived from the image's sha256 and the label's place in its file (or kept from an
   inklabel export), so importing the same data again finds them present and adds nothing. An image that already
   has a different annotation is left alone and reported (nothing is merged into human work).
 - **Skipped, with reasons**: unreadable or refused images, labels for a missing image, label files naming a path
   outside the dataset (absolute, or `..` leading out of it), regions that are not areas, geometries that cannot be
   repaired, labels drawn on an image of another size.
-- **YOLO boxes** become rectangle regions with source `assist` and an id starting `yolo-box-`: box drafts that an
-  annotator refines (the assist endpoint turns a box into an ink mask). The image stays `new`, in the queue.
-- Other formats write human-drawn regions (source `human`, unless an inklabel export says otherwise); the image
-  becomes `submitted` for review unless `status` says otherwise (e.g. `accepted` for trusted data).
-- Styles: a COCO annotation's `attributes.style`, a COCO category / LabelMe label / YOLO class name that is a style
-  key of the taxonomy; motifs from `attributes.motifs` / LabelMe shape flags; image tags from an inklabel export's
-  `inklabel.tags` or LabelMe's file flags. Names that are not in the taxonomy are ignored (and counted).
+- **Boxes** (YOLO boxes, COCO annotations with a bbox and no segmentation, CVAT `<box>`, Label Studio rectangles,
+  LabelMe rectangles) become box regions (`"kind": "box"`, backend/boxes.py). An image whose labels are all boxes
+  stays `new`, in the queue for its outlines, unless `status` says otherwise.
+- **LabelMe** as LabelMe's own converters read it: shapes with the same (label, group_id) are one instance, later
+  shapes cover earlier instances, `__ignore__` shapes cover but are no region, and every shape type is an area
+  (backend/datasets/labelme.py).
+- Other images become `submitted` for review unless `status` says otherwise (e.g. `accepted` for trusted data);
+  regions are human-drawn (source `human`, unless an inklabel export says otherwise).
+- Styles: a COCO annotation's `attributes.style`, a CVAT `style` attribute, a Label Studio per-region `style`
+  choice, or a category / label / class name that is a style key of the taxonomy; motifs from `attributes.motifs`,
+  LabelMe shape flags, CVAT `motifs`, Label Studio `motifs`; image tags from an inklabel export's `inklabel.tags`,
+  LabelMe's file flags, CVAT `<tag>`s or Label Studio image-level choices. Names that are not in the taxonomy are
+  ignored (and counted).
 """
 from __future__ import annotations
 
@@ -50,11 +61,12 @@ from ..ingest import ingest_bytes
 from ..models import IMAGE_STATUSES, REGION_SOURCES, Image, User, utcnow
 from ..taxonomy import flag_keys, load_taxonomy, style_keys
 from . import coco, labelme, yolo
+from .boxes import box_region
 from .archive import ArchiveLimits, ArchiveRefused, extract_zip
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("coco", "labelme", "yolo", "yolo-seg")
+FORMATS = ("coco", "labelme", "yolo", "yolo-seg", "cvat", "labelstudio")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MAX_COCO_JSON_BYTES = 1024**3
 MAX_LABELME_JSON_BYTES = 64 * 1024**2
@@ -118,7 +130,6 @@ class LabelItem:
     tags: dict = field(default_factory=lambda: {"styles": [], "flags": []})
     image_data: bytes | None = None
     expect_size: tuple[int, int] | None = None  # (width, height) the labels were drawn on
-    box_drafts: bool = False
     problem: str | None = None  # the item cannot be imported at all
 
 
@@ -199,7 +210,11 @@ def _load_json(path: Path, limit: int):
     if path.stat().st_size > limit:
         raise ValueError(f"{path.name} is larger than {limit:,} bytes")
     with open(path, "rb") as fh:
-        return json.loads(fh.read())
+        data = fh.read()
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError(f"{path.name} is nested too deeply to be a label file") from None
 
 
 # --- COCO ---------------------------------------------------------------------------------------------------------
@@ -253,10 +268,14 @@ def _coco_builder(annotations: list[dict], categories: dict, vocab: _Vocabulary)
     def build(width: int, height: int, sha: str) -> tuple[list[dict], list[str]]:
         regions, problems = [], []
         for ann in annotations:
+            segmentation = ann.get("segmentation")
             try:
-                geometries = coco.segmentation_to_geometries(ann.get("segmentation"), width, height,
-                                                             current_app.config.get("MAX_REGION_VERTICES",
-                                                                                    DEFAULT_MAX_VERTICES))
+                if segmentation in (None, []) and "bbox" in ann:  # a detection label: a box region
+                    geometries = [coco.bbox_geometry(ann.get("bbox"))]
+                else:
+                    geometries = coco.segmentation_to_geometries(segmentation, width, height,
+                                                                 current_app.config.get("MAX_REGION_VERTICES",
+                                                                                        DEFAULT_MAX_VERTICES))
             except (ValueError, TypeError, KeyError) as err:
                 problems.append(f"annotation {ann.get('id')}: {err}")
                 continue
@@ -264,13 +283,14 @@ def _coco_builder(annotations: list[dict], categories: dict, vocab: _Vocabulary)
             style = attributes.get("style")
             style = vocab.style(style) if style is not None else vocab.style(categories.get(ann.get("category_id")))
             for k, geometry in enumerate(geometries):
-                regions.append({
+                region = {
                     "id": _region_id(attributes.get("region_id"), "coco", sha, f"{ann.get('id')}:{k}"),
                     "geometry": geometry,
                     "style": style,
                     "motifs": _strings(attributes.get("motifs")),
                     "source": _source(attributes.get("source")),
-                })
+                }
+                regions.append(box_region(region) if segmentation in (None, []) else region)
         return regions, problems
 
     return build
@@ -279,19 +299,27 @@ def _coco_builder(annotations: list[dict], categories: dict, vocab: _Vocabulary)
 # --- LabelMe ------------------------------------------------------------------------------------------------------
 
 
-def read_labelme(root: Path, files: list[Path] | None, vocab: _Vocabulary, report: ImportReport) -> Iterator[LabelItem]:
-    found = False
+def json_documents(root: Path, files: list[Path] | None, limit: int, accepts: Callable, refusal: str,
+                   report: ImportReport) -> Iterator[tuple[Path, str, object]]:
+    """(file, its name in the dataset, document) of the JSON label files that `accepts`; unreadable ones are
+    reported (their siblings go on), and so are other JSON files when they were named explicitly."""
     for jf in files or _json_files(root):
         rel = str(jf.relative_to(root))
         try:
-            document = _load_json(jf, MAX_LABELME_JSON_BYTES)
+            document = _load_json(jf, limit)
         except (OSError, ValueError) as err:
             report.skip(rel, f"not readable JSON: {err}"[:300])
             continue
-        if not labelme.is_labelme(document):
-            if files:
-                report.skip(rel, "not a LabelMe file (needs 'shapes' and 'imagePath')")
-            continue
+        if accepts(document):
+            yield jf, rel, document
+        elif files:
+            report.skip(rel, refusal)
+
+
+def read_labelme(root: Path, files: list[Path] | None, vocab: _Vocabulary, report: ImportReport) -> Iterator[LabelItem]:
+    found = False
+    for jf, rel, document in json_documents(root, files, MAX_LABELME_JSON_BYTES, labelme.is_labelme,
+                                            "not a LabelMe file (needs 'shapes' and 'imagePath')", report):
         found = True
         flags = document.get("flags") if isinstance(document.get("flags"), dict) else {}
         on = [k for k, v in flags.items() if v is True]
@@ -318,35 +346,23 @@ def read_labelme(root: Path, files: list[Path] | None, vocab: _Vocabulary, repor
 
 def _labelme_builder(shapes, vocab: _Vocabulary) -> RegionBuilder:
     def build(width: int, height: int, sha: str) -> tuple[list[dict], list[str]]:
-        groups: dict = {}
-        problems = []
-        for index, shape in enumerate(shapes if isinstance(shapes, list) else []):
-            if not isinstance(shape, dict):
-                problems.append(f"shape {index}: not an object")
-                continue
-            try:
-                ring = labelme.shape_ring(shape)
-            except (ValueError, TypeError) as err:
-                problems.append(f"shape {index}: {err}")
-                continue
-            group_id = shape.get("group_id")
-            key = ("group", group_id) if isinstance(group_id, int) else ("shape", index)
-            group = groups.setdefault(key, {"rings": [], "shape": shape, "index": index})
-            group["rings"].append(ring)
+        found, problems = labelme.instances(shapes)
         regions = []
-        for key, group in groups.items():
-            shape = group["shape"]
-            rings = group["rings"]
-            geometry = {"type": "Polygon", "coordinates": [rings[0]]} if len(rings) == 1 else \
-                {"type": "MultiPolygon", "coordinates": [[r] for r in rings]}
-            flags = shape.get("flags") if isinstance(shape.get("flags"), dict) else {}
-            regions.append({
-                "id": _region_id(shape.get("region_id"), "labelme", sha, f"{key[0]}:{key[1]}"),
-                "geometry": geometry,
-                "style": vocab.style(shape.get("label")),
+        for instance in found:
+            first = instance["shapes"][0]
+            flags = {}
+            for shape in instance["shapes"]:
+                flags.update(shape.get("flags") if isinstance(shape.get("flags"), dict) else {})
+            key = instance["key"]
+            region = {
+                "id": _region_id(first.get("region_id"), "labelme", sha,
+                                 f"shape:{key[1]}" if key[0] == "shape" else f"group:{key[1]}:{key[0]}"),
+                "geometry": instance["geometry"],
+                "style": vocab.style(instance["label"]),
                 "motifs": [k for k, v in flags.items() if v is True],
-                "source": _source(shape.get("source")),
-            })
+                "source": _source(first.get("source")),
+            }
+            regions.append(box_region(region) if instance["kind"] == "box" else region)
         return regions, problems
 
     return build
@@ -396,7 +412,7 @@ def read_yolo(root: Path, vocab: _Vocabulary, report: ImportReport, segmentation
             continue  # an image outside the labelled folders (e.g. a preview)
         names = _class_names(root, (label or image).parent, names_cache)
         yield LabelItem(name=str(image.relative_to(root)), image_file=image,
-                        build=_yolo_builder(label, names, vocab, segmentation), box_drafts=not segmentation)
+                        build=_yolo_builder(label, names, vocab, segmentation))
 
 
 def _yolo_builder(label: Path | None, names: list[str] | None, vocab: _Vocabulary, segmentation: bool) -> RegionBuilder:
@@ -426,13 +442,14 @@ def _yolo_builder(label: Path | None, names: list[str] | None, vocab: _Vocabular
                 continue
             class_name = names[cls] if names and cls < len(names) else None
             kind = "yolo-seg" if segmentation else "yolo-box"
-            regions.append({
+            region = {
                 "id": derived_id(kind, sha, f"{number}:{line.strip()}"),
                 "geometry": geometry,
                 "style": vocab.style(class_name) if class_name is not None else None,
                 "motifs": [],
-                "source": "human" if segmentation else "assist",
-            })
+                "source": "human",
+            }
+            regions.append(region if segmentation else box_region(region))
         return regions, problems
 
     return build
@@ -449,12 +466,14 @@ def _prepare(path: Path, fmt: str, workdir: Path, limits: ArchiveLimits) -> tupl
         return path.resolve(), None
     if zipfile.is_zipfile(path):
         return extract_zip(path, workdir, limits), None
-    if path.suffix.lower() == ".json" and fmt in ("coco", "labelme"):
+    if (path.suffix.lower() == ".json" and fmt in ("coco", "labelme", "labelstudio")) or \
+            (path.suffix.lower() == ".xml" and fmt == "cvat"):
         root = path.resolve().parent
         if fmt == "coco" and root.name in ("annotations", "coco"):
             root = root.parent
         return root, [path.resolve()]
-    raise ValueError(f"{path.name}: expected a folder, a .zip archive or (COCO, LabelMe) a .json file")
+    raise ValueError(f"{path.name}: expected a folder, a .zip archive, (COCO, LabelMe, Label Studio) a .json file "
+                     "or (CVAT) an .xml file")
 
 
 def import_path(path, fmt: str, source: str = "import", user_id: int | None = None,
@@ -482,6 +501,11 @@ def import_path(path, fmt: str, source: str = "import", user_id: int | None = No
             items = list(read_coco(root, files, vocab, report))
         elif fmt == "labelme":
             items = list(read_labelme(root, files, vocab, report))
+        elif fmt in ("cvat", "labelstudio"):
+            from .import_readers import read_cvat, read_labelstudio
+
+            reader = read_cvat if fmt == "cvat" else read_labelstudio
+            items = list(reader(root, files, vocab, report))
         else:
             items = list(read_yolo(root, vocab, report, segmentation=fmt == "yolo-seg"))
         total = len(items)
@@ -508,47 +532,90 @@ def _read_image(item: LabelItem, limit: int) -> bytes:
     return data
 
 
-def _import_item(item: LabelItem, root: Path, report: ImportReport, vocab: _Vocabulary, source: str,
-                 user: User | None, status: str | None, config) -> None:
-    if item.problem:
-        report.skip(item.name, item.problem)
-        return
-    try:
-        data = _read_image(item, config["MAX_UPLOAD_BYTES"])
-        filename = item.image_file.name if item.image_file is not None else Path(item.name).with_suffix("").name
-        result = ingest_bytes(data, filename, source=source, user_id=user.id if user else None)
-    except ImageRejected as err:
-        report.skip(item.name, err.message)
-        return
-    except OSError as err:
-        report.skip(item.name, f"could not read the image: {err}")
-        return
-    image = result.image
-    image_id, width, height, sha = image.id, image.width, image.height, image.sha256
-    if result.duplicate:
-        report.images_existing += 1
-    else:
-        report.images_added += 1
-    if item.expect_size is not None and item.expect_size != (width, height):
-        report.skip(item.name, f"the labels are for a {item.expect_size[0]}x{item.expect_size[1]} image but the "
-                               f"stored (upright) image is {width}x{height}; labels not imported")
-        return
+def _upright_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) after the EXIF orientation, from the header only; None when Pillow cannot tell."""
+    import io
 
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            orientation = img.getexif().get(0x0112)
+    except Exception:  # anything unreadable is refused by ingest with its own reason
+        return None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _checked_regions(item: LabelItem, width: int, height: int, sha: str, vocab: _Vocabulary,
+                     config) -> tuple[list[dict], list[str]]:
     raw_regions, problems = item.build(width, height, sha)
-    for problem in problems:
-        report.skip(item.name, problem)
+    problems = list(problems)
     regions, seen = [], set()
     for index, raw in enumerate(raw_regions):
         try:
             region = clean_region(index, raw, width, height, vocab.styles,
                                   config.get("MAX_REGION_VERTICES", DEFAULT_MAX_VERTICES))
         except APIError as err:
-            report.skip(item.name, err.message)
+            problems.append(err.message)
             continue
         if region["id"] in seen:
             continue
         seen.add(region["id"])
         regions.append(region)
+    return regions, problems
+
+
+def _import_item(item: LabelItem, root: Path, report: ImportReport, vocab: _Vocabulary, source: str,
+                 user: User | None, status: str | None, config) -> None:
+    """One image and its labels, all or nothing: labels that cannot be imported in full refuse the item before
+    its image is stored (no image without its labels), with every reason in the report."""
+    if item.problem:
+        report.skip(item.name, item.problem)
+        return
+    try:
+        data = _read_image(item, config["MAX_UPLOAD_BYTES"])
+    except ImageRejected as err:
+        report.skip(item.name, err.message)
+        return
+    except OSError as err:
+        report.skip(item.name, f"could not read the image: {err}")
+        return
+    import hashlib
+
+    sha = hashlib.sha256(data).hexdigest()
+    size = _upright_size(data)
+    if size is not None:
+        if item.expect_size is not None and item.expect_size != size:
+            report.skip(item.name, f"the labels are for a {item.expect_size[0]}x{item.expect_size[1]} image but the "
+                                   f"image is {size[0]}x{size[1]} (upright); nothing imported")
+            return
+        regions, problems = _checked_regions(item, size[0], size[1], sha, vocab, config)
+        if problems:
+            report.skip(item.name, "labels refused, image not imported: " + "; ".join(problems)[:1500])
+            return
+    filename = item.image_file.name if item.image_file is not None else Path(item.name).with_suffix("").name
+    try:
+        result = ingest_bytes(data, filename, source=source, user_id=user.id if user else None)
+    except ImageRejected as err:
+        report.skip(item.name, err.message)
+        return
+    image = result.image
+    image_id, width, height = image.id, image.width, image.height
+    if size != (width, height):  # the header did not tell (or told otherwise): check with the stored size
+        if item.expect_size is not None and item.expect_size != (width, height):
+            problems = [f"the labels are for a {item.expect_size[0]}x{item.expect_size[1]} image but the stored "
+                        f"(upright) image is {width}x{height}"]
+        else:
+            regions, problems = _checked_regions(item, width, height, sha, vocab, config)
+        if problems:
+            _forget_new_image(result)
+            report.skip(item.name, "labels refused, image not imported: " + "; ".join(problems)[:1500])
+            return
+    if result.duplicate:
+        report.images_existing += 1
+    else:
+        report.images_added += 1
     tags = item.tags
     if not regions and not tags["styles"] and not tags["flags"]:
         report.without_labels += 1
@@ -571,11 +638,25 @@ def _import_item(item: LabelItem, root: Path, report: ImportReport, vocab: _Voca
         return
     report.documents_written += 1
     report.regions_added += len(regions)
-    new_status = "new" if item.box_drafts else (status or "submitted")
+    # Boxes only: weak labels, the image stays in the queue for its outlines unless a status was asked for.
+    new_status = status or ("new" if all(r["kind"] == "box" for r in regions) else "submitted")
     db.session.execute(
         update(Image).where(Image.id == image_id, Image.status.in_(("new", "in_progress")))
         .values(status=new_status, updated_at=utcnow()).execution_options(synchronize_session=False)
     )
+    db.session.commit()
+
+
+def _forget_new_image(result) -> None:
+    """Remove an image this import just added (its labels were refused), so that no orphan stays behind."""
+    if result.duplicate:
+        return
+    from sqlalchemy import delete
+
+    from ..models import Annotation
+
+    db.session.execute(delete(Annotation).where(Annotation.image_id == result.image.id))
+    db.session.execute(delete(Image).where(Image.id == result.image.id))
     db.session.commit()
 
 

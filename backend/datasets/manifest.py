@@ -49,7 +49,7 @@ def manifest_chunks(head: dict, images_jsonl: IO[str], files: Iterator[tuple[str
     yield b"\n  }\n}\n"
 
 
-def readme_text(formats: list[str], images: bool, include_excluded: bool) -> str:
+def readme_text(formats: list[str], images: bool, include_excluded: bool, categories: str = "tattoo") -> str:
     lines = [
         "# inklabel export",
         "",
@@ -78,4 +78,23 @@ def readme_text(formats: list[str], images: bool, include_excluded: bool) -> str
         lines.append("yolo/data.yaml, yolo/images, yolo/labels  YOLO-seg (class 0 = tattoo); holes as bridged rings")
     if "labelme" in formats:
         lines.append("labelme/{split}/<sha256>.json        LabelMe 5 JSON; label = style; holes as bridged rings")
+    if "cvat" in formats:
+        lines.append("cvat/{split}.xml                     CVAT for images 1.1: polygons, boxes, style/motifs as "
+                     "attributes, image styles/flags as tags")
+    if "labelstudio" in formats:
+        lines.append("labelstudio/{split}.json, config.xml  Label Studio tasks (percent coordinates) and the "
+                     "labelling interface they fit")
+    lines += [
+        "",
+        "Box regions (detection labels) are COCO annotations with a bbox and no segmentation, CVAT boxes, Label",
+        "Studio rectangles and LabelMe rectangles, and are listed in boxes/labels.csv (when there are any); they",
+        "are not drawn in the masks nor written to YOLO-seg (a box is not an outline).",
+    ]
+    if categories == "styles":
+        lines += [
+            "",
+            "Categories per style: class 0 'tattoo' (no or an untrainable style), then one class per trainable",
+            "style. COCO category id = class + 1 = the value in masks_class/{split}/<sha256>.png",
+            "(legend in masks_class/legend.json); YOLO class index = class (yolo/data.yaml names).",
+        ]
     return "\n".join(lines) + "\n"

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..models import IMAGE_STATUSES
 from .splits import DEFAULT_MAX_DISTANCE
 
-FORMATS = ("coco", "masks", "crops", "yolo", "labelme")
-Format = Literal["coco", "masks", "crops", "yolo", "labelme"]
+FORMATS = ("coco", "masks", "crops", "yolo", "labelme", "cvat", "labelstudio")
+Format = Literal["coco", "masks", "crops", "yolo", "labelme", "cvat", "labelstudio"]
 Status = Literal["new", "in_progress", "submitted", "accepted", "rejected"]
 assert set(Status.__args__) == set(IMAGE_STATUSES)
 
@@ -52,7 +52,14 @@ class CropOptions(_Strict):
 
 class ExportOptions(_Strict):
     formats: list[Format] = Field(default_factory=lambda: list(FORMATS), min_length=1,
-                                  description="any of coco, masks (semantic + instance), crops, yolo (YOLO-seg), labelme")
+                                  description="any of coco, masks (semantic + instance), crops, yolo (YOLO-seg), "
+                                              "labelme, cvat (CVAT for images 1.1 XML), labelstudio (Label Studio JSON)")
+    categories: Literal["tattoo", "styles"] = Field(
+        "tattoo",
+        description="tattoo: one class (styles as COCO attributes); styles: class 0 'tattoo' (no or untrainable "
+                    "style) plus one class per trainable style, the same in COCO categories, yolo/data.yaml names "
+                    "and the class-index masks (masks_class/, legend in masks_class/legend.json)",
+    )
     images: bool = Field(True, description="include images/{split}/<sha256>.jpg (COCO and LabelMe refer to them)")
     split: SplitOptions = Field(default_factory=SplitOptions)
     filter: FilterOptions = Field(default_factory=FilterOptions)

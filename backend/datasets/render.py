@@ -17,8 +17,10 @@ from PIL import Image as PILImage
 
 from ..geometry import area_bbox
 from ..imaging import ImageRejected, encode_jpeg, load_rgb
-from . import coco, crops, labelme, yolo
+from . import coco, crops, cvat, labelme, labelstudio, yolo
+from .boxes import box_corners, class_index, is_box
 from .masks import RegionMask, encode_masks, region_mask
+from .pngio import encode_gray_png
 
 EXCLUDED_SPLIT = "excluded"
 JPEG_QUALITY = 95
@@ -35,6 +37,7 @@ class RenderSettings:
     crop_mask_background: bool
     trainable: frozenset
     max_pixels: int | None = None
+    class_names: tuple = ("tattoo",)  # boxes.class_names: COCO categories, YOLO classes, class-index masks
 
 
 @dataclass
@@ -72,8 +75,28 @@ class Rendered:
     regions: int = 0
     styles: Counter = field(default_factory=Counter)
     crops_skipped: Counter = field(default_factory=Counter)
+    cvat_element: str | None = None
+    ls_task: dict | None = None
+    box_rows: list[dict] = field(default_factory=list)
     model_versions: set = field(default_factory=set)
     error: str | None = None
+
+
+_NO_PIXELS = RegionMask(0, 0, np.zeros((0, 0), dtype=bool))
+
+
+def _class_png(masks: list[RegionMask], regions: list[dict], settings: RenderSettings, width: int,
+               height: int) -> bytes:
+    """uint8 class-index mask: 0 background, class index + 1 (= the COCO category id) where a region is; later
+    regions win overlaps, as in the instance mask."""
+    names = list(settings.class_names)
+    labels = np.zeros((height, width), dtype=np.uint8)
+    for rm, region in zip(masks, regions):
+        h, w = rm.mask.shape
+        if h and w:
+            np.copyto(labels[rm.row0:rm.row0 + h, rm.col0:rm.col0 + w], np.uint8(class_index(region, names) + 1),
+                      where=rm.mask)
+    return encode_gray_png(labels)
 
 
 def image_name(split: str, sha: str) -> str:
@@ -140,21 +163,42 @@ def _render(task: ImageTask, settings: RenderSettings, out: Rendered) -> None:
     if pixels is not None and pixels.shape[:2] != (height, width):
         raise ValueError(f"the stored image is {pixels.shape[1]}x{pixels.shape[0]}, the database says {width}x{height}")
 
-    need_masks = "masks" in formats or (settings.crop_mask_background and crop_regions) or \
-        ("coco" in formats and any(coco.has_holes(r["geometry"]) for r in regions))
-    masks: list[RegionMask] = [region_mask(r["geometry"], geometry_info[i][1], width, height)
-                               for i, r in enumerate(regions)] if need_masks else []
+    # Rasterise only what is used: every region for the masks, cropped regions for masked crops, regions with
+    # holes for COCO's RLE (the rest of COCO is polygons and needs no pixels).
+    wanted = set(range(len(regions))) if "masks" in formats else set()
+    if settings.crop_mask_background:
+        wanted |= {i for i, _ in crop_regions}
+    if "coco" in formats:
+        wanted |= {i for i, r in enumerate(regions) if not is_box(r) and coco.has_holes(r["geometry"])}
+    masks: list[RegionMask] = [region_mask(r["geometry"], geometry_info[i][1], width, height) if i in wanted
+                               else _NO_PIXELS for i, r in enumerate(regions)]
 
     if image_bytes is not None:
         out.files.append((image_name(split, sha), image_bytes))
         if "yolo" in formats and training:
             out.files.append((f"yolo/images/{split}/{sha}.jpg", image_bytes))
+    outlined = [r for r in regions if not is_box(r)]  # boxes are not drawn in masks nor written as YOLO-seg
     if "masks" in formats:
-        semantic, instance = encode_masks(masks, width, height)
+        drawn = [m if not is_box(regions[i]) else _NO_PIXELS for i, m in enumerate(masks)]
+        semantic, instance = encode_masks(drawn, width, height)
         out.files.append((f"masks/{split}/{sha}.png", semantic))
         out.files.append((f"masks_instance/{split}/{sha}.png", instance))
+        if len(settings.class_names) > 1:
+            out.files.append((f"masks_class/{split}/{sha}.png", _class_png(drawn, regions, settings, width, height)))
     if "yolo" in formats and training:
-        out.files.append((f"yolo/labels/{split}/{sha}.txt", yolo.label_lines(regions, width, height).encode()))
+        classes = [class_index(r, list(settings.class_names)) for r in outlined]
+        out.files.append((f"yolo/labels/{split}/{sha}.txt",
+                          yolo.label_lines(outlined, width, height, classes).encode()))
+    if "cvat" in formats:
+        out.cvat_element = cvat.image_element(task.image_id, f"{sha}.jpg", width, height, regions, tags)
+    if "labelstudio" in formats:
+        out.ls_task = labelstudio.task(task.image_id, image_name(split, sha), width, height, regions, tags)
+    for i, region in enumerate(regions):
+        if is_box(region):
+            x0, y0, x1, y1 = box_corners(region["geometry"])
+            out.box_rows.append({"split": split, "image": sha, "image_id": task.image_id, "region_id": region["id"],
+                                 "style": region.get("style") or "", "x0": round(x0, 2), "y0": round(y0, 2),
+                                 "x1": round(x1, 2), "y1": round(y1, 2)})
     if "labelme" in formats:
         document = labelme.labelme_document(regions, tags, f"../../{image_name(split, sha)}", width, height)
         out.files.append((f"labelme/{split}/{sha}.json", json.dumps(document, indent=1).encode()))
@@ -163,15 +207,19 @@ def _render(task: ImageTask, settings: RenderSettings, out: Rendered) -> None:
                                           task.version, tags, task.original_filename)
         for i, region in enumerate(regions):
             area, bbox = geometry_info[i]
-            if coco.has_holes(region["geometry"]):
+            if is_box(region):
+                segmentation = None  # a detection label: bbox only
+            elif coco.has_holes(region["geometry"]):
                 segmentation = coco.rle_segmentation(masks[i].full(width, height, order="F"))
             else:
                 segmentation = coco.polygon_segmentation(region["geometry"])
-            out.coco_annotations.append(coco.annotation_entry(task.image_id, i, region, area, bbox, segmentation))
+            out.coco_annotations.append(coco.annotation_entry(
+                task.image_id, i, region, area, bbox, segmentation,
+                category_id=class_index(region, list(settings.class_names)) + 1))
 
     for i, box in crop_regions:
         region = regions[i]
-        data = crops.crop_jpeg(pixels, box, masks[i] if masks else None, settings.crop_mask_background)
+        data = crops.crop_jpeg(pixels, box, masks[i], settings.crop_mask_background)
         x0, y0, x1, y1 = geometry_info[i][1]
         out.crops.append(CropOut(region["style"], crops.safe_stem(region["id"]), data, {
             "split": split, "region_id": region["id"], "image": sha, "image_id": task.image_id,

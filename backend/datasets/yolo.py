@@ -73,16 +73,17 @@ def _fmt(value: float) -> str:
     return text or "0"
 
 
-def label_lines(regions: list[dict], width: int, height: int) -> str:
+def label_lines(regions: list[dict], width: int, height: int, classes: list[int] | None = None) -> str:
     lines = []
-    for region in regions:
+    for k, region in enumerate(regions):
+        cls = classes[k] if classes else 0
         for ring in geometry_rings(region["geometry"]):
             coords = " ".join(f"{_fmt(x / width)} {_fmt(y / height)}" for x, y in ring)
-            lines.append(f"0 {coords}")
+            lines.append(f"{cls} {coords}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def data_yaml(splits: list[str]) -> str:
+def data_yaml(splits: list[str], names: list[str] | tuple[str, ...] = CLASS_NAMES) -> str:
     lines = [
         "# inklabel export, YOLO-seg. Polygons with holes are bridged rings (see the export's README in",
         "# backend/datasets/yolo.py). Train with e.g. `yolo segment train data=/abs/path/to/yolo/data.yaml`.",
@@ -91,7 +92,7 @@ def data_yaml(splits: list[str]) -> str:
         if split in splits:
             lines.append(f"{split}: images/{split}")
     lines.append("names:")
-    lines += [f"  {i}: {name}" for i, name in enumerate(CLASS_NAMES)]
+    lines += [f"  {i}: {name}" for i, name in enumerate(names)]
     return "\n".join(lines) + "\n"
 
 

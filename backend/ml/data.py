@@ -3,7 +3,9 @@
 Layout used here (see DESIGN.md):
     manifest.json
     images/{train,val,test}/<sha256>.jpg
-    masks/{train,val,test}/<sha256>.png            0 background, 255 tattoo
+    masks/{train,val,test}/<sha256>.png            0 background, 255 tattoo (mask regions only)
+    boxes/labels.csv                               box regions: split, image (sha256), x0, y0, x1, y1, ... in
+                                                   image pixels (weak labels; see backend/ml/boxsup.py)
     crops/{train,val,test}/<style>/<region_id>.jpg + crops/labels.csv
 
     with open_export("workspace/exports/<id>.zip") as data:
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .boxsup import augment_boxed, known_map, lab_of, letterbox_boxes, pack_boxes
 from .transforms import augment_crop, augment_pair, letterbox, letterbox_mask
 
 SPLITS = ("train", "val", "test")
@@ -45,6 +48,7 @@ class SegSample:
     key: str
     image: Path
     mask: Path | None  # None: no mask file, i.e. no tattoo in this image
+    boxes: tuple = ()  # box regions (x0, y0, x1, y1) in image pixels: the mask is unknown inside them
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,25 @@ class ExportData:
     def has_masks(self) -> bool:
         return (self.root / "masks").is_dir()
 
+    def box_table(self) -> dict[tuple[str, str], list[tuple[float, float, float, float]]]:
+        """(split, image key) -> its box regions, from boxes/labels.csv (empty when the export has no boxes)."""
+        path = self.root / "boxes" / "labels.csv"
+        table: dict[tuple[str, str], list] = {}
+        if not path.is_file():
+            return table
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                try:
+                    box = tuple(float(row[k]) for k in ("x0", "y0", "x1", "y1"))
+                except (KeyError, TypeError, ValueError):
+                    raise ExportError("boxes/labels.csv: every row needs numeric x0, y0, x1, y1") from None
+                if box[2] > box[0] and box[3] > box[1]:
+                    table.setdefault((row.get("split", ""), row.get("image", "")), []).append(box)
+        return table
+
+    def has_boxes(self) -> bool:
+        return (self.root / "boxes" / "labels.csv").is_file()
+
     def has_crops(self) -> bool:
         return (self.root / "crops").is_dir()
 
@@ -82,12 +105,14 @@ class ExportData:
         folder = self.root / "images" / split
         if not folder.is_dir():
             return []
+        boxes = self.box_table()
         out = []
         for path in sorted(folder.iterdir()):
             if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
                 continue
             mask = self.root / "masks" / split / f"{path.stem}.png"
-            out.append(SegSample(split, path.stem, path, mask if mask.is_file() else None))
+            out.append(SegSample(split, path.stem, path, mask if mask.is_file() else None,
+                                 tuple(boxes.get((split, path.stem), ()))))
         return out
 
     def crop_samples(self, split: str) -> list[CropSample]:
@@ -166,11 +191,16 @@ def read_mask(path: Path | None, shape: tuple[int, int]) -> np.ndarray:
 
 
 class SegmentationDataset(Dataset):
-    """(uint8 HWC letterboxed image, uint8 HW mask 0/1) pairs; letterboxed arrays are cached in memory."""
+    """(uint8 HWC letterboxed image, uint8 HW mask 0/1) pairs; letterboxed arrays are cached in memory.
 
-    def __init__(self, samples: list[SegSample], size: int, augment: bool = False, seed: int = 0, cache: bool = True):
-        self.samples, self.size, self.augment, self.cache = samples, size, augment, cache
+    With `boxed=True` (training on box labels too, see boxsup.py) each item is (image, mask, known 0/1, Lab image
+    float32 CHW, boxes (MAX_BOXES, 4) in canvas pixels, -1 rows after the last)."""
+
+    def __init__(self, samples: list[SegSample], size: int, augment: bool = False, seed: int = 0, cache: bool = True,
+                 boxed: bool = False):
+        self.samples, self.size, self.augment, self.cache, self.boxed = samples, size, augment, cache, boxed
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._boxes: dict[int, list] = {}
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -184,15 +214,28 @@ class SegmentationDataset(Dataset):
         mask = read_mask(sample.mask, rgb.shape[:2])
         image, lb = letterbox(rgb, self.size)
         item = (image, letterbox_mask(mask, lb))
+        self._boxes[index] = letterbox_boxes(sample.boxes, lb)
         if self.cache:
             self._cache[index] = item
         return item
 
     def __getitem__(self, index: int):
         image, mask = self.load(index)
+        if self.boxed:
+            return self._boxed_item(image, mask, self._boxes[index])
         if self.augment:
             image, mask = augment_pair(self.rng, image, mask)
         return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy((mask > 127).astype(np.uint8))
+
+
+    def _boxed_item(self, image: np.ndarray, mask: np.ndarray, boxes: list):
+        mask = (mask > 127).astype(np.uint8)
+        known = known_map(mask, boxes)
+        if self.augment:
+            image, mask, known, boxes = augment_boxed(self.rng, image, mask, known, boxes)
+        lab = torch.from_numpy(np.ascontiguousarray(lab_of(image).transpose(2, 0, 1)))
+        return (torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(mask)),
+                torch.from_numpy(np.ascontiguousarray(known)), lab, pack_boxes(boxes))
 
 
 class CropDataset(Dataset):

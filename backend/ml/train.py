@@ -33,6 +33,7 @@ from .data import (
     read_rgb,
     worker_init,
 )
+from .boxsup import PAIRWISE_WEIGHT, box_fill_iou, box_supervised_loss
 from .device import autocast, cpu_count, is_cuda, prepare_model, resolve_device, to_device
 from .infer import ClassifierRunner, SegmenterRunner
 from .metrics import MaskCounts, classification_report
@@ -164,8 +165,9 @@ def train_model(data: ExportData, options: TrainOptions, progress: Optional[Prog
 # --- segmenter ---------------------------------------------------------------------------------------------------
 
 def _seg_splits(data: ExportData, opts: TrainOptions) -> tuple[list[SegSample], list[SegSample], str]:
-    if not data.has_masks():
-        raise ExportError("the export has no masks/ folder: make an export that includes the 'masks' format")
+    if not data.has_masks() and not data.has_boxes():
+        raise ExportError("the export has no masks/ folder and no boxes: make an export that includes the 'masks' "
+                          "format")
     train = data.segmentation_samples("train")
     val = data.segmentation_samples("val")
     source = "export"
@@ -214,27 +216,43 @@ def calibrate_threshold(runner: SegmenterRunner, samples: list[SegSample]) -> tu
     return float(best), scores
 
 
-def _epoch_val_segmenter(model, loader, device) -> dict:
+def _epoch_val_segmenter(model, loader, device, boxes: bool = False) -> dict:
+    """Validation IoU/Dice on masks; with `boxes`, the box-fill IoU of box-labelled images (boxsup.box_fill_iou)
+    reported as "iou" so that the best epoch is chosen the same way."""
     model.eval()
     counts = MaskCounts()
+    inter = union = 0
     with torch.inference_mode():
-        for images, masks in loader:
-            x = to_device(normalize(images.to(device)), device)
+        for batch in loader:
+            x = to_device(normalize(batch[0].to(device)), device)
             with autocast(device):
                 logits = model(x)
             pred = (logits.float() > 0)[:, 0].cpu().numpy()
-            for p, m in zip(pred, masks.numpy()):
-                counts.add(p, m > 0)
+            if boxes:
+                for p, b in zip(pred, batch[4].tolist()):
+                    i, u = box_fill_iou(p, [box for box in b if box[0] >= 0])
+                    inter, union = inter + i, union + u
+            else:
+                for p, m in zip(pred, batch[1].numpy()):
+                    counts.add(p, m > 0)
+    if boxes:
+        iou = round(inter / union, 4) if union else 1.0
+        return {"iou": iou, "dice": round(2 * iou / (1 + iou), 4), "measure": "box_fill_iou"}
     return counts.summary()
 
 
 def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Progress]) -> TrainResult:
     device = resolve_device(opts.device)
-    train_s, val_s, val_source = _seg_splits(data, opts)
-    train_ds = SegmentationDataset(train_s, opts.input_size, augment=True, seed=opts.seed)
-    val_ds = SegmentationDataset(val_s, opts.input_size, augment=False)
+    train_s, val_all, val_source = _seg_splits(data, opts)
+    # Box-labelled images (boxsup.py) train with the box losses; they are validated on their boxes, the others on
+    # their masks (the headline IoU when there are any).
+    boxed = any(s.boxes for s in train_s)
+    val_s = [s for s in val_all if not s.boxes]
+    val_boxed = [s for s in val_all if s.boxes]
+    train_ds = SegmentationDataset(train_s, opts.input_size, augment=True, seed=opts.seed, boxed=boxed)
+    val_dl = _loader(SegmentationDataset(val_s or val_boxed, opts.input_size, augment=False, boxed=not val_s),
+                     opts.batch_size, False, device, opts.workers, opts.seed)
     train_dl = _loader(train_ds, opts.batch_size, True, device, opts.workers, opts.seed)
-    val_dl = _loader(val_ds, opts.batch_size, False, device, opts.workers, opts.seed)
 
     model, notes = build_segmenter(opts.arch, opts.encoder, opts.encoder_weights, opts.decoder_channels)
     model = prepare_model(model, device, train=True)
@@ -248,20 +266,26 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
     for epoch in range(1, opts.epochs + 1):
         model.train()
         losses = []
-        for images, masks in train_dl:
-            x = to_device(normalize(images.to(device, non_blocking=True)), device)
-            y = masks.to(device, non_blocking=True).float().unsqueeze(1)
+        for batch in train_dl:
+            x = to_device(normalize(batch[0].to(device, non_blocking=True)), device)
+            y = batch[1].to(device, non_blocking=True).float().unsqueeze(1)
             with autocast(device):
                 logits = model(x)
             logits = logits.float()
-            loss = F.binary_cross_entropy_with_logits(logits, y) + _dice_loss(logits, y)
+            if boxed:
+                known, lab, boxes = (t.to(device, non_blocking=True) for t in batch[2:])
+                ramp = min(1.0, clock.done / max(1, steps * 0.2))  # BoxInst warms the pairwise term up
+                loss, _ = box_supervised_loss(logits, y, known.float().unsqueeze(1), boxes, lab,
+                                              pairwise_weight=PAIRWISE_WEIGHT * ramp)
+            else:
+                loss = F.binary_cross_entropy_with_logits(logits, y) + _dice_loss(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             losses.append(float(loss.detach()))
             clock.tick(f"epoch {epoch}/{opts.epochs} loss {losses[-1]:.3f}")
-        val = _epoch_val_segmenter(model, val_dl, device)
+        val = _epoch_val_segmenter(model, val_dl, device, boxes=not val_s)
         entry = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), "val_iou": val["iou"],
                  "val_dice": val["dice"], "seconds": round(time.monotonic() - started, 1)}
         history.append(entry)
@@ -283,7 +307,7 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
     threshold, by_threshold = calibrate_threshold(runner, val_s)
     runner.threshold = threshold
     metrics = {
-        "val": evaluate_segmenter(runner, val_s),
+        "val": evaluate_segmenter(runner, val_s) if val_s else {"iou": best, "measure": "box_fill_iou"},
         "threshold": threshold,
         "val_iou_by_threshold": by_threshold,
         "best_epoch": best_epoch,
@@ -291,12 +315,13 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
         "history": history,
         "train_seconds": round(train_seconds, 1),
         "train_images": len(train_s),
-        "val_images": len(val_s),
+        "train_box_images": sum(1 for s in train_s if s.boxes),
+        "val_images": len(val_s) + len(val_boxed),
         "val_source": val_source,
         "device": str(device),
         "first_loss": history[0]["train_loss"] if history else None,
     }
-    test_s = data.segmentation_samples("test")
+    test_s = [s for s in data.segmentation_samples("test") if not s.boxes]
     if test_s:
         metrics["test"] = evaluate_segmenter(runner, test_s)
     model = runner.model.to("cpu", memory_format=torch.contiguous_format)

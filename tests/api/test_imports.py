@@ -150,10 +150,13 @@ def test_coco_zip_import_through_the_api(app, admin):
     job = admin.get(f"/api/v1/jobs/{resp.get_json()['job_id']}").get_json()
     assert job["status"] == "succeeded", job
     report = job["result"]
-    assert report["images_added"] == 3 and report["documents_written"] == 2 and report["regions_added"] == 3
-    assert report["without_labels"] == 1  # img2 has no annotation: stored, nothing to write
+    # img1 has one bad annotation among good ones: the whole item is refused and its image not stored (no half
+    # imports, no orphan image); img2 has no annotation: stored, nothing to write.
+    assert report["images_added"] == 2 and report["documents_written"] == 1 and report["regions_added"] == 2
+    assert report["without_labels"] == 1
     reasons = " | ".join(s["reason"] for s in report["skipped"])
     assert report["skipped_count"] == 1 and "annotation 3: a COCO polygon needs at least 3 points" in reasons
+    assert "image not imported" in reasons
     assert report["ignored_names"] == {"car": 1}
     with app.app_context():
         first = db.session.scalars(select(ImageRow).order_by(ImageRow.id)).first()
@@ -167,7 +170,7 @@ def test_coco_zip_import_through_the_api(app, admin):
         assert not list((Path(app.config["WORKSPACE"]) / "tmp" / "uploads").iterdir())
     again = admin.get(f"/api/v1/jobs/{_upload(admin, _zip_bytes(_coco_dataset())).get_json()['job_id']}").get_json()
     assert again["result"]["images_added"] == 0 and again["result"]["documents_written"] == 0
-    assert again["result"]["already_imported"] == 2
+    assert again["result"]["already_imported"] == 1
 
 
 def test_label_files_cannot_reach_outside_the_dataset(app, tmp_path):
@@ -206,16 +209,17 @@ def test_labelme_json_with_embedded_image(app, admin):
     resp = _upload(admin, json.dumps(document).encode(), fmt="labelme", name="one.json", status="accepted")
     assert resp.status_code == 202
     report = admin.get(f"/api/v1/jobs/{resp.get_json()['job_id']}").get_json()["result"]
-    assert report["documents_written"] == 1 and report["regions_added"] == 2
-    assert "no area" in report["skipped"][0]["reason"]
+    # LabelMe's converters draw a line as a 10 px stroke: it is a region too
+    assert report["documents_written"] == 1 and report["regions_added"] == 3 and report["skipped_count"] == 0
     with app.app_context():
         image = db.session.scalars(select(ImageRow)).one()
         assert image.status == "accepted"
         doc = current_document(image.id)
     assert doc["tags"] == {"styles": ["japanese"], "flags": ["bad_example"]}
-    first, grouped = doc["regions"]
+    first, grouped, line = doc["regions"]
     assert first["style"] == "japanese" and first["motifs"] == ["koi"]
     assert grouped["style"] is None and grouped["geometry"]["type"] == "MultiPolygon"
+    assert 40 <= region_raster(line["geometry"], W, H).sum() <= 80  # 4 * sqrt(2) px long, 10 px wide, clipped
 
 
 def test_yolo_and_yolo_seg_folders(app, tmp_path):
@@ -230,21 +234,28 @@ def test_yolo_and_yolo_seg_folders(app, tmp_path):
     (root / "images" / "val" / "c.jpg").write_bytes(jpeg(smooth_image(3, W, H)))
     (root / "labels" / "val" / "c.txt").write_text("0 0.1 0.1 0.5 0.1 0.5 0.5 0.1 0.5\n")
     with app.app_context():
-        boxes = import_path(root, "yolo")
-        assert boxes.images_added == 3 and boxes.documents_written == 1 and boxes.without_labels == 2
+        boxes = import_path(root, "yolo")  # a.txt has a bad line, c.txt a polygon: both items refused in full
+        assert boxes.images_added == 1 and boxes.documents_written == 0 and boxes.without_labels == 1
         assert [s["reason"] for s in boxes.skipped] == [
-            "a.txt line 4: coordinates must be relative to the image size (0..1)",
-            "c.txt line 1: a polygon line in a box file (import it with --format yolo-seg)"]
+            "labels refused, image not imported: a.txt line 4: coordinates must be relative to the image size (0..1)",
+            "labels refused, image not imported: c.txt line 1: a polygon line in a box file (import it with "
+            "--format yolo-seg)"]
+        assert db.session.query(ImageRow).count() == 1  # no image without its labels
+        (root / "labels" / "train" / "a.txt").write_text("1 0.5 0.5 0.25 0.5\n0 0.2 0.2 0.1 0.1\n")
+        (root / "labels" / "val" / "c.txt").unlink()
+        boxes = import_path(root, "yolo")
+        assert boxes.images_added == 1 and boxes.documents_written == 1 and boxes.skipped_count == 0
         regions = db.session.scalars(select(Region).order_by(Region.pk)).all()
         assert [r.style for r in regions] == ["tribal", None]
-        assert all(r.source == "assist" and r.id.startswith("yolo-box-") for r in regions)
+        assert all(r.source == "human" and r.kind == "box" and r.id.startswith("yolo-box-") for r in regions)
         assert regions[0].bbox == [60.0, 30.0, 100.0, 90.0]
         statuses = {im.original_filename: im.status for im in db.session.scalars(select(ImageRow))}
-        assert statuses["a.jpg"] == "new"  # box drafts wait for an annotator
+        assert statuses["a.jpg"] == "new"  # boxes only: the image waits in the queue for its outlines
+        (root / "labels" / "val" / "c.txt").write_text("0 0.1 0.1 0.5 0.1 0.5 0.5 0.1 0.5\n")
         polygons = import_path(root, "yolo-seg")
         assert polygons.documents_written == 1 and polygons.regions_added == 1
-        assert polygons.skipped_count == 3  # the three lines of a.txt that are not polygons
-        assert all(s["reason"].startswith("a.txt line") for s in polygons.skipped)
+        assert polygons.skipped_count == 1  # a.txt: its lines are boxes, not polygons
+        assert polygons.skipped[0]["reason"].startswith("labels refused, image not imported: a.txt line 1")
         c = db.session.scalars(select(ImageRow).where(ImageRow.original_filename == "c.jpg")).one()
         assert c.status == "submitted"
         assert current_document(c.id)["regions"][0]["source"] == "human"
@@ -262,7 +273,7 @@ def test_real_tattoo_photos_with_yolo_boxes(app):
         assert len(images) == report.images_added == len(labels) - 1 and report.images_existing == 1
         assert report.skipped_count == 1 and "already has an annotation" in report.skipped[0]["reason"]
         assert len(regions) == report.regions_added and abs(len(regions) - expected_boxes) <= 6
-        assert all(r.source == "assist" and r.style is None for r in regions)
+        assert all(r.source == "human" and r.kind == "box" and r.style is None for r in regions)
         assert all(im.status == "new" and im.source == "import" for im in images)
         for r in regions:
             image = db.session.get(ImageRow, r.image_id)
@@ -290,6 +301,8 @@ def _source_workspace(app) -> dict:
             {"id": "parts", "geometry": {"type": "MultiPolygon", "coordinates": [[ring(40, 40, 25)],
                                                                                 [ring(110, 80, 30)]]},
              "style": None, "motifs": ["rose"]},
+            {"id": "box", "kind": "box", "style": "tribal", "motifs": [], "geometry": {"type": "Polygon", "coordinates": [
+                [[70, 5], [150, 5], [150, 45], [70, 45], [70, 5]]]}},
         ])
         add_image(jpeg(smooth_image(3, W, H)), [{"id": "flagged", "geometry": disc(80, 60, 30), "style": "tribal"}],
                   {"styles": [], "flags": ["store_front", "bad_example"]})
@@ -304,7 +317,7 @@ def _second_app(request, tmp_path):
     return build_app(tmp_path / "second", request.node.callspec.params["app"])
 
 
-@pytest.mark.parametrize("fmt", ["coco", "labelme", "yolo-seg"])
+@pytest.mark.parametrize("fmt", ["coco", "labelme", "yolo-seg", "cvat", "labelstudio"])
 def test_export_then_import_into_a_fresh_workspace(app, request, tmp_path, fmt):
     source = _source_workspace(app)
     copy = tmp_path / "export.zip"
@@ -326,7 +339,7 @@ def test_export_then_import_into_a_fresh_workspace(app, request, tmp_path, fmt):
             for region in got["regions"]:
                 after |= region_raster(region["geometry"], W, H)
             union = np.zeros((H, W), bool)
-            for region in original["regions"]:
+            for region in [r for r in original["regions"] if r["kind"] != "box"]:  # boxes are not YOLO-seg
                 union |= region_raster(region["geometry"], W, H)
             assert iou(after, union) >= 0.99 and before.any()
             continue
@@ -338,4 +351,4 @@ def test_export_then_import_into_a_fresh_workspace(app, request, tmp_path, fmt):
                                                        else g["coordinates"]))
             assert holes(after["geometry"]) == holes(before["geometry"])
             assert after["style"] == before["style"] and after["motifs"] == before["motifs"]
-            assert after["source"] == before["source"]
+            assert after["source"] == before["source"] and after["kind"] == before["kind"]

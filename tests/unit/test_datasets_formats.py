@@ -3,6 +3,7 @@ Ultralytics rasterises YOLO-seg with), Pillow's polygon fill (what LabelMe's sha
 JSON schema."""
 import io
 import json
+import math
 
 import cv2
 import jsonschema
@@ -235,18 +236,23 @@ def test_labelme_document_matches_schema_and_keeps_holes():
     filled = _shape_to_mask(doc["shapes"][0]["points"])
     assert iou(filled, region_raster(TWO_HOLES, W, H)) >= 0.95
     assert not filled[75, 75] and not filled[75, 125]  # both holes empty
-    ring_back = labelme.shape_ring(doc["shapes"][0])
+    ring_back = [list(p) for p in labelme.shape_area(doc["shapes"][0])[1].exterior.coords]
     repaired = validate_geometry({"type": "Polygon", "coordinates": [ring_back]}, W, H)
     assert iou(region_raster(repaired, W, H), region_raster(TWO_HOLES, W, H)) >= 0.99
 
 
 def test_labelme_shapes_read_back():
-    assert len(labelme.shape_ring({"shape_type": "rectangle", "points": [[1, 2], [5, 6]]})) == 5
-    assert len(labelme.shape_ring({"shape_type": "circle", "points": [[10, 10], [15, 10]]})) == 65
-    for bad in ({"shape_type": "line", "points": [[0, 0], [1, 1]]}, {"shape_type": "polygon", "points": [[0, 0]]},
-                {"points": "x"}):
+    kind, box = labelme.shape_area({"shape_type": "rectangle", "points": [[5, 6], [1, 2]]})
+    assert kind == "box" and box.bounds == (1, 2, 5, 6)
+    kind, circle = labelme.shape_area({"shape_type": "circle", "points": [[10, 10], [15, 10]]})
+    assert kind == "mask" and abs(circle.area - math.pi * 25) < 0.5
+    assert abs(labelme.shape_area({"shape_type": "line", "points": [[0, 0], [30, 0]]})[1].area - 300) < 1e-6
+    assert labelme.shape_area({"shape_type": "point", "points": [[9, 9]]})[1].bounds == (4, 4, 14, 14)
+    for bad in ({"shape_type": "line", "points": [[0, 0]]}, {"shape_type": "polygon", "points": [[0, 0]]},
+                {"points": "x"}, {"shape_type": "polygon", "points": [[0, 0], [1, "a"], [2, 2]]},
+                {"shape_type": "spline", "points": [[0, 0], [1, 1]]}):
         with pytest.raises(ValueError):
-            labelme.shape_ring(bad)
+            labelme.shape_area(bad)
 
 
 # --- crops --------------------------------------------------------------------------------------------------------
