@@ -77,7 +77,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     image: { width: meta.width, height: meta.height },
     taxonomy, store, undo, view,
     notify: (msg, kind) => toast(msg, kind || "info"),
-    assist: (req) => runAssist(req),
+    assist: (req, opts) => runAssist(req, opts),
   });
   editor.setImageSources({
     thumb: meta.thumb_url || `/api/v1/images/${imageId}/file?size=thumb`,
@@ -289,22 +289,25 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
 
   /** Ask the server's assist; the result is a new region, or replaces region `replace` (a box becoming a mask). */
   async function runAssist(req, { replace = null } = {}) {
-    const done = toast(req.tool === "wand" ? "Growing a region from that point…" : "Finding the tattoo in the box…", "info", 0);
+    const busyText = { wand: "Growing a region from that point…", click: "Segmenting from your clicks…" }[req.tool] || "Finding the tattoo in the box…";
+    const done = toast(busyText, "info", 0);
     try {
       const resp = await api.post(`/images/${imageId}/assist`, req);
       if (!resp || !resp.geometry) throw new Error((resp && resp.note) || "Nothing found there: no ink stands out from the skin. Try a tighter box, or draw it.");
-      if (resp.vertices_before > resp.vertices_after) {
+      if (resp.vertices_before > resp.vertices_after && req.tool !== "click") {
         toast(`${resp.vertices_after} vertices (simplified at ${resp.simplify_tolerance} px from ${resp.vertices_before}; Simplify in the region panel goes further).`, "info", 3500);
       }
       if (replace && store.has(replace)) {
         store.update(replace, { kind: "mask", geometry: roundGeometry(resp.geometry), source: "assist" });
         editor.select(replace);
-        return;
+        return replace;
       }
       const r = store.create({ geometry: roundGeometry(resp.geometry), style: resp.style || null, motifs: [], source: "assist" });
       editor.select(r.id);
+      return r.id;
     } catch (err) {
       toast(err.status === 404 || err.status === 405 ? "Box assist and the wand are not available on this server yet." : err.message, "warn", 7000);
+      return null;
     } finally {
       done();
     }

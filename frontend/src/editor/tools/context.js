@@ -18,7 +18,8 @@ export function toolContext(editor) {
     isLocked: (id) => editor.isLocked(id),
     refreshOverlay: () => editor.refreshOverlay(),
     startPan: (ev) => editor.startPan(ev),
-    assist: (req) => editor.assist(req),
+    /** Ask the server's assist; resolves with the id of the region made or replaced (null when nothing was found). */
+    assist: (req, opts) => editor.assist(req, opts),
     geometryOp: (op, body) => (editor.geometryOp ? editor.geometryOp(op, body) : Promise.reject(new Error("no geometry endpoint"))),
     /** The region whose shape is under an event target (null on the background). */
     regionIdAt: (target) => editor.renderer.regionIdAt(target),

@@ -7,6 +7,7 @@ import { PolygonTool } from "./polygon.js";
 import { BrushTool } from "./brush.js";
 import { BoxAssistTool, WandTool } from "./assist.js";
 import { BoxRegionTool } from "./boxregion.js";
+import { ClickSegmentTool } from "./clickseg.js";
 
 export const TOOL_REGISTRY = [
   { name: "select", label: "Select", key: "Esc", icon: "select", edits: false,
@@ -37,6 +38,10 @@ export const TOOL_REGISTRY = [
     hint: "Drag a box around a tattoo: the server finds the ink inside it and makes a region.",
     sheet: "Box assist: drag a box round a tattoo",
     create: (ctx) => new BoxAssistTool(ctx) },
+  { name: "click", label: "Click", key: "C", icon: "click", edits: true,
+    hint: "Click on the tattoo (Shift+click on what is not): the server segments it and refines with each click. Enter keeps the region, Esc drops it, Backspace takes the last click back.",
+    sheet: "Click-to-segment: click on the tattoo, Shift+click off it; Enter keeps",
+    create: (ctx) => new ClickSegmentTool(ctx) },
   { name: "wand", label: "Wand", key: "W", icon: "wand", edits: true,
     hint: "Click on ink: the server grows a region from that point.",
     sheet: "Wand: click on ink",
