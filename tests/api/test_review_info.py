@@ -58,3 +58,16 @@ def test_unknown_image_is_404(annotator):
     body = {"overrides": [{"check": "unstyled_regions", "count": 1, "reason": "because"}]}
     assert annotator.post("/api/v1/images/999/submit-checks", json=body).status_code == 404
     assert annotator.get("/api/v1/images/999/review-info").status_code == 404
+
+
+def test_a_stale_save_names_who_saved_the_current_version(app, make_client):
+    anna, bob = make_client("annotator", "anna"), make_client("annotator", "bob")
+    from .test_images import jpeg
+
+    image_id = anna.upload([(jpeg(200, 150), "arm.jpg")]).get_json()["images"][0]["id"]
+    empty = {"regions": [], "tags": {"styles": [], "flags": []}, "time_spent_ms": 0}
+    assert bob.put(f"/api/v1/images/{image_id}/annotation", json={"base_version": 0, **empty}).status_code == 200
+    resp = anna.put(f"/api/v1/images/{image_id}/annotation", json={"base_version": 0, **empty})
+    assert resp.status_code == 409
+    details = resp.get_json()["error"]["details"]
+    assert details["saved_by"] == "bob" and details["saved_at"] and details["current"]["version"] == 1

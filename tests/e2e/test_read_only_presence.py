@@ -72,3 +72,28 @@ def test_someone_elses_hold_is_shown_in_the_editor_and_on_the_grid(page, live):
     page.keyboard.press("p")
     assert page.evaluate("window.inklabel.editor.toolName") == "polygon"
     assert not page.js_errors, page.js_errors
+
+
+def test_conflict_dialog_names_who_saved(page, live):
+    live.user("alice")
+    _, bob_token = live.user("bob")
+    bob = live.client(bob_token)
+    image_id = live.image(800, 600)
+    login_api(page, live, "alice")
+    open_image(page, live, image_id)
+    page.keyboard.press("p")
+    for x, y in [(100, 100), (300, 100), (300, 300)]:
+        click_image(page, x, y)
+    page.keyboard.press("Enter")
+    page.evaluate("() => window.inklabel.autosave.flush()")
+    page.wait_for_function("() => window.inklabel.autosave.status === 'saved'")
+    mine = server_doc(bob, image_id)
+    resp = bob.put(f"/api/v1/images/{image_id}/annotation", json={
+        "base_version": mine["version"], "regions": mine["regions"], "tags": {"styles": [], "flags": ["bad_example"]},
+        "time_spent_ms": 1000})
+    assert resp.status_code == 200, resp.get_json()
+    page.keyboard.press("2")
+    page.wait_for_selector(".conflict-dialog", timeout=10_000)
+    assert page.inner_text(".conflict-dialog h2").startswith("bob saved this image at ")
+    assert "by bob" in page.inner_text("[data-testid=conflict-who]")
+    screenshot(page, "i19-conflict-names-bob")
