@@ -7,16 +7,13 @@ import math
 import pytest
 
 from .conftest import screenshot
-from .helpers import click_image, drag_image, login_api, open_image, store_regions
+from .helpers import drag_image, open_new_image, store_regions
 
 pytestmark = pytest.mark.e2e
 
 
 def test_simplify_with_a_visible_tolerance(page, live):
-    live.user("alice")
-    image_id = live.image(800, 600)
-    login_api(page, live, "alice")
-    open_image(page, live, image_id)
+    image_id = open_new_image(page, live, width=800, height=600)
     # a 240-vertex circle with 0.3 px of wobble, as a brush or the wand leaves it
     page.evaluate("""() => {
         const ring = [];
@@ -38,10 +35,7 @@ def test_simplify_with_a_visible_tolerance(page, live):
 
 
 def test_box_assist_over_bare_skin_says_nothing_found(page, live):
-    live.user("alice")
-    image_id = live.image(800, 600)
-    login_api(page, live, "alice")
-    open_image(page, live, image_id)
+    image_id = open_new_image(page, live, width=800, height=600)
     page.keyboard.press("x")
     drag_image(page, [(620, 40), (700, 90), (780, 140)])  # a corner of plain skin
     page.wait_for_selector(".toast:has-text('Nothing found')", timeout=15000)

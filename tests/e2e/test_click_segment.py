@@ -8,16 +8,13 @@ import json
 import pytest
 
 from .conftest import screenshot
-from .helpers import click_image, login_api, open_image, store_regions
+from .helpers import click_image, open_new_image, store_regions
 
 pytestmark = pytest.mark.e2e
 
 
 def test_click_to_segment_refines_one_region(page, live):
-    live.user("alice")
-    image_id = live.image(800, 600)
-    login_api(page, live, "alice")
-    open_image(page, live, image_id)
+    image_id = open_new_image(page, live, width=800, height=600)
     requests = []
     page.on("request", lambda r: requests.append(json.loads(r.post_data)) if r.url.endswith("/assist") else None)
     page.keyboard.press("c")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import screenshot
-from .helpers import click_image, login_api, open_image, store_regions
+from .helpers import click_image, draw_polygon, open_new_image, store_regions
 
 pytestmark = pytest.mark.e2e
 
@@ -16,14 +16,8 @@ def draft_points(page) -> int:
 
 
 def test_ctrl_z_while_drawing_removes_the_last_vertex_not_the_previous_region(page, live):
-    live.user("alice")
-    image_id = live.image(800, 600)
-    login_api(page, live, "alice")
-    open_image(page, live, image_id)
-    page.keyboard.press("p")
-    for x, y in [(100, 100), (300, 100), (300, 300)]:
-        click_image(page, x, y)
-    page.keyboard.press("Enter")
+    image_id = open_new_image(page, live, width=800, height=600)
+    draw_polygon(page, [(100, 100), (300, 100), (300, 300)])
     assert len(store_regions(page)) == 1
     page.keyboard.press("p")
     for x, y in [(400, 100), (600, 100), (600, 300)]:
@@ -45,10 +39,7 @@ def test_ctrl_z_while_drawing_removes_the_last_vertex_not_the_previous_region(pa
 
 
 def test_toolbar_keys_and_sheet_come_from_one_registry(page, live):
-    live.user("alice")
-    image_id = live.image(640, 480)
-    login_api(page, live, "alice")
-    open_image(page, live, image_id)
+    image_id = open_new_image(page, live, width=640, height=480)
     registry = page.evaluate("""async () => {
         const m = await import('/src/editor/tools/registry.js');
         return m.TOOL_REGISTRY.map((t) => ({name: t.name, key: t.key, label: t.label}));
@@ -72,10 +63,7 @@ def test_toolbar_keys_and_sheet_come_from_one_registry(page, live):
 
 
 def test_view_state_hides_styles_and_shows_labels_without_touching_the_document(page, live):
-    live.user("alice")
-    image_id = live.image(640, 480)
-    login_api(page, live, "alice")
-    open_image(page, live, image_id)
+    image_id = open_new_image(page, live, width=640, height=480)
     page.evaluate("""() => {
         const s = window.inklabel.store;
         s.create({geometry: {type: 'Polygon', coordinates: [[[10,10],[100,10],[100,100],[10,10]]]}, style: 'tribal', motifs: [], source: 'human'});
@@ -91,10 +79,7 @@ def test_view_state_hides_styles_and_shows_labels_without_touching_the_document(
 
 
 def test_every_style_is_drawn_with_its_colour_over_a_dark_outline_halo(page, live):
-    live.user("alice")
-    image_id = live.image(900, 600)
-    login_api(page, live, "alice")
-    open_image(page, live, image_id)
+    image_id = open_new_image(page, live, width=900, height=600)
     styles = page.evaluate("""async () => {
         const t = await (await fetch('/api/v1/taxonomy')).json();
         const s = window.inklabel.store;

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import screenshot
-from .helpers import click_image, login_api, open_image, server_doc, wait_saved
+from .helpers import draw_polygon, login_api, open_image, server_doc, wait_saved
 
 pytestmark = pytest.mark.e2e
 
@@ -18,10 +18,7 @@ def test_region_styles_tick_the_image_styles(page, live):
     open_image(page, live, image_id)
     japanese = page.locator("[data-testid=image-style-japanese]")
     assert not japanese.is_checked()
-    page.keyboard.press("p")
-    for x, y in [(100, 100), (300, 100), (300, 300)]:
-        click_image(page, x, y)
-    page.keyboard.press("Enter")
+    draw_polygon(page, [(100, 100), (300, 100), (300, 300)])
     page.keyboard.press("2")  # Japanese
     assert japanese.is_checked() and japanese.is_disabled()
     assert japanese.get_attribute("data-derived") == "regions"

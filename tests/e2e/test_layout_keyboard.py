@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import screenshot
-from .helpers import login_api, open_image
+from .helpers import login_api, open_image, open_new_image
 
 pytestmark = pytest.mark.e2e
 
@@ -31,10 +31,7 @@ def test_small_screen_keeps_zoom_and_prefill_in_view(browser, live):
 
 
 def test_shortcut_sheet_fits_without_scrolling(page, live):
-    live.user("alice")
-    image_id = live.image(800, 600)
-    login_api(page, live, "alice")
-    open_image(page, live, image_id)
+    image_id = open_new_image(page, live, width=800, height=600)
     page.keyboard.press("?")
     page.wait_for_selector("dialog.shortcut-sheet")
     sizes = page.evaluate("() => { const b = document.querySelector('dialog.shortcut-sheet .dialog-body'); return [b.scrollHeight, b.clientHeight]; }")
@@ -43,10 +40,7 @@ def test_shortcut_sheet_fits_without_scrolling(page, live):
 
 
 def test_region_list_is_reached_with_tab(page, live):
-    live.user("alice")
-    image_id = live.image(800, 600)
-    login_api(page, live, "alice")
-    open_image(page, live, image_id)
+    image_id = open_new_image(page, live, width=800, height=600)
     ids = page.evaluate("""() => [1, 2, 3].map((i) => window.inklabel.store.create({geometry: {type: 'Polygon',
         coordinates: [[[i * 100, 100], [i * 100 + 80, 100], [i * 100 + 40, 200], [i * 100, 100]]]}, style: null, motifs: [], source: 'human'}).id)""")
     page.focus(".stage")

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from .conftest import screenshot
-from .helpers import click_image, login_api, open_image, server_doc, store_regions
+from .helpers import click_image, draw_polygon, login_api, open_image, server_doc, store_regions
 
 pytestmark = pytest.mark.e2e
 
@@ -81,10 +81,7 @@ def test_conflict_dialog_names_who_saved(page, live):
     image_id = live.image(800, 600)
     login_api(page, live, "alice")
     open_image(page, live, image_id)
-    page.keyboard.press("p")
-    for x, y in [(100, 100), (300, 100), (300, 300)]:
-        click_image(page, x, y)
-    page.keyboard.press("Enter")
+    draw_polygon(page, [(100, 100), (300, 100), (300, 300)])
     page.evaluate("() => window.inklabel.autosave.flush()")
     page.wait_for_function("() => window.inklabel.autosave.status === 'saved'")
     mine = server_doc(bob, image_id)

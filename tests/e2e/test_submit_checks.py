@@ -5,16 +5,13 @@ from __future__ import annotations
 import pytest
 
 from .conftest import screenshot
-from .helpers import click_image, login_api, open_image, store_regions
+from .helpers import draw_polygon, login_api, open_image, open_new_image, store_regions
 
 pytestmark = pytest.mark.e2e
 
 
 def draw_square(page, x0, y0, size=150):
-    page.keyboard.press("p")
-    for x, y in [(x0, y0), (x0 + size, y0), (x0 + size, y0 + size)]:
-        click_image(page, x, y)
-    page.keyboard.press("Enter")
+    draw_polygon(page, [(x0, y0), (x0 + size, y0), (x0 + size, y0 + size)])
     page.keyboard.press("Escape")
 
 
@@ -53,10 +50,7 @@ def test_contradictions_are_fixed_or_kept_with_a_reason(page, live):
 
 
 def test_go_back_keeps_the_image_open_and_show_me_selects(page, live):
-    live.user("alice")
-    image_id = live.image(800, 600)
-    login_api(page, live, "alice")
-    open_image(page, live, image_id)
+    image_id = open_new_image(page, live, width=800, height=600)
     draw_square(page, 100, 100)
     page.keyboard.press("Control+Enter")
     page.wait_for_selector("[data-testid=submit-checks]")

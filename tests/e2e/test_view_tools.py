@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import screenshot
-from .helpers import login_api, open_image, store_regions
+from .helpers import login_api, open_image, open_new_image, store_regions
 
 pytestmark = pytest.mark.e2e
 
@@ -14,10 +14,7 @@ TRIANGLE = "{type: 'Polygon', coordinates: [[[400,100],[600,100],[500,300],[400,
 
 
 def test_photo_adjustments_labels_and_style_visibility(page, live):
-    live.user("alice")
-    image_id = live.image(800, 600)
-    login_api(page, live, "alice")
-    open_image(page, live, image_id)
+    image_id = open_new_image(page, live, width=800, height=600)
     page.evaluate(f"""() => {{ const s = window.inklabel.store;
         s.create({{geometry: {SQUARE}, style: 'tribal', motifs: [], source: 'human'}});
         s.create({{geometry: {TRIANGLE}, style: 'japanese', motifs: [], source: 'human'}}); }}""")
