@@ -290,6 +290,19 @@ class SubmitNote(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class RegionComment(Base):
+    """A review comment pinned to one region of an image (the region's id in the document)."""
+
+    __tablename__ = "region_comments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(64))
+    author_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    annotation_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Assignment(Base):
     """Who has worked on an image (agreement pairs give one image to two annotators)."""
 

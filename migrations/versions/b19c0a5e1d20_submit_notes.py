@@ -1,4 +1,4 @@
-"""submit notes: submit-time checks an annotator overrode, with reasons (issue 19)
+"""submit notes (submit-time checks an annotator overrode, with reasons) and region comments (issue 19)
 
 Revision ID: b19c0a5e1d20
 Revises: b0c5e21a7f10
@@ -29,9 +29,26 @@ def upgrade():
     )
     with op.batch_alter_table('submit_notes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_submit_notes_image_id'), ['image_id'], unique=False)
+    op.create_table('region_comments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('image_id', sa.Integer(), nullable=False),
+    sa.Column('region_id', sa.String(length=64), nullable=False),
+    sa.Column('author_id', sa.Integer(), nullable=True),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('annotation_version', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['author_id'], ['users.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['image_id'], ['images.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('region_comments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_region_comments_image_id'), ['image_id'], unique=False)
 
 
 def downgrade():
+    with op.batch_alter_table('region_comments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_region_comments_image_id'))
+    op.drop_table('region_comments')
     with op.batch_alter_table('submit_notes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_submit_notes_image_id'))
     op.drop_table('submit_notes')

@@ -71,3 +71,22 @@ def test_a_stale_save_names_who_saved_the_current_version(app, make_client):
     assert resp.status_code == 409
     details = resp.get_json()["error"]["details"]
     assert details["saved_by"] == "bob" and details["saved_at"] and details["current"]["version"] == 1
+
+
+def test_region_comments_are_pinned_to_existing_regions(app, make_client):
+    anna, rita = make_client("annotator", "anna"), make_client("reviewer", "rita")
+    from .test_images import jpeg
+
+    image_id = anna.upload([(jpeg(200, 150), "arm.jpg")]).get_json()["images"][0]["id"]
+    doc = {"base_version": 0, "regions": [{"id": "r1", "geometry": _square(), "style": "tribal", "motifs": [],
+                                           "source": "human"}], "tags": {"styles": [], "flags": []}, "time_spent_ms": 0}
+    assert anna.put(f"/api/v1/images/{image_id}/annotation", json=doc).status_code == 200
+    resp = rita.post(f"/api/v1/images/{image_id}/region-comments", json={"region_id": "r1", "text": "the outline misses the arm"})
+    assert resp.status_code == 201, resp.get_json()
+    assert resp.get_json()["author"] == "rita" and resp.get_json()["annotation_version"] == 1
+    for bad in ({"region_id": "nope", "text": "x"}, {"region_id": "r1", "text": ""}, {"region_id": "r 1", "text": "x"},
+                {"region_id": "r1"}):
+        assert rita.post(f"/api/v1/images/{image_id}/region-comments", json=bad).status_code == 422, bad
+    assert rita.post("/api/v1/images/999/region-comments", json={"region_id": "r1", "text": "x"}).status_code == 404
+    info = anna.get(f"/api/v1/images/{image_id}/review-info").get_json()
+    assert [(c["region_id"], c["author"], c["text"]) for c in info["comments"]] == [("r1", "rita", "the outline misses the arm")]

@@ -38,6 +38,16 @@ def test_reviewer_sees_who_when_reasons_and_a_diff(page, live):
     kinds = page.eval_on_selector_all("[data-testid=compare-layer] path", "els => els.map(e => e.dataset.kind).sort()")
     assert kinds == ["added", "removed"]
     assert "1 region added, 1 region removed" in page.inner_text("[data-testid=compare-summary]")
+    # a comment pinned to the region: listed, labelled on the canvas, and a click there selects the region
+    page.evaluate("() => window.inklabel.editor.select('%s')" % ("a" * 32))
+    page.fill("[data-testid=pin-text]", "the outline misses the left arm")
+    page.click("[data-testid=pin-comment]")
+    page.wait_for_selector("[data-testid=region-comments] li")
+    assert "Region 1: the outline misses the left arm — rita" in page.inner_text("[data-testid=region-comments]")
+    assert page.locator(".overlay-svg text:has-text('1 comment')").count() == 1
+    page.evaluate("() => window.inklabel.editor.select(null)")
+    page.click("[data-testid=region-comments] li button")
+    assert page.evaluate("window.inklabel.editor.selectedId") == "a" * 32
     screenshot(page, "i19-review-view")
     # reject: the annotator sees the rework on the home page and the diff since the rejection
     page.fill("textarea[aria-label='Review comment']", "the second tattoo is missing")

@@ -224,14 +224,23 @@ export class Editor {
   _labels() {
     const items = [];
     for (const r of this.store.all()) {
-      if (!(r.suggested || r.id === this.selectedId || this.view.options.labels) || this.isHidden(r.id) || !r.geometry) continue;
+      const pinned = this.pins && this.pins.get(r.id);
+      if (!(r.suggested || r.id === this.selectedId || this.view.options.labels || pinned) || this.isHidden(r.id) || !r.geometry) continue;
       const [x0, y0] = geometryBBox(r.geometry);
       const name = this.taxonomy.label(r.style);
       const conf = r.confidence !== undefined ? ` ${Math.round(r.confidence * 100)}%` : "";
-      items.push({ point: [x0, y0], text: (r.suggested ? "Suggested: " : "") + name + conf, color: this.taxonomy.color(r.style), selected: r.id === this.selectedId });
+      const note = pinned ? ` · ${pinned} comment${pinned === 1 ? "" : "s"}` : "";
+      items.push({ point: [x0, y0], text: (r.suggested ? "Suggested: " : "") + name + conf + note, color: this.taxonomy.color(r.style), selected: r.id === this.selectedId });
       if (items.length > 60) break;
     }
     this.overlay.showLabels(items);
+  }
+
+  /** Comments pinned to regions ([{region_id}]): their regions carry a label with the count. */
+  setPins(comments) {
+    this.pins = new Map();
+    for (const c of comments || []) this.pins.set(c.region_id, (this.pins.get(c.region_id) || 0) + 1);
+    this.refreshOverlay();
   }
 
   /**

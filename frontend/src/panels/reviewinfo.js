@@ -1,6 +1,7 @@
 // What happened to the image (issue 19): who annotated it, how many saves and how much active time, the submit
-// checks they kept on purpose (with their reasons), and a diff overlay on the canvas — the document at the last
-// rejection or the model's pre-fill against what is there now. Shown to reviewers and annotators alike.
+// checks they kept on purpose (with their reasons), comments pinned to regions (click one to go there; pin a new
+// one to the selected region), and a diff overlay on the canvas — the document at the last rejection or the
+// model's pre-fill against what is there now. Shown to reviewers and annotators alike.
 
 import { h, clear, formatTime } from "../dom.js";
 import { diffDocuments, describeDiff } from "../merge.js";
@@ -25,9 +26,43 @@ export function reviewInfoPanel({ api, imageId, editor, store, taxonomy, onInfo 
   const compare = h("select", { "aria-label": "Compare with", "data-testid": "compare-with" },
     h("option", { value: "", text: "Compare with: nothing" }));
   const diffText = h("p", { class: "muted small", "data-testid": "compare-summary" });
+  const pins = h("ul", { class: "pins", "data-testid": "region-comments" });
+  const pinText = h("textarea", { rows: 2, maxlength: 2000, placeholder: "Comment on the selected region…", "aria-label": "Comment on the selected region", "data-testid": "pin-text" });
+  const pinBtn = h("button", { type: "button", class: "btn btn-small", "data-testid": "pin-comment", title: "Pin this comment to the selected region" }, "Pin to the selected region");
+  const pinForm = h("div", { class: "pin-form" }, pinText, pinBtn);
   const panel = h("section", { class: "panel", "aria-labelledby": "history-title", "data-testid": "review-info" },
-    h("h2", { id: "history-title", text: "History" }), who, notes, compare, diffText);
+    h("h2", { id: "history-title", text: "History" }), who, notes, pins, pinForm, compare, diffText);
   let info = null;
+
+  function renderPins() {
+    clear(pins);
+    const comments = (info && info.comments) || [];
+    editor.setPins(comments);
+    comments.forEach((c) => {
+      const index = store.indexOf(c.region_id);
+      const li = h("li", { class: ["pin", index < 0 && "gone"], "data-region": c.region_id },
+        h("button", { type: "button", class: "linkish", title: index < 0 ? "That region is no longer in the document" : "Show the region",
+          disabled: index < 0, on: { click: () => editor.select(c.region_id, { reveal: true }) } }, index < 0 ? "(removed region)" : `Region ${index + 1}`),
+        h("span", { text: `: ${c.text}` }), h("span", { class: "muted small", text: ` — ${c.author || "someone"}` }));
+      pins.append(li);
+    });
+  }
+  const refreshPinForm = () => { pinBtn.disabled = !editor.selectedId || store.get(editor.selectedId)?.suggested || !pinText.value.trim(); };
+  editor.on("select", refreshPinForm);
+  pinText.addEventListener("input", refreshPinForm);
+  pinBtn.addEventListener("click", async () => {
+    const id = editor.selectedId;
+    try {
+      const c = await api.post(`/images/${imageId}/region-comments`, { region_id: id, text: pinText.value.trim() });
+      info.comments = [...(info.comments || []), c];
+      pinText.value = "";
+      renderPins();
+      refreshPinForm();
+    } catch (err) {
+      editor.notify(err.code === "unknown_region" ? "Save the region first (it is not on the server yet), then pin the comment." : err.message, "warn");
+    }
+  });
+  refreshPinForm();
 
   function refreshCompare() {
     const which = compare.value;
@@ -62,6 +97,7 @@ export function reviewInfoPanel({ api, imageId, editor, store, taxonomy, onInfo 
           h("span", { text: `${CHECK_TITLES[o.check] || o.check}${o.count ? ` (${o.count})` : ""}: ` }),
           h("em", { text: o.reason }))))));
     }
+    renderPins();
     if (data.previous) compare.append(h("option", { value: "previous", text: `Compare with: before the rejection (v${data.previous.version})` }));
     if (data.prefill) compare.append(h("option", { value: "prefill", text: "Compare with: the model's pre-fill" }));
     compare.hidden = !data.previous && !data.prefill;
