@@ -1,6 +1,8 @@
 // Who may change the open image, and why not: the editor turns read-only with a banner instead of accepting
 // edits the server will refuse (403) and offering to "restore" them later.
 
+import { h } from "./dom.js";
+
 export const ROLE_RANK = { annotator: 0, reviewer: 1, admin: 2 };
 
 export function isReviewer(user) {
@@ -42,4 +44,15 @@ export function editAccess({ meta, user, agreement = false, now = Date.now() }) 
       who: `${held.user} can change it now; after ${clockTime(held.until)} (or when they submit) anyone can.`, override: true };
   }
   return { editable: true };
+}
+
+/** The banner under the top bar: why, and who can change it; "Edit anyway" where the user may override. */
+export function readOnlyBanner(access, onEditAnyway) {
+  const banner = h("div", { class: ["readonly-banner", access.kind], role: "status", "data-testid": "readonly-banner", "data-kind": access.kind },
+    h("strong", { text: "Read-only. " }), h("span", { text: `${access.reason} ${access.who}` }));
+  if (access.override) {
+    banner.append(h("button", { type: "button", class: "btn btn-small", "data-testid": "edit-anyway",
+      on: { click: () => { onEditAnyway(); banner.remove(); } } }, "Edit anyway"));
+  }
+  return banner;
 }

@@ -2,14 +2,16 @@
 // selection, per-region visibility and locks, and the active tool. Panels and keyboard shortcuts live in
 // page.js; this module knows nothing about the network except through the `assist` callback.
 
-import { svg, h, clear } from "../dom.js";
+import { svg, h } from "../dom.js";
 import { Viewport, wheelFactor } from "../viewport.js";
 import { RegionRenderer } from "./renderer.js";
 import { Overlay } from "./overlay.js";
-import { geometryBBox, clampPoint, roundPoint, polygonsOf, pathData } from "../geometry.js";
+import { geometryBBox, clampPoint, roundPoint, polygonsOf } from "../geometry.js";
 import { TOOL_REGISTRY, TOOLS } from "./tools/registry.js";
 import { toolContext } from "./tools/context.js";
 import { ViewState } from "../viewstate.js";
+import { photoFilter, applyPhotoFilter } from "./photofilter.js";
+import { drawCompare } from "./compare.js";
 
 export { TOOLS };
 export const SCENE_MARGIN = 256; // px of painted scene beyond each side of the canvas
@@ -64,22 +66,8 @@ export class Editor {
     }
   }
 
-  /** Brightness, contrast and gamma of the photo only (regions keep their colours): an SVG filter. */
   _applyPhotoFilter() {
-    const { brightness, contrast, gamma } = this.view.options;
-    const plain = brightness === 1 && contrast === 1 && gamma === 1;
-    if (plain) {
-      this.imageEl.removeAttribute("filter");
-      return;
-    }
-    // out = (contrast * (in - 0.5) + 0.5) * brightness, then ^ (1 / gamma)
-    const slope = contrast * brightness, intercept = (0.5 - 0.5 * contrast) * brightness;
-    for (const f of this.photoFilter.querySelectorAll(".lin")) {
-      f.setAttribute("slope", String(slope));
-      f.setAttribute("intercept", String(intercept));
-    }
-    for (const f of this.photoFilter.querySelectorAll(".gam")) f.setAttribute("exponent", String(1 / gamma));
-    this.imageEl.setAttribute("filter", `url(#${this.photoFilter.id})`);
+    applyPhotoFilter(this.photoFilter, this.imageEl, this.view.options);
   }
 
   // --- events for panels ------------------------------------------------------------------------------------
@@ -104,10 +92,7 @@ export class Editor {
     // The scene (photo + regions) is painted at a "committed" view and moved by the compositor while the view
     // changes (CSS transform, no repaint); it is repainted at the new view once panning/zooming pauses. It
     // extends SCENE_MARGIN pixels past the canvas so that panning reveals painted content.
-    const channel = (cls, attrs) => ["feFuncR", "feFuncG", "feFuncB"].map((f) => svg(f, { class: cls, ...attrs }));
-    this.photoFilter = svg("filter", { id: `photo-filter-${Math.random().toString(36).slice(2, 8)}`, "color-interpolation-filters": "sRGB" },
-      svg("feComponentTransfer", {}, channel("lin", { type: "linear", slope: 1, intercept: 0 })),
-      svg("feComponentTransfer", {}, channel("gam", { type: "gamma", amplitude: 1, exponent: 1, offset: 0 })));
+    this.photoFilter = photoFilter();
     this.scene = svg("svg", { class: "scene", "aria-hidden": "true" }, svg("defs", {}, this.photoFilter), this.world);
     this.overlayLayer = svg("g", { class: "overlay" });
     this.overlaySvg = svg("svg", { class: "overlay-svg", "aria-hidden": "true" }, this.overlayLayer);
@@ -243,25 +228,13 @@ export class Editor {
     this.refreshOverlay();
   }
 
-  /**
-   * Diff overlay: `then` regions dashed (removed ones red, changed ones orange), regions added since solid green;
-   * null removes it. Drawn above the regions, never hit by the pointer.
-   */
+  /** Diff overlay (compare.js): {then, now, diff} or null. */
   showCompare(cmp) {
     if (!this.compareLayer) {
       this.compareLayer = svg("g", { class: "compare", "data-testid": "compare-layer" });
       this.world.append(this.compareLayer);
     }
-    clear(this.compareLayer);
-    if (!cmp) return;
-    for (const r of cmp.then) {
-      if (!r.geometry) continue;
-      const k = cmp.diff.removed.includes(r.id) ? "removed" : cmp.diff.changed.includes(r.id) ? "changed" : "same";
-      this.compareLayer.append(svg("path", { class: `cmp cmp-${k}`, d: pathData(r.geometry), "data-kind": k }));
-    }
-    for (const r of cmp.now) {
-      if (cmp.diff.added.includes(r.id)) this.compareLayer.append(svg("path", { class: "cmp cmp-added", d: pathData(r.geometry), "data-kind": "added" }));
-    }
+    drawCompare(this.compareLayer, cmp);
   }
 
   // --- store --------------------------------------------------------------------------------------------------

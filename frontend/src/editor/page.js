@@ -9,7 +9,7 @@ import { Autosave, ActivityClock } from "../autosave.js";
 import { Editor } from "./editor.js";
 import { TOOL_REGISTRY, TOOLS, toolForKey } from "./tools/registry.js";
 import { ViewState } from "../viewstate.js";
-import { editAccess, isReviewer } from "../access.js";
+import { editAccess, isReviewer, readOnlyBanner } from "../access.js";
 import { roundGeometry } from "../geometry.js";
 import { boxCorners } from "../boxes.js";
 import { statusPill } from "../panels/status.js";
@@ -210,15 +210,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     submitBtn.hidden = on || (isReviewer(app.user) && meta.status === "submitted" && !agreement);
     model.topButton.disabled = on;
   }
-  if (!access.editable) {
-    const banner = h("div", { class: ["readonly-banner", access.kind], role: "status", "data-testid": "readonly-banner", "data-kind": access.kind },
-      h("strong", { text: "Read-only. " }), h("span", { text: `${access.reason} ${access.who}` }));
-    if (access.override) {
-      banner.append(h("button", { type: "button", class: "btn btn-small", "data-testid": "edit-anyway",
-        on: { click: () => { setReadOnly(false); banner.remove(); } } }, "Edit anyway"));
-    }
-    page.insertBefore(banner, body);
-  }
+  if (!access.editable) page.insertBefore(readOnlyBanner(access, () => setReadOnly(false)), body);
   setReadOnly(!access.editable);
 
   function setStatus(s) {
