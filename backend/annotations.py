@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from datetime import timezone
 from typing import TYPE_CHECKING, Any, Iterable
 
 from flask import current_app
@@ -283,11 +284,21 @@ _UPDATE_IMAGE = Prepared(
 
 def _stale(image_id: int) -> APIError:
     current = current_document(image_id)
+    # who saved the version that won, so the conflict dialog can name them
+    last = db.session.execute(
+        select(User.username, AnnotationRevision.created_at)
+        .join(User, User.id == AnnotationRevision.author_id, isouter=True)
+        .where(AnnotationRevision.image_id == image_id, AnnotationRevision.version == current["version"])
+    ).first()
+    saved_at = last.created_at if last is not None else None
+    if saved_at is not None and saved_at.tzinfo is None:  # SQLite: naive, stored in UTC
+        saved_at = saved_at.replace(tzinfo=timezone.utc)
     return APIError(
         409, "stale_version",
         f"The annotation changed since you loaded it (now version {current['version']}); "
         "merge your changes into the current document and save again.",
-        {"current": current},
+        {"current": current, "saved_by": last.username if last is not None else None,
+         "saved_at": saved_at.isoformat() if saved_at is not None else None},
     )
 
 

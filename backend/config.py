@@ -64,6 +64,9 @@ def load_config() -> dict:
         "BROKER_URL": os.environ.get("INKLABEL_BROKER_URL") or None,
         "JOB_WORKERS": _int("INKLABEL_JOB_WORKERS", 1),
         "DEVICE": os.environ.get("INKLABEL_DEVICE", "auto"),
+        # load the current models in the background when a server (serve, gunicorn worker) starts, so the first
+        # pre-fill of the process does not wait seconds for them
+        "WARM_MODELS": os.environ.get("INKLABEL_WARM_MODELS", "1") == "1",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("INKLABEL_SECURE_COOKIES", "0") == "1",

@@ -111,6 +111,14 @@ def post_fork(server, worker):
     module.app.extensions.pop("inklabel_reaper", None)
 
 
+def post_worker_init(worker):
+    """Each worker loads the current models in the background once, not on its first pre-fill request."""
+    from backend.tasks.warmup import start_model_warmup
+    from backend.wsgi import app
+
+    start_model_warmup(app)
+
+
 def child_exit(server, worker):
     """Let /metrics stop counting a dead worker's live gauges (its counters stay in the totals)."""
     from prometheus_client import multiprocess

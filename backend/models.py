@@ -278,6 +278,31 @@ class Review(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class SubmitNote(Base):
+    """Submit-time checks an annotator overrode, with their reasons (the reviewer sees them)."""
+
+    __tablename__ = "submit_notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    annotation_version: Mapped[int] = mapped_column(Integer, default=0)
+    overrides: Mapped[list[Any]] = mapped_column(default=list)  # [{"check", "count", "reason"}]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RegionComment(Base):
+    """A review comment pinned to one region of an image (the region's id in the document)."""
+
+    __tablename__ = "region_comments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(64))
+    author_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    annotation_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Assignment(Base):
     """Who has worked on an image (agreement pairs give one image to two annotators)."""
 

@@ -87,6 +87,9 @@ ROUTES: dict[str, Rule] = {
     "reviews.review_queue": Rule("reviewer", "list:image"),
     "reviews.review_image": Rule("reviewer", "image", "not one's own annotation (403), except admins"),
     "reviews.image_reviews": Rule("annotator", "image"),
+    "review_info.record_submit_checks": Rule("annotator", "image", "the caller's reasons for overridden checks"),
+    "review_info.review_info": Rule("annotator", "image"),
+    "review_info.add_region_comment": Rule("annotator", "image", "reviewers pin what to fix; annotators may answer"),
     "stats.stats": Rule("reviewer", "none", "everyone's throughput and agreement"),
     "stats.my_stats": Rule("annotator", "self"),
     # jobs

@@ -252,7 +252,7 @@ def _own_image(session, user, strategy, expires, now) -> Optional[QueueItem]:
     row = session.execute(
         select(Image.id, Image.status)
         .where(Image.assignee_id == user.id, Image.status.in_(HELD_STATUSES))
-        .order_by((Image.status == "rejected").asc(), Image.lock_expires_at.desc().nulls_last(), Image.id)
+        .order_by((Image.status == "rejected").desc(), Image.lock_expires_at.desc().nulls_last(), Image.id)  # rework first
         .limit(1)
     ).first()
     if row is None or not _claim(session, row.id, user.id, expires, now):

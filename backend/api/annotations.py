@@ -26,6 +26,7 @@ from ..annotations import (
 from ..db import end_read
 from ..errors import APIError
 from ..geometry import GeometryError, area_bbox, difference_geometry, union_geometry
+from ..geometry_clean import clean_geometry
 from .schemas import QueryModel, StrictModel
 from .spec import endpoint
 
@@ -271,6 +272,10 @@ def _geometry_op(op, body: GeometryOp) -> dict:
         result = op(geometry, body.stroke.model_dump(), body.width, body.height, max_vertices, body.radius)
     except GeometryError as err:
         raise APIError(422, "invalid_geometry", f"Geometry: {err}", {"reason": str(err)}) from None
+    if result is None:
+        return {"geometry": None, "area": 0.0, "bbox": None}
+    # the stroke's round caps leave vertices a hundredth of a pixel apart: those go, the shape stays exact
+    result, _ = clean_geometry(result, 0.0, body.width, body.height, max_vertices)
     if result is None:
         return {"geometry": None, "area": 0.0, "bbox": None}
     area, bbox = area_bbox(result)

@@ -16,7 +16,7 @@ from ..errors import APIError, not_found
 from ..extensions import db
 from ..imaging import ImageRejected, extension, mime_type
 from ..ingest import SOURCE_PATTERN, display_name, ingest_bytes
-from ..models import IMAGE_STATUSES, Annotation, Image, ImageTag, Region
+from ..models import IMAGE_STATUSES, Annotation, Image, ImageTag, Region, User
 from ..storage import BlobStore
 from ..taxonomy import flag_keys, load_taxonomy, style_keys
 from .schemas import QueryModel
@@ -69,6 +69,8 @@ class ImageSummary(BaseModel):
                                           "box_count, so a list can show masks, boxes or both")
     thumb_url: str
     display_url: str
+    held_by: Optional[str] = Field(None, description="user name of whoever holds a live lease on the image")
+    held_until: Optional[str] = Field(None, description="when that lease runs out unless renewed")
 
 
 class ImageDetail(ImageSummary):
@@ -110,12 +112,12 @@ class FileQuery(QueryModel):
 
 # --- helpers --------------------------------------------------------------------------------------------------------
 
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)  # SQLite: naive, stored in UTC
+
+
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored in UTC
-        value = value.replace(tzinfo=timezone.utc)
-    return value.isoformat()
+    return None if value is None else _aware(value).isoformat()
 
 
 def _summary(image: Image, version: int | None, counts: tuple[int, int]) -> dict:
@@ -139,6 +141,20 @@ def _summary(image: Image, version: int | None, counts: tuple[int, int]) -> dict
         "thumb_url": f"{base}?size=thumb",
         "display_url": f"{base}?size=display",
     }
+
+
+def _add_holders(items: list[dict], images: list[Image]) -> None:
+    """Presence: who holds a live lease on each image (the editor and the grid say "held by <user> until …")."""
+    now = datetime.now(timezone.utc)
+    live = {im.id: im for im in images
+            if im.assignee_id is not None and im.lock_expires_at is not None and _aware(im.lock_expires_at) > now}
+    ids = {im.assignee_id for im in live.values()}
+    names = dict(db.session.execute(select(User.id, User.username).where(User.id.in_(ids))).tuples().all()) \
+        if ids else {}
+    for item in items:
+        im = live.get(item["id"])
+        item["held_by"] = names.get(im.assignee_id) if im is not None else None
+        item["held_until"] = _iso(im.lock_expires_at) if im is not None else None
 
 
 def _region_counts(ids: list[int]) -> dict[int, tuple[int, int]]:
@@ -253,6 +269,7 @@ def list_images(query: ImageListQuery):
     ).all() if ids else []
     counts = _region_counts(ids)
     items = [_summary(image, version, counts.get(image.id, (0, 0))) for image, version in rows]
+    _add_holders(items, [image for image, _ in rows])
     return {"items": items, "total": total, "page": query.page, "per_page": query.per_page,
             "next_after_id": ids[-1] if more else None}
 
@@ -271,6 +288,7 @@ def get_image(image_id: int):
         lock_expires_at=_iso(image.lock_expires_at),
         original_url=f"/api/v1/images/{image.id}/file?size=original",
     )
+    _add_holders([out], [image])
     return out
 
 

@@ -143,6 +143,8 @@ class AssistIn(StrictModel):
     use_model: bool = Field(True, description="box and click use the current segmenter when there is one; false "
                                               "asks for the model-free assist")
     tolerance: Optional[float] = Field(None, gt=0, le=255, description="wand: Lab distance per channel (default 14)")
+    simplify: Optional[float] = Field(None, ge=0, le=20, description="simplification tolerance in image pixels "
+                                      "(default 1.0; 0 keeps every traced vertex but near-duplicates)")
 
     @field_validator("points", "negative_points")
     @classmethod
@@ -162,6 +164,10 @@ class AssistOut(BaseModel):
     area: float
     bbox: Optional[list[float]]
     region: Optional[RegionOut] = Field(description="the geometry as a draft region (source assist)")
+    vertices_before: int = Field(0, description="vertices as traced, before cleaning")
+    vertices_after: int = Field(0, description="vertices after near-duplicates went and simplification")
+    simplify_tolerance: float = Field(0.0, description="the simplification tolerance used, image pixels")
+    note: Optional[str] = Field(None, description="why nothing was found, when geometry is null")
 
 
 # --- model registry ------------------------------------------------------------------------------------------------
@@ -296,6 +302,7 @@ def _assist_segmenter():
 )
 def assist(image_id: int, body: AssistIn):
     from ..geometry import GeometryError, area_bbox, validate_geometry
+    from ..geometry_clean import ASSIST_TOLERANCE, clean_assist_mask, clean_geometry
     from ..ml.assist import box_ink, run_tool
     from ..ml.model_assist import box_area, click_segment, model_box
     from ..ml.prefill import image_mask_geometry
@@ -344,6 +351,7 @@ def assist(image_id: int, body: AssistIn):
             mask = mask & box_area(mask.shape, box)
     except ValueError as err:
         raise APIError(422, "invalid_assist", str(err)) from None
+    mask, note = clean_assist_mask(mask, rgb, body.tool, box, points)
     method = {"method": "model" if runner is not None else "classical",
               "model_version": model_id if runner is not None else None}
     geometry = image_mask_geometry(mask, scale, bounds=(width, height))
@@ -356,9 +364,18 @@ def assist(image_id: int, body: AssistIn):
                 geometry = validate_geometry(geometry, width, height) if geometry else None
             except GeometryError:
                 geometry = None
+    stats = {"vertices_before": 0, "vertices_after": 0, "tolerance": 0.0}
+    if geometry is not None:
+        tolerance = ASSIST_TOLERANCE if body.simplify is None else body.simplify
+        geometry, stats = clean_geometry(geometry, tolerance, width, height,
+                                         current_app.config.get("MAX_REGION_VERTICES", 10000))
+    cleaning = {"vertices_before": stats["vertices_before"], "vertices_after": stats["vertices_after"],
+                "simplify_tolerance": stats["tolerance"]}
     if geometry is None:
-        return {"tool": body.tool, **method, "geometry": None, "area": 0.0, "bbox": None, "region": None}
+        return {"tool": body.tool, **method, "geometry": None, "area": 0.0, "bbox": None, "region": None, **cleaning,
+                "note": note or "Nothing found: no ink stands out from the skin there. Try a tighter box, or draw it."}
     area, bbox = area_bbox(geometry)
     region = {"id": uuid.uuid4().hex, "kind": "mask", "geometry": geometry, "style": None, "motifs": [],
               "source": "assist", "model_version": method["model_version"], "confidence": None}
-    return {"tool": body.tool, **method, "geometry": geometry, "area": round(area, 1), "bbox": bbox, "region": region}
+    return {"tool": body.tool, **method, "geometry": geometry, "area": round(area, 1), "bbox": bbox, "region": region,
+            **cleaning, "note": None}

@@ -138,6 +138,9 @@ def serve_command(host, port, mode):
         env = dict(os.environ, INKLABEL_WORKSPACE=app.config["WORKSPACE"])
         args = [sys.executable, "-m", "gunicorn", "-c", "python:backend.gunicorn_conf", "-b", f"{host}:{port}", "backend.wsgi:app"]
         os.execvpe(args[0], args, env)
+    from ..tasks.warmup import start_model_warmup
+
+    start_model_warmup(app)
     serve_until_interrupted(server)
 
 

@@ -140,8 +140,8 @@ def import_command(path: Path, fmt: str, source: str, status: str | None, progre
         _import_dataset(path, fmt, source, progress, status)
         return
     if status is not None:
-        raise click.BadParameter("plain images have no labels to review; --status is for --format coco, labelme, "
-                                 "yolo or yolo-seg", param_hint="--status")
+        raise click.BadParameter("plain images have no labels to review; --status is for a labelled dataset "
+                                 "(--format coco, labelme, yolo, yolo-seg, cvat or labelstudio)", param_hint="--status")
     started = time.perf_counter()
     stats = import_images(path, source, progress)
     if stats["files"] == 0:

@@ -338,6 +338,9 @@ def demo_command(n_images, label_fraction, epochs, seed, username, password, ser
     if serve:
         click.echo(f"  open {public_url(host, server.server_port)}")
         sys.stdout.flush()
+        from ..tasks.warmup import start_model_warmup
+
+        start_model_warmup(current_app._get_current_object())
         serve_until_interrupted(server)
 
 

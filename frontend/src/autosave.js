@@ -285,7 +285,7 @@ export class Autosave {
 
   _failed(err, doc) {
     if (err.status === 409 && err.details && err.details.current) {
-      this.conflict = { theirs: err.details.current, base: this.base, mine: doc };
+      this.conflict = { theirs: err.details.current, base: this.base, mine: doc, savedBy: err.details.saved_by || null, savedAt: err.details.saved_at || null };
       this._setStatus("conflict", err.message);
       return;
     }
@@ -326,7 +326,8 @@ export class Autosave {
   conflictSummary() {
     if (!this.conflict) return null;
     const { base, theirs } = this.conflict;
-    return { theirs: diffDocuments(base, theirs), mine: diffDocuments(base, this.store.toDocument()), version: theirs.version };
+    return { theirs: diffDocuments(base, theirs), mine: diffDocuments(base, this.store.toDocument()), version: theirs.version,
+      savedBy: this.conflict.savedBy, savedAt: this.conflict.savedAt };
   }
 
   /** "mine": re-base local edits on the server's version and save; "theirs": take the server's document. */

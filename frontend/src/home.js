@@ -4,6 +4,7 @@
 import { h, clear } from "./dom.js";
 import { icon } from "./icons.js";
 import { query } from "./api.js";
+import { heldByOther, clockTime } from "./access.js";
 
 export const STATUSES = ["new", "in_progress", "submitted", "accepted", "rejected"];
 export const STRATEGIES = [
@@ -73,7 +74,10 @@ export async function openHome({ root, app, params }) {
   loadCounts(api).then((items) => {
     clear(counts);
     if (!items) counts.append(h("span", { class: "muted", text: "Today’s counts appear here once the stats service is available." }));
-    else for (const [label, value] of items) counts.append(h("span", { class: "count-item" }, h("strong", { text: String(value) }), " ", label));
+    else for (const [label, value, href] of items) {
+      const item = h(href ? "a" : "span", { class: ["count-item", href && "to-fix"], href, "data-testid": href ? "to-fix" : undefined }, h("strong", { text: String(value) }), " ", label);
+      counts.append(item);
+    }
   });
 
   grid.append(h("li", { class: "muted", text: "Loading images…" }));
@@ -83,7 +87,7 @@ export async function openHome({ root, app, params }) {
     const total = (data && data.total) || 0;
     clear(grid);
     if (!items.length) grid.append(h("li", { class: "empty-state" }, h("p", { text: total ? "Nothing on this page." : "No images match. Import some with python manage.py import DIR, or clear the filters." })));
-    for (const img of items) grid.append(card(img, taxonomy));
+    items.forEach((img, i) => grid.append(card(img, taxonomy, app.user, i < 12)));
     const pages = Math.max(1, Math.ceil(total / PER_PAGE));
     summary.textContent = `${total.toLocaleString()} image${total === 1 ? "" : "s"}`;
     clear(pager);
@@ -104,8 +108,11 @@ export function labelSummary(img) {
   return [masks ? n(masks, "mask") : "", boxes ? n(boxes, "box") : ""].filter(Boolean).join(" · ");
 }
 
-function card(img, taxonomy) {
-  const thumb = h("img", { src: `/api/v1/images/${img.id}/file?size=thumb`, alt: "", loading: "lazy", width: 256, height: 256 });
+function card(img, taxonomy, user, eager = false) {
+  const held = heldByOther(img, user);
+  const presence = held ? h("span", { class: "chip small held", "data-testid": "held-by", title: "Someone is working on this image right now", text: `held by ${held.user} until ${clockTime(held.until)}` }) : null;
+  // the first rows load at once (lazy loading left them blank on first paint), the rest as they scroll into view
+  const thumb = h("img", { src: `/api/v1/images/${img.id}/file?size=thumb`, alt: "", loading: eager ? "eager" : "lazy", decoding: "async", width: 256, height: 256 });
   const styles = (img.styles || []).slice(0, 3).map((s) => {
     const chip = h("span", { class: "chip small", text: taxonomy.label(s) });
     chip.style.borderColor = taxonomy.color(s);
@@ -119,7 +126,7 @@ function card(img, taxonomy) {
         h("span", { class: "name", text: img.original_filename || `Image ${img.id}` }),
         h("span", { class: "muted small", text: `${img.width}×${img.height}` })),
       h("div", { class: "muted small labels", "data-testid": "label-summary", text: labelSummary(img) }),
-      h("div", { class: "chips" }, styles, flags)));
+      h("div", { class: "chips" }, presence, styles, flags)));
 }
 
 /** Today's numbers for the current user: GET /api/v1/stats/me (in the browser's time zone). */
@@ -136,12 +143,19 @@ export function countsFromStats(stats) {
   if (!stats || typeof stats.today !== "object" || !stats.today) return null;
   const t = stats.today;
   const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+  const minutes = Math.round(num(t.active_ms) / 60000);
   const out = [
-    ["images worked on today", num(t.images)],
-    ["saves", num(t.saves)],
-    ["minutes active", Math.round(num(t.active_ms) / 60000)],
+    [`${plural(num(t.images), "image")} worked on today`, num(t.images)],
+    [plural(num(t.saves), "save"), num(t.saves)],
+    [`${plural(minutes, "minute")} active`, minutes],
   ];
   if (num(t.accepted) || num(t.rejected)) out.push(["accepted", num(t.accepted)], ["rejected", num(t.rejected)]);
-  if (num(stats.to_fix)) out.push(["to fix after review", num(stats.to_fix)]);
+  // rework comes first in the queue (Next image); the link lists the rejected images to fix
+  if (num(stats.to_fix)) out.push(["to fix after review →", num(stats.to_fix), "#/?status=rejected"]);
   return out;
+}
+
+/** "image" or "images" for a count (the number itself is shown beside it). */
+export function plural(n, word) {
+  return n === 1 ? word : `${word}s`;
 }

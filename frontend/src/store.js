@@ -71,6 +71,9 @@ export class Store {
     this.tags = { styles: [], flags: [] };
     this.listeners = new Set();
     this.revision = 0; // grows on every change; autosave compares it with the revision it last saved
+    // read-only: edits (and undo/redo) are refused and reported to onRefused; the server's changes still apply
+    this.readOnly = false;
+    this.onRefused = null;
     this._tx = null;
   }
 
@@ -180,7 +183,14 @@ export class Store {
     return result;
   }
 
+  _refused() {
+    if (!this.readOnly) return false;
+    if (this.onRefused) this.onRefused();
+    return true;
+  }
+
   _record(cs, origin = "local") {
+    if (this._refused()) return;
     this._applyRaw(cs);
     if (this._tx) composeInto(this._tx, cs);
     else this._emit(cs, origin);
@@ -189,6 +199,7 @@ export class Store {
   /** Apply a change set built elsewhere (undo, redo, rebase). `origin` tells observers where it came from. */
   apply(cs, origin = "local") {
     if (isEmptyChangeSet(cs)) return;
+    if ((origin === "undo" || origin === "redo") && this._refused()) return;
     this._applyRaw(cs);
     if (this._tx) composeInto(this._tx, cs);
     else this._emit(cs, origin);

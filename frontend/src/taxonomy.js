@@ -1,6 +1,8 @@
 // The taxonomy as the editor uses it: style colours, labels and keyboard shortcuts.
 
-export const UNSTYLED_COLOR = "#06b6d4"; // cyan: readable on every skin tone, unlike browns and reds
+// cyan, distinct from every style colour; like them light enough for black ink, with the dark outline halo
+// (app.css .region .casing) for skin — tests/unit/test_palette.py checks the whole palette
+export const UNSTYLED_COLOR = "#22d3ee";
 
 export class Taxonomy {
   constructor(data) {

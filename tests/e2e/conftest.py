@@ -77,6 +77,47 @@ class LiveServer:
         with self.app.app_context():
             return ingest_bytes(path.read_bytes(), path.name, source="import").image.id
 
+    def set_image(self, image_id: int, **fields) -> None:
+        """Put an image straight into a state (status, assignee (a user name), lock_expires_at, …) for a browser
+        test."""
+        from sqlalchemy import select
+
+        from backend.extensions import db
+        from backend.models import Image, User
+
+        with self.app.app_context():
+            image = db.session.get(Image, image_id)
+            if "assignee" in fields:
+                fields["assignee_id"] = db.session.scalar(select(User.id).where(User.username == fields.pop("assignee")))
+            for key, value in fields.items():
+                setattr(image, key, value)
+            db.session.commit()
+
+    def cached_prediction(self, image_id: int, regions: list[dict], concentration: float = 0.4) -> None:
+        """A stored pre-fill of the image by a current (registered, never loaded) segmenter: what a pool
+        pre-fill leaves behind. `regions`: [{"geometry", "style"?, "confidence"?}]."""
+        import uuid
+
+        from sqlalchemy import select
+
+        from backend.extensions import db
+        from backend.models import ModelVersion, Prediction
+
+        with self.app.app_context():
+            seg = db.session.scalar(select(ModelVersion).where(ModelVersion.kind == "segmenter",
+                                                               ModelVersion.is_current.is_(True)))
+            if seg is None:
+                seg = ModelVersion(kind="segmenter", name="e2e-seg", weights_path="e2e-seg.safetensors",
+                                   is_current=True)
+                db.session.add(seg)
+                db.session.flush()
+            stored = [{"id": uuid.uuid4().hex, "geometry": r["geometry"], "style": r.get("style"), "motifs": [],
+                       "source": "model", "model_version": seg.id, "confidence": r.get("confidence", 0.8)}
+                      for r in regions]
+            db.session.add(Prediction(image_id=image_id, segmenter_id=seg.id, regions=stored,
+                                      concentration=concentration, uncertainty={"score": 0.3}))
+            db.session.commit()
+
     def client(self, token: str):
         from ..conftest import ApiClient
 

@@ -102,3 +102,20 @@ def wait_store_changed(page, timeout: float = 10) -> None:
         """() => JSON.stringify(window.inklabel.store.toDocument()) !== window.__snap
         && !window.inklabel.editor.tools.brush.pending && !window.inklabel.editor.tools.eraser.pending""",
         timeout=timeout * 1000)
+
+
+def draw_polygon(page, points) -> None:
+    """The polygon tool: P, a click per vertex, Enter."""
+    page.keyboard.press("p")
+    for x, y in points:
+        click_image(page, x, y)
+    page.keyboard.press("Enter")
+
+
+def open_new_image(page, live, username: str = "alice", width: int = 800, height: int = 600) -> int:
+    """A user, one synthetic photo, logged in and open in the editor; returns the image id."""
+    live.user(username)
+    image_id = live.image(width, height)
+    login_api(page, live, username)
+    open_image(page, live, image_id)
+    return image_id

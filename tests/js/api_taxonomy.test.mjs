@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createApi, query, ApiError } from "../../frontend/src/api.js";
-import { Taxonomy, parseShortcut, contrastText } from "../../frontend/src/taxonomy.js";
+import { Taxonomy, parseShortcut, contrastText, UNSTYLED_COLOR } from "../../frontend/src/taxonomy.js";
 import { countsFromStats } from "../../frontend/src/home.js";
 
 function fakeFetch(responses) {
@@ -70,7 +70,7 @@ test("taxonomy shortcuts by key code, colours and trainable flags", () => {
   assert.equal(t.styleForEvent({ code: "KeyA", shiftKey: false }), null);
   assert.equal(t.shortcutText("geometric"), "Alt+0"); // 0 alone fits the view
   assert.equal(t.shortcutText("realism"), "Shift+2");
-  assert.equal(t.color("realism"), "#06b6d4", "an invalid colour falls back");
+  assert.equal(t.color("realism"), UNSTYLED_COLOR, "an invalid colour falls back");
   assert.equal(t.trainable("realism"), false);
   assert.equal(t.flagLabel("not_tattoo"), "Not a tattoo");
   assert.deepEqual(parseShortcut("SHIFT+9"), { shift: true, digit: "9" });
@@ -81,6 +81,9 @@ test("taxonomy shortcuts by key code, colours and trainable flags", () => {
 
 test("today's counts from /stats/me", () => {
   const counts = countsFromStats({ today: { saves: 12, images: 4, active_ms: 1_500_000, accepted: 1, rejected: 0 }, to_fix: 2 });
-  assert.deepEqual(counts, [["images worked on today", 4], ["saves", 12], ["minutes active", 25], ["accepted", 1], ["rejected", 0], ["to fix after review", 2]]);
+  assert.deepEqual(counts, [["images worked on today", 4], ["saves", 12], ["minutes active", 25], ["accepted", 1], ["rejected", 0], ["to fix after review →", 2, "#/?status=rejected"]]);
   assert.equal(countsFromStats({}), null);
+  // "1 image", "1 minute" (issue 19 item 11)
+  const one = countsFromStats({ today: { saves: 1, images: 1, active_ms: 60_000 } });
+  assert.deepEqual(one.slice(0, 3), [["image worked on today", 1], ["save", 1], ["minute active", 1]]);
 });

@@ -7,58 +7,67 @@ import { Viewport, wheelFactor } from "../viewport.js";
 import { RegionRenderer } from "./renderer.js";
 import { Overlay } from "./overlay.js";
 import { geometryBBox, clampPoint, roundPoint, polygonsOf } from "../geometry.js";
-import { SelectTool } from "./tools/select.js";
-import { PolygonTool } from "./tools/polygon.js";
-import { BrushTool } from "./tools/brush.js";
-import { BoxAssistTool, WandTool } from "./tools/assist.js";
+import { TOOL_REGISTRY, TOOLS } from "./tools/registry.js";
+import { toolContext } from "./tools/context.js";
+import { ViewState } from "../viewstate.js";
+import { photoFilter, applyPhotoFilter } from "./photofilter.js";
+import { drawCompare } from "./compare.js";
 
+export { TOOLS };
 export const SCENE_MARGIN = 256; // px of painted scene beyond each side of the canvas
 export const COMMIT_DELAY_MS = 150;
 
-export const TOOLS = {
-  select: { label: "Select", key: "Esc", hint: "Click a region to select it; drag a vertex to move it; click an edge to add a vertex; Alt-click or Delete removes one. Drag the background to pan." },
-  polygon: { label: "Polygon", key: "P", hint: "Click to add vertices; double-click, Enter or click the first vertex to close. Backspace removes the last vertex, Esc cancels. Shift+Enter adds the shape as another part of the selected region." },
-  hole: { label: "Hole", key: "H", hint: "Draw a hole inside the selected region, like a polygon." },
-  brush: { label: "Brush", key: "B", hint: "Paint onto the selected region (or paint a new one). [ and ] change the size." },
-  eraser: { label: "Eraser", key: "E", hint: "Erase from the selected region (or the one you start on). [ and ] change the size." },
-  box: { label: "Box assist", key: "X", hint: "Drag a box around a tattoo: the server finds the ink inside it and makes a region." },
-  wand: { label: "Wand", key: "W", hint: "Click on ink: the server grows a region from that point." },
-};
-
 export class Editor {
-  constructor({ host, image, taxonomy, store, undo, assist, notify }) {
+  constructor({ host, image, taxonomy, store, undo, assist, notify, view }) {
     Object.assign(this, { host, image, taxonomy, store, undo, assist, notify: notify || (() => {}) });
+    this.view = view || new ViewState();
     this.viewport = new Viewport();
     this.viewport.setImage(image.width, image.height);
-    this.selectedId = null;
-    this.selectedVertex = null;
-    this.allHidden = false;
-    this.opacity = 0.3;
     this.brushRadius = 14; // screen pixels
     this.listeners = new Map();
     this.spaceHeld = false;
     this._buildDom();
-    this.renderer = new RegionRenderer(this.regionLayer, store, taxonomy);
+    this.renderer = new RegionRenderer(this.regionLayer, store, taxonomy, this.view);
     this.overlay = new Overlay(this.overlayLayer, this.viewport);
-    this.tools = {
-      select: new SelectTool(this),
-      polygon: new PolygonTool(this, { hole: false }),
-      hole: new PolygonTool(this, { hole: true }),
-      brush: new BrushTool(this, { erase: false }),
-      eraser: new BrushTool(this, { erase: true }),
-      box: new BoxAssistTool(this),
-      wand: new WandTool(this),
-    };
+    const ctx = toolContext(this);
+    this.tools = Object.fromEntries(TOOL_REGISTRY.map((t) => [t.name, t.create(ctx)]));
     this.toolName = "select";
     this.tool = this.tools.select;
     this._frame = 0;
     this.viewport.onChange(() => this._scheduleView());
     this.unsubscribe = store.subscribe((cs) => this._onStore(cs));
+    this.unsubscribeView = this.view.subscribe((what) => this._onView(what));
     this._bindInput();
     this.resizeObserver = new ResizeObserver(() => this._resize());
     this.resizeObserver.observe(this.wrap);
     this._resize(true);
     this.setOpacity(this.opacity);
+    this._applyPhotoFilter();
+  }
+
+  // --- view state (selection, hidden/locked, options) live in this.view ---------------------------------------
+
+  get selectedId() { return this.view.selectedId; }
+  get selectedVertex() { return this.view.selectedVertex; }
+  get allHidden() { return this.view.options.allHidden; }
+  get opacity() { return this.view.options.opacity; }
+  get readOnly() { return this.view.options.readOnly; }
+
+  _onView(what) {
+    if (what.option === "readOnly") {
+      this.wrap.classList.toggle("read-only", this.readOnly);
+      if (this.readOnly && this.tool && TOOLS[this.toolName].edits) this.setTool("select");
+    }
+    if (what.option === "brightness" || what.option === "contrast" || what.option === "gamma") this._applyPhotoFilter();
+    if (what.option === "labels" || what.hiddenStyles !== undefined) {
+      if (what.hiddenStyles !== undefined) this.renderer.restyleAll();
+      this.refreshOverlay();
+      this.emit("visibility", null);
+    }
+  }
+
+  _applyPhotoFilter() {
+    applyPhotoFilter(this.photoFilter, this.imageEl, this.view.options);
   }
 
   // --- events for panels ------------------------------------------------------------------------------------
@@ -83,7 +92,8 @@ export class Editor {
     // The scene (photo + regions) is painted at a "committed" view and moved by the compositor while the view
     // changes (CSS transform, no repaint); it is repainted at the new view once panning/zooming pauses. It
     // extends SCENE_MARGIN pixels past the canvas so that panning reveals painted content.
-    this.scene = svg("svg", { class: "scene", "aria-hidden": "true" }, this.world);
+    this.photoFilter = photoFilter();
+    this.scene = svg("svg", { class: "scene", "aria-hidden": "true" }, svg("defs", {}, this.photoFilter), this.world);
     this.overlayLayer = svg("g", { class: "overlay" });
     this.overlaySvg = svg("svg", { class: "overlay-svg", "aria-hidden": "true" }, this.overlayLayer);
     this.brushCanvas = h("canvas", { class: "brush-layer", "aria-hidden": "true" });
@@ -199,14 +209,32 @@ export class Editor {
   _labels() {
     const items = [];
     for (const r of this.store.all()) {
-      if (!(r.suggested || r.id === this.selectedId) || this.isHidden(r.id) || !r.geometry) continue;
+      const pinned = this.pins && this.pins.get(r.id);
+      if (!(r.suggested || r.id === this.selectedId || this.view.options.labels || pinned) || this.isHidden(r.id) || !r.geometry) continue;
       const [x0, y0] = geometryBBox(r.geometry);
       const name = this.taxonomy.label(r.style);
       const conf = r.confidence !== undefined ? ` ${Math.round(r.confidence * 100)}%` : "";
-      items.push({ point: [x0, y0], text: (r.suggested ? "Suggested: " : "") + name + conf, color: this.taxonomy.color(r.style), selected: r.id === this.selectedId });
+      const note = pinned ? ` · ${pinned} comment${pinned === 1 ? "" : "s"}` : "";
+      items.push({ point: [x0, y0], text: (r.suggested ? "Suggested: " : "") + name + conf + note, color: this.taxonomy.color(r.style), selected: r.id === this.selectedId });
       if (items.length > 60) break;
     }
     this.overlay.showLabels(items);
+  }
+
+  /** Comments pinned to regions ([{region_id}]): their regions carry a label with the count. */
+  setPins(comments) {
+    this.pins = new Map();
+    for (const c of comments || []) this.pins.set(c.region_id, (this.pins.get(c.region_id) || 0) + 1);
+    this.refreshOverlay();
+  }
+
+  /** Diff overlay (compare.js): {then, now, diff} or null. */
+  showCompare(cmp) {
+    if (!this.compareLayer) {
+      this.compareLayer = svg("g", { class: "compare", "data-testid": "compare-layer" });
+      this.world.append(this.compareLayer);
+    }
+    drawCompare(this.compareLayer, cmp);
   }
 
   // --- store --------------------------------------------------------------------------------------------------
@@ -224,10 +252,7 @@ export class Editor {
         this._validateVertex();
       }
     }
-    for (const { region } of cs.deleted) {
-      this.renderer.hidden.delete(region.id);
-      this.renderer.locked.delete(region.id);
-    }
+    for (const { region } of cs.deleted) this.view.forget(region.id);
     this.refreshOverlay();
   }
 
@@ -236,7 +261,7 @@ export class Editor {
     const r = this.store.get(this.selectedId);
     const v = this.selectedVertex;
     const ring = r && polygonsOf(r.geometry)[v.poly] && polygonsOf(r.geometry)[v.poly][v.ring];
-    if (!ring || v.index >= ring.length - 1) this.selectedVertex = null;
+    if (!ring || v.index >= ring.length - 1) this.view.selectVertex(null);
   }
 
   // --- selection, visibility, locks -----------------------------------------------------------------------------
@@ -244,8 +269,7 @@ export class Editor {
   select(id, { reveal = false } = {}) {
     if (id && !this.store.has(id)) id = null;
     const changed = id !== this.selectedId;
-    this.selectedId = id;
-    this.selectedVertex = null;
+    this.view.select(id);
     this.renderer.setSelected(id);
     if (reveal && id) this.reveal(id);
     this.refreshOverlay();
@@ -253,7 +277,7 @@ export class Editor {
   }
 
   selectVertex(addr) {
-    this.selectedVertex = addr;
+    this.view.selectVertex(addr);
     this.refreshOverlay();
   }
 
@@ -275,34 +299,36 @@ export class Editor {
   }
 
   isHidden(id) {
-    return this.allHidden || this.renderer.hidden.has(id);
+    return this.view.isHidden(this.store.get(id) || { id });
   }
 
   isLocked(id) {
-    return this.renderer.locked.has(id);
+    return this.view.isLocked(id);
   }
 
   setHidden(id, hidden) {
-    this.renderer.setHidden(id, hidden);
+    this.view.setHidden(id, hidden);
+    this.renderer.restyle(id);
     this.refreshOverlay();
     this.emit("visibility", id);
   }
 
   setLocked(id, locked) {
-    this.renderer.setLocked(id, locked);
+    this.view.setLocked(id, locked);
+    this.renderer.restyle(id);
     this.refreshOverlay();
     this.emit("visibility", id);
   }
 
   toggleAllHidden(force) {
-    this.allHidden = force === undefined ? !this.allHidden : force;
+    this.view.setOption("allHidden", force === undefined ? !this.allHidden : force);
     this.wrap.classList.toggle("all-hidden", this.allHidden);
     this.refreshOverlay();
     this.emit("visibility", null);
   }
 
   setOpacity(value) {
-    this.opacity = Math.max(0, Math.min(1, value));
+    this.view.setOption("opacity", Math.max(0, Math.min(1, value)));
     this.wrap.style.setProperty("--fill-opacity", String(this.opacity));
     this.emit("opacity", this.opacity);
   }
@@ -317,6 +343,10 @@ export class Editor {
 
   setTool(name) {
     if (!this.tools[name]) return;
+    if (this.readOnly && TOOLS[name].edits) {
+      this.notify("This image is read-only here: drawing tools are off (see the banner above).", "warn");
+      return;
+    }
     if (this.tool.deactivate) this.tool.deactivate();
     this.toolName = name;
     this.tool = this.tools[name];
@@ -474,7 +504,10 @@ export class Editor {
     this._userMoved = false;
   }
 
-  /** Keys the active tool wants first (Enter, Esc, Backspace while drawing). */
+  /**
+   * The active tool answers every key first (Enter, Esc, Backspace, Ctrl+Z while drawing); the page's own
+   * shortcuts run only when it returns false. That keeps undo from touching the document mid-shape.
+   */
   toolKey(ev) {
     return this.tool.key ? this.tool.key(ev) : false;
   }
@@ -483,6 +516,7 @@ export class Editor {
     if (this.tool.deactivate) this.tool.deactivate();
     this.resizeObserver.disconnect();
     this.unsubscribe();
+    this.unsubscribeView();
     this.renderer.dispose();
     if (this._frame) cancelAnimationFrame(this._frame);
     clearTimeout(this._commitTimer);

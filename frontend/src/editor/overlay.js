@@ -113,6 +113,17 @@ export class Overlay {
     clear(this.draft);
   }
 
+  /** Click-to-segment's clicks: green on the tattoo, red (Shift+click) off it. */
+  showClicks(positive, negative) {
+    clear(this.draft);
+    for (const [points, kind] of [[positive, "pos"], [negative, "neg"]]) {
+      for (const p of points) {
+        const [x, y] = this.viewport.toScreen(p);
+        this.draft.append(svg("circle", { class: `click-mark ${kind}`, cx: x, cy: y, r: 5 }));
+      }
+    }
+  }
+
   showBox(a, b) {
     clear(this.draft);
     const [ax, ay] = this.viewport.toScreen(a);

@@ -6,20 +6,24 @@ import { icon } from "../icons.js";
 import { Store } from "../store.js";
 import { UndoStack } from "../undo.js";
 import { Autosave, ActivityClock } from "../autosave.js";
-import { Editor, TOOLS } from "./editor.js";
+import { Editor } from "./editor.js";
+import { TOOL_REGISTRY, TOOLS, toolForKey } from "./tools/registry.js";
+import { ViewState } from "../viewstate.js";
+import { editAccess, isReviewer, readOnlyBanner } from "../access.js";
 import { roundGeometry } from "../geometry.js";
+import { boxCorners } from "../boxes.js";
 import { statusPill } from "../panels/status.js";
 import { regionPanel } from "../panels/region.js";
 import { regionsPanel } from "../panels/regions.js";
 import { tagsPanel } from "../panels/tags.js";
 import { modelPanel } from "../panels/model.js";
 import { reviewPanel } from "../panels/review.js";
+import { reviewInfoPanel, formatDuration } from "../panels/reviewinfo.js";
+import { viewPanel } from "../panels/view.js";
+import { plainReason } from "../queuereason.js";
 import { showShortcutSheet } from "../panels/shortcuts.js";
 import { conflictDialog, restoreDialog } from "../panels/dialogs.js";
-
-const TOOL_ORDER = ["select", "polygon", "hole", "brush", "eraser", "box", "wand"];
-const TOOL_KEYS = { p: "polygon", h: "hole", b: "brush", e: "eraser", x: "box", w: "wand" };
-const TOOL_ICONS = { select: "select", polygon: "polygon", hole: "hole", brush: "brush", eraser: "eraser", box: "box", wand: "wand" };
+import { submitChecksDialog } from "../panels/submitchecks.js";
 
 function isTyping(el) {
   if (!el) return false;
@@ -29,11 +33,18 @@ function isTyping(el) {
 
 export async function openEditorPage({ root, app, imageId, copy = null }) {
   const { api, taxonomy } = app;
+  if (globalThis.performance && performance.mark) {
+    // one image's timeline (benchmarks/bench_editor_flow.py reads it): open → first paint → photo → suggestions
+    for (const name of ["inklabel:open", "inklabel:first-paint", "inklabel:photo", "inklabel:suggestions"]) performance.clearMarks(name);
+    performance.mark("inklabel:open");
+  }
   root.append(h("div", { class: "loading", text: "Opening image…" }));
   // An agreement copy is a second, independent annotation of the image: its own document and endpoint.
   const agreement = copy === "agreement";
   const docPath = agreement ? `/images/${imageId}/agreement` : `/images/${imageId}/annotation`;
   let meta, doc;
+  // the cached pre-fill comes with the document, so suggestions are drawn as soon as the photo is (no model call)
+  const cachedPrefill = api.get(`/images/${imageId}/prediction`).catch(() => null);
   try {
     [meta, doc] = await Promise.all([api.get(`/images/${imageId}`), api.get(docPath)]);
   } catch (err) {
@@ -45,6 +56,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   }
 
   const store = new Store();
+  const view = new ViewState();
   const undo = new UndoStack(store);
   const clock = new ActivityClock();
   const autosave = new Autosave({ api, imageId, store, clock, path: docPath, draftKey: `inklabel.draft.${agreement ? "agreement." : ""}${imageId}` });
@@ -63,9 +75,9 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   const editor = new Editor({
     host: canvasHost,
     image: { width: meta.width, height: meta.height },
-    taxonomy, store, undo,
+    taxonomy, store, undo, view,
     notify: (msg, kind) => toast(msg, kind || "info"),
-    assist: (req) => runAssist(req),
+    assist: (req, opts) => runAssist(req, opts),
   });
   editor.setImageSources({
     thumb: meta.thumb_url || `/api/v1/images/${imageId}/file?size=thumb`,
@@ -84,7 +96,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
       throw err;
     }
   };
-  window.inklabel = { store, undo, editor, autosave, viewport: editor.viewport, imageId };
+  window.inklabel = { store, undo, editor, view, autosave, viewport: editor.viewport, imageId };
 
   // --- top bar ------------------------------------------------------------------------------------------------
   const undoBtn = h("button", { type: "button", class: "icon-btn", title: "Undo (Ctrl+Z)", "aria-label": "Undo", "data-testid": "undo" }, icon("undo"));
@@ -105,7 +117,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   const title = h("div", { class: "title" },
     h("a", { class: "icon-btn", href: "#/", title: "Back to the image list", "aria-label": "Back to images" }, icon("back")),
     h("div", { class: "title-text" },
-      h("strong", { text: meta.original_filename || `Image ${imageId}` }),
+      h("strong", { text: meta.original_filename || `Image ${imageId}`, title: meta.original_filename || `Image ${imageId}` }),
       h("span", { class: "muted small", text: `#${imageId} · ${meta.width}×${meta.height}` })),
     statusBadge,
     agreement ? h("span", { class: "badge agreement", title: "A second, independent annotation of this image, used to measure agreement between annotators. You do not see the first one.", text: "agreement copy" }) : null);
@@ -114,12 +126,11 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
 
   // --- tool bar -----------------------------------------------------------------------------------------------
   const toolButtons = {};
-  for (const name of TOOL_ORDER) {
-    const t = TOOLS[name];
-    const b = h("button", { type: "button", class: "tool", "data-tool": name, title: `${t.label} (${t.key}) — ${t.hint}`, "aria-pressed": "false" },
-      icon(TOOL_ICONS[name], { size: 20 }), h("span", { class: "tool-label", text: t.label }), h("kbd", { text: t.key }));
-    b.addEventListener("click", () => editor.setTool(name));
-    toolButtons[name] = b;
+  for (const t of TOOL_REGISTRY) {
+    const b = h("button", { type: "button", class: "tool", "data-tool": t.name, title: `${t.label} (${t.key}) — ${t.hint}`, "aria-pressed": "false" },
+      icon(t.icon, { size: 20 }), h("span", { class: "tool-label", text: t.label }), h("kbd", { text: t.key }));
+    b.addEventListener("click", () => editor.setTool(t.name));
+    toolButtons[t.name] = b;
     toolbar.append(b);
   }
   const radius = h("input", { type: "range", min: 2, max: 120, value: editor.brushRadius, "aria-label": "Brush size", title: "Brush size ([ and ])" });
@@ -137,6 +148,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     h("div", { class: "tool-group brush-size" }, h("span", { class: "small muted", text: "Brush" }), radius, radiusText),
     h("div", { class: "tool-group zoom" }, zoomOut, zoomText, zoomIn, fitBtn));
   editor.on("tool", (name) => {
+    toolbar.classList.toggle("sizing", name === "brush" || name === "eraser"); // the brush size shows only then
     for (const [n, b] of Object.entries(toolButtons)) {
       b.classList.toggle("active", n === name);
       b.setAttribute("aria-pressed", String(n === name));
@@ -145,13 +157,20 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   });
 
   // --- side panels --------------------------------------------------------------------------------------------
+  // time on this image, for the annotator as for the reviewer: what earlier saves recorded + this visit's active time
+  let savedTime = 0;
+  const visitClock = new ActivityClock();
+  const timeText = h("span", { class: "muted small", "data-testid": "image-time", title: "Active time on this image (all saves, and this visit)" });
+  const showTime = () => { timeText.textContent = `${formatDuration(savedTime + visitClock.total)} on this image`; };
+  const timeTimer = setInterval(showTime, 15_000);
+  disposers.push(() => clearInterval(timeTimer));
   const model = modelPanel({ api, imageId, store });
-  sidebar.append(regionPanel({ editor, store, taxonomy }), regionsPanel({ editor, store, taxonomy }), tagsPanel({ store, taxonomy }), model.panel);
-  if (meta.status === "accepted" && app.user.role === "annotator" && !agreement) {
-    sidebar.prepend(h("section", { class: "panel" }, h("p", { class: "note warn", text: "This image was accepted in review and is frozen: only reviewers and admins can still change it. Your edits here will not be saved." })));
-  }
+  topbar.insertBefore(model.topButton, undoBtn); // visible on small screens, unlike the panel's button
+  const viewTools = viewPanel({ view, store, editor, taxonomy, imageId, notify: (msg, kind) => toast(msg, kind || "info") });
+  sidebar.append(regionPanel({ editor, store, taxonomy }), regionsPanel({ editor, store, taxonomy }), tagsPanel({ store, taxonomy, view }), model.panel, viewTools.panel);
   if (!agreement) {
     const review = reviewPanel({ api, app, imageId, meta, autosave, onStatus: (s) => setStatus(s) });
+    if (meta.status !== "new") sidebar.prepend(reviewInfoPanel({ api, imageId, editor, store, taxonomy, onInfo: (info) => { savedTime = info.time_spent_ms || 0; showTime(); } }));
     if (review) sidebar.prepend(review);
   }
 
@@ -160,20 +179,39 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   const hint = h("span", { class: "hint" });
   const drawInfo = h("span", { class: "mono" });
   const pictureNote = h("span", { class: "muted small", "data-testid": "picture-level", text: "Loading the picture…" });
-  statusbar.append(cursorText, h("span", { class: "sep" }), drawInfo, pictureNote, h("span", { class: "spacer" }), hint);
+  statusbar.append(cursorText, h("span", { class: "sep" }), drawInfo, pictureNote, timeText, h("span", { class: "spacer" }), hint);
+  showTime();
   editor.on("cursor", (p) => { cursorText.textContent = p ? `x ${p[0].toFixed(1)}  y ${p[1].toFixed(1)}` : ""; });
   editor.on("view", (vp) => { zoomText.textContent = `${Math.round(vp.scale * 100)}%`; });
   editor.on("draft", (n) => { drawInfo.textContent = n ? `${n} vertices · Enter closes · Backspace removes last · Esc cancels` : ""; });
-  editor.on("activity", () => clock.touch());
+  editor.on("activity", () => { clock.touch(); visitClock.touch(); });
   editor.on("image-loaded", (level) => {
+    if (globalThis.performance && performance.mark) performance.mark(level === "thumb" ? "inklabel:first-paint" : "inklabel:photo");
     pictureNote.textContent = level === "thumb" ? "Preview shown; loading the full picture…" : level === "original" ? "Original resolution" : "";
   });
   editor.setTool("select");
   const queued = app.queueItem && app.queueItem.image_id === imageId ? app.queueItem : null;
   if (queued && queued.reason) {
-    const why = h("span", { class: "muted small queue-reason", "data-testid": "queue-reason", title: `Why the queue chose this image: ${queued.reason}`, text: `Queue: ${queued.reason}` });
+    const why = h("span", { class: "muted small queue-reason", "data-testid": "queue-reason", title: `Why the queue chose this image: ${queued.reason}`, text: plainReason(queued) });
     statusbar.insertBefore(why, hint);
   }
+
+  // --- read-only: say why and who can change it, instead of accepting edits the server refuses -----------------
+  const access = editAccess({ meta, user: app.user, agreement });
+  let refusedAt = 0;
+  store.onRefused = () => {
+    if (Date.now() - refusedAt > 3000) toast(`Not changed: ${access.reason || "this image is read-only"}`, "warn");
+    refusedAt = Date.now();
+  };
+  function setReadOnly(on) {
+    store.readOnly = on;
+    view.setOption("readOnly", on);
+    page.classList.toggle("read-only", on);
+    submitBtn.hidden = on || (isReviewer(app.user) && meta.status === "submitted" && !agreement);
+    model.topButton.disabled = on;
+  }
+  if (!access.editable) page.insertBefore(readOnlyBanner(access, () => setReadOnly(false)), body);
+  setReadOnly(!access.editable);
 
   function setStatus(s) {
     meta.status = s;
@@ -185,7 +223,10 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   store.load(doc);
   autosave.start(doc);
   const draft = autosave.findDraft(doc);
-  if (draft) {
+  if (draft && store.readOnly && !access.override) {
+    autosave.clearDraft(); // it can never be saved: say so once instead of offering it on every visit
+    toast("Changes kept in this browser from an earlier visit were dropped: this image is read-only for you.", "warn", 8000);
+  } else if (draft) {
     const choice = await restoreDialog(draft, doc.version || 0);
     if (choice === "restore") {
       const { conflicts } = autosave.restoreDraft(draft, doc);
@@ -194,7 +235,11 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
       autosave.clearDraft();
     }
   }
-  if (model.autoPrefill() && !store.size) model.prefill({ quiet: true });
+  if (model.autoPrefill() && !store.size && !store.readOnly) {
+    const cached = await cachedPrefill;
+    if (cached && !store.size) model.show(cached, { quiet: true });
+    else if (!store.size) model.prefill({ quiet: true });
+  }
 
   // --- actions ------------------------------------------------------------------------------------------------
   function doUndo() {
@@ -234,15 +279,27 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     }
   });
 
-  async function runAssist(req) {
-    const done = toast(req.tool === "wand" ? "Growing a region from that point…" : "Finding the tattoo in the box…", "info", 0);
+  /** Ask the server's assist; the result is a new region, or replaces region `replace` (a box becoming a mask). */
+  async function runAssist(req, { replace = null } = {}) {
+    const busyText = { wand: "Growing a region from that point…", click: "Segmenting from your clicks…" }[req.tool] || "Finding the tattoo in the box…";
+    const done = toast(busyText, "info", 0);
     try {
       const resp = await api.post(`/images/${imageId}/assist`, req);
-      if (!resp || !resp.geometry) throw new Error("The server found nothing there.");
+      if (!resp || !resp.geometry) throw new Error((resp && resp.note) || "Nothing found there: no ink stands out from the skin. Try a tighter box, or draw it.");
+      if (resp.vertices_before > resp.vertices_after && req.tool !== "click") {
+        toast(`${resp.vertices_after} vertices (simplified at ${resp.simplify_tolerance} px from ${resp.vertices_before}; Simplify in the region panel goes further).`, "info", 3500);
+      }
+      if (replace && store.has(replace)) {
+        store.update(replace, { kind: "mask", geometry: roundGeometry(resp.geometry), source: "assist" });
+        editor.select(replace);
+        return replace;
+      }
       const r = store.create({ geometry: roundGeometry(resp.geometry), style: resp.style || null, motifs: [], source: "assist" });
       editor.select(r.id);
+      return r.id;
     } catch (err) {
       toast(err.status === 404 || err.status === 405 ? "Box assist and the wand are not available on this server yet." : err.message, "warn", 7000);
+      return null;
     } finally {
       done();
     }
@@ -251,21 +308,19 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   let submitting = false;
   async function submitAndNext() {
     if (submitting) return;
+    if (!agreement && isReviewer(app.user) && meta.status === "submitted") {
+      await app.openNextReview({ after: imageId }); // a reviewer decides in the review panel; Ctrl+Enter moves on
+      return;
+    }
+    if (store.readOnly) {
+      await app.openNext({ after: imageId });
+      return;
+    }
     submitting = true;
     submitBtn.disabled = true;
     try {
-      const pending = store.all().filter((r) => r.suggested).length;
-      if (pending) {
-        const go = await dialog({
-          title: "Suggestions not accepted",
-          body: [h("p", { text: `${pending} model suggestion${pending === 1 ? " is" : "s are"} neither accepted nor rejected. They will not be part of the submitted annotation.` })],
-          buttons: [{ label: "Submit without them", value: true, kind: "primary" }, { label: "Go back", value: false }],
-          cancelValue: false,
-        });
-        if (!go) return;
-      }
-      const unstyled = store.all().filter((r) => !r.suggested && !r.style).length;
-      if (unstyled) toast(`${unstyled} region${unstyled === 1 ? " has" : "s have"} no style.`, "warn");
+      const checked = agreement ? { overrides: [] } : await submitChecksDialog(store, taxonomy, { select: (id) => editor.select(id, { reveal: true }) });
+      if (!checked) return;
       if (!(await autosave.flush())) {
         if (autosave.status === "conflict") await resolveConflict();
         else toast(`Not submitted: the latest changes are not on the server yet (${autosave.status}). They are kept here.`, "error", 7000);
@@ -280,6 +335,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
       } else if (meta.status === "submitted" || meta.status === "accepted") {
         toast(`Already ${meta.status}; your changes are saved.`, "info", 2500);
       } else {
+        if (checked.overrides.length) await api.post(`/images/${imageId}/submit-checks`, { overrides: checked.overrides });
         await api.post(`/images/${imageId}/submit`, {});
         setStatus("submitted");
         toast("Submitted for review.", "ok", 2500);
@@ -301,6 +357,13 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     editor.select(next, { reveal: true });
   }
 
+  function boxToMask() {
+    const r = editor.selected;
+    if (!r || r.kind !== "box") { toast("Select a box region first (drawn with N); M turns it into a mask.", "info"); return; }
+    if (store.readOnly) { store.onRefused(); return; }
+    runAssist({ tool: "box", box: boxCorners(r.geometry) }, { replace: r.id });
+  }
+
   function acceptSelectedSuggestion() {
     const r = editor.selected;
     if (r && r.suggested) store.update(r.id, { suggested: false });
@@ -313,6 +376,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     const ctrl = ev.ctrlKey || ev.metaKey;
     const k = ev.key;
     clock.touch();
+    visitClock.touch();
     if (ctrl && k === "Enter") { ev.preventDefault(); submitAndNext(); return; }
     if (ctrl && (k === "s" || k === "S")) { ev.preventDefault(); autosave.flush(); return; }
     if (isTyping(ev.target)) {
@@ -331,6 +395,8 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     if (ctrl && !ev.altKey) {
       if (k === "z" || k === "Z") { ev.preventDefault(); if (ev.shiftKey) doRedo(); else doUndo(); return; }
       if (k === "y" || k === "Y") { ev.preventDefault(); doRedo(); return; }
+      if (k === "c" || k === "C") { ev.preventDefault(); viewTools.copy(); return; }
+      if (k === "v" || k === "V") { ev.preventDefault(); viewTools.paste(); return; }
       return;
     }
     if (k === "?") { ev.preventDefault(); showShortcutSheet(taxonomy); return; }
@@ -352,15 +418,22 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
     }
     if (ev.altKey) return;
     const lower = k.length === 1 ? k.toLowerCase() : k;
-    if (TOOL_KEYS[lower] && !ev.shiftKey) { editor.setTool(TOOL_KEYS[lower]); return; }
+    const toolName = !ev.shiftKey && toolForKey(k);
+    if (toolName) { editor.setTool(toolName); return; }
     if (lower === "v") { editor.toggleAllHidden(); return; }
+    if (lower === "m") { boxToMask(); return; }
+    if (lower === "l") { view.setOption("labels", !view.options.labels); return; }
     if (k === "[") { editor.setBrushRadius(editor.brushRadius / 1.2); return; }
     if (k === "]") { editor.setBrushRadius(editor.brushRadius * 1.2); return; }
     if (k === "Tab") {
-      // cycles regions while one is selected (or from the focused canvas); with none selected, Shift+Tab
-      // moves the focus out of the canvas as usual, so the keyboard never gets stuck here
+      // on the canvas Tab walks through the regions; past the last one (Shift+Tab: before the first, or with none
+      // selected) it moves on as usual — to the panels, where the region list is a listbox of its own (arrow keys)
+      // — so the keyboard never gets stuck in the canvas
       const onStage = document.activeElement === editor.svgEl;
-      if (editor.selectedId || (onStage && !ev.shiftKey && store.size)) {
+      const ids = store.order.filter((id) => !editor.isHidden(id));
+      const i = ids.indexOf(editor.selectedId);
+      const leaving = ev.shiftKey ? i <= 0 : i === ids.length - 1;
+      if (onStage && ids.length && !leaving) {
         ev.preventDefault();
         selectRelative(ev.shiftKey ? -1 : 1);
       }
@@ -427,6 +500,7 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   return {
     /** Save before going elsewhere; if that fails the draft stays in this browser and is offered back later. */
     async leave() {
+      viewTools.remember();
       const ok = await autosave.flush();
       if (!ok && autosave.dirty) {
         autosave.writeDraft();

@@ -1,20 +1,20 @@
 // SVG rendering of the regions. Paths live in image coordinates inside one transformed <g>, so pan and zoom
 // change a single attribute; the renderer observes the store's change sets and touches only the regions in
-// them (a vertex drag updates one path's `d` per frame, nothing else). One path per region keeps painting
-// cheap with a thousand regions; only the selected region gets a second, contrasting halo path.
+// them (a vertex drag updates one path's `d` per frame, nothing else). Each region is its coloured shape over a
+// dark casing (the outline halo that keeps light colours readable on pale skin); only the selected region gets
+// a third, white halo path.
 
 import { svg } from "../dom.js";
 import { pathData } from "../geometry.js";
 
 export class RegionRenderer {
-  constructor(layer, store, taxonomy) {
+  constructor(layer, store, taxonomy, view) {
     this.layer = layer;
     this.store = store;
     this.taxonomy = taxonomy;
     this.els = new Map(); // id -> {g, halo, shape}
     this.selected = null;
-    this.hidden = new Set();
-    this.locked = new Set();
+    this.view = view; // the view state: hidden/locked sets, hidden styles
     this.unsubscribe = store.subscribe((cs) => this.onChange(cs));
     this.rebuild();
   }
@@ -37,8 +37,10 @@ export class RegionRenderer {
   _make(region) {
     const d = pathData(region.geometry);
     const shape = svg("path", { class: "shape", d });
-    const g = svg("g", { class: "region", "data-id": region.id }, shape);
-    this.els.set(region.id, { g, halo: null, shape });
+    // a dark outline under the coloured edge, so light style colours read on pale skin as well as on black ink
+    const casing = svg("path", { class: "casing", d });
+    const g = svg("g", { class: "region", "data-id": region.id }, casing, shape);
+    this.els.set(region.id, { g, halo: null, shape, casing });
     this._style(region);
     if (this.selected === region.id) this._addHalo(region.id);
     return g;
@@ -48,7 +50,7 @@ export class RegionRenderer {
     const el = this.els.get(id);
     if (!el || el.halo) return;
     el.halo = svg("path", { class: "halo", d: el.shape.getAttribute("d") });
-    el.g.insertBefore(el.halo, el.shape);
+    el.g.insertBefore(el.halo, el.casing);
   }
 
   _removeHalo(id) {
@@ -60,6 +62,7 @@ export class RegionRenderer {
 
   _setD(el, d) {
     el.shape.setAttribute("d", d);
+    el.casing.setAttribute("d", d);
     if (el.halo) el.halo.setAttribute("d", d);
   }
 
@@ -94,8 +97,8 @@ export class RegionRenderer {
     if (region.suggested) cls.push("suggested");
     if (!region.style) cls.push("unstyled");
     if (this.selected === region.id) cls.push("selected");
-    if (this.hidden.has(region.id)) cls.push("hidden");
-    if (this.locked.has(region.id)) cls.push("locked");
+    if (this.view.hidden.has(region.id) || this.view.hiddenStyles.has(region.style || "")) cls.push("hidden");
+    if (this.view.locked.has(region.id)) cls.push("locked");
     el.g.setAttribute("class", cls.join(" "));
   }
 
@@ -128,16 +131,8 @@ export class RegionRenderer {
     if (next && next.g !== el.g.nextSibling) this.layer.insertBefore(el.g, next.g);
   }
 
-  setHidden(id, hidden) {
-    if (hidden) this.hidden.add(id);
-    else this.hidden.delete(id);
-    this.restyle(id);
-  }
-
-  setLocked(id, locked) {
-    if (locked) this.locked.add(id);
-    else this.locked.delete(id);
-    this.restyle(id);
+  restyleAll() {
+    for (const r of this.store.all()) this._style(r);
   }
 
   /** Show a geometry for a region without touching the store (live drag / brush preview). */

@@ -8,10 +8,10 @@ export async function conflictDialog(autosave, taxonomy) {
   const s = autosave.conflictSummary();
   if (!s) return null;
   const choice = await dialog({
-    title: "Someone else saved this image",
+    title: s.savedBy ? `${s.savedBy} saved this image${s.savedAt ? ` at ${formatTime(new Date(s.savedAt))}` : ""}` : "Someone else saved this image",
     className: "conflict-dialog",
     body: [
-      h("p", { text: `Version ${s.version} was saved on the server while you were editing.` }),
+      h("p", { "data-testid": "conflict-who", text: `Version ${s.version} was saved on the server${s.savedBy ? ` by ${s.savedBy}` : ""} while you were editing.` }),
       h("dl", { class: "diff" },
         h("dt", { text: "Their changes" }), h("dd", { "data-testid": "conflict-theirs", text: describeDiff(s.theirs, labels) }),
         h("dt", { text: "Your unsaved changes" }), h("dd", { "data-testid": "conflict-mine", text: describeDiff(s.mine, labels) })),

@@ -2,7 +2,12 @@
 // where it came from, and accept / reject for model suggestions.
 
 import { h, clear } from "../dom.js";
-import { vertexCount, geometryArea, polygonsOf } from "../geometry.js";
+import { vertexCount, geometryArea, polygonsOf, makeGeometry, openRing, closeRing, simplifyRing, roundGeometry } from "../geometry.js";
+
+/** Douglas–Peucker on every ring at `tolerance` image pixels (a ring that would collapse keeps its vertices). */
+export function simplifyGeometry(geometry, tolerance) {
+  return roundGeometry(makeGeometry(polygonsOf(geometry).map((poly) => poly.map((ring) => closeRing(simplifyRing(openRing(ring), tolerance))))));
+}
 
 export function regionPanel({ editor, store, taxonomy }) {
   const body = h("div", { class: "panel-body" });
@@ -58,6 +63,19 @@ export function regionPanel({ editor, store, taxonomy }) {
     const src = r.source === "model" ? "model pre-fill" : r.source === "assist" ? "assist" : "drawn";
     rows.push(h("p", { class: "muted small", text:
       `${src} · ${parts.length} part${parts.length === 1 ? "" : "s"}, ${holes} hole${holes === 1 ? "" : "s"}, ${vertexCount(r.geometry)} vertices · ${Math.round(geometryArea(r.geometry)).toLocaleString()} px²` }));
+    if (r.kind !== "box") {
+      // simplification with the tolerance in sight: assists and brushes can leave more vertices than needed
+      const tol = h("input", { type: "number", min: 0.1, max: 20, step: 0.1, value: 1, "aria-label": "Simplify tolerance in pixels", "data-testid": "simplify-tolerance", class: "narrow" });
+      const simplify = h("button", { type: "button", class: "btn btn-small", "data-testid": "simplify", title: "Remove vertices closer than the tolerance to the outline (one undo step)" }, "Simplify");
+      simplify.addEventListener("click", () => {
+        const before = vertexCount(r.geometry);
+        const geometry = simplifyGeometry(r.geometry, Math.max(0.1, Number(tol.value) || 1));
+        const after = vertexCount(geometry);
+        if (after < before) store.update(r.id, { geometry });
+        editor.notify(after < before ? `Simplified at ${tol.value} px: ${before} → ${after} vertices.` : `Nothing to simplify at ${tol.value} px.`, "info");
+      });
+      rows.push(h("div", { class: "row tight" }, simplify, h("label", { class: "inline small" }, "tolerance ", tol, " px")));
+    }
     if (r.suggested) {
       const conf = r.confidence !== undefined ? ` (${Math.round(r.confidence * 100)}% sure)` : "";
       rows.push(h("div", { class: "suggestion-box" },

@@ -9,7 +9,7 @@ const OVERSCAN = 6;
 
 export function regionsPanel({ editor, store, taxonomy }) {
   const inner = h("div", { class: "region-list-inner" });
-  const list = h("ul", { class: "region-list", "data-testid": "region-list", "aria-label": "Regions", role: "listbox" }, inner);
+  const list = h("ul", { class: "region-list", "data-testid": "region-list", "aria-label": "Regions (arrow keys choose, Delete removes)", role: "listbox", tabindex: "0" }, inner);
   const count = h("span", { class: "count" });
   const opacity = h("input", { type: "range", min: 0, max: 100, value: Math.round(editor.opacity * 100), "aria-label": "Fill opacity", title: "Fill opacity of all regions" });
   opacity.addEventListener("input", () => editor.setOpacity(Number(opacity.value) / 100));
@@ -21,7 +21,7 @@ export function regionsPanel({ editor, store, taxonomy }) {
     const swatch = h("span", { class: "swatch" });
     swatch.style.background = taxonomy.color(r.style);
     const name = r.style ? taxonomy.label(r.style) : "No style";
-    const hidden = editor.renderer.hidden.has(r.id);
+    const hidden = editor.view.hidden.has(r.id);
     const locked = editor.isLocked(r.id);
     const eyeTitle = hidden ? "Show region" : "Hide region";
     const lockTitle = locked ? "Unlock region" : "Lock region (no edits until unlocked)";
@@ -67,13 +67,24 @@ export function regionsPanel({ editor, store, taxonomy }) {
   }
 
   list.addEventListener("scroll", schedule, { passive: true });
+  // reachable with Tab: arrow keys move the selection through the list, Home/End jump
+  list.addEventListener("keydown", (ev) => {
+    if (ev.target !== list || !store.size) return;
+    const order = store.order;
+    const i = order.indexOf(editor.selectedId);
+    const to = { ArrowDown: i + 1, ArrowUp: i < 0 ? order.length - 1 : i - 1, Home: 0, End: order.length - 1 }[ev.key];
+    if (to === undefined) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    editor.select(order[Math.max(0, Math.min(order.length - 1, to))], { reveal: true });
+  });
   list.addEventListener("click", (ev) => {
     const li = ev.target.closest("li.region-row");
     if (!li) return;
     const id = li.dataset.id;
     const button = ev.target.closest("button");
     const act = button ? button.dataset.act : null;
-    if (act === "eye") editor.setHidden(id, !editor.renderer.hidden.has(id));
+    if (act === "eye") editor.setHidden(id, !editor.view.hidden.has(id));
     else if (act === "lock") editor.setLocked(id, !editor.isLocked(id));
     else if (act === "del") store.remove(id);
     else editor.select(id, { reveal: true });

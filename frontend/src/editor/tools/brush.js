@@ -43,11 +43,11 @@ export class BrushTool {
   }
 
   activate() {
-    this.editor.wrap.classList.add("brush-mode");
+    this.editor.setMode("brush-mode", true);
   }
 
   deactivate() {
-    this.editor.wrap.classList.remove("brush-mode");
+    this.editor.setMode("brush-mode", false);
     this.editor.overlay.hideBrushCursor();
     this._clearCanvas();
     this.stroke = null;
@@ -62,7 +62,7 @@ export class BrushTool {
     const e = this.editor;
     let r = e.selected;
     if (!r && this.erase) {
-      const id = e.renderer.regionIdAt(ev.target);
+      const id = e.regionIdAt(ev.target);
       r = id ? e.store.get(id) : null;
       if (r) e.select(id);
     }

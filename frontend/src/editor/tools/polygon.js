@@ -1,5 +1,6 @@
 // Polygon and hole drawing. Click adds a vertex; double-click, Enter, or a click on the first vertex closes;
-// Backspace removes the last vertex; Esc cancels. The hole tool adds the ring as a hole of the selected
+// Backspace or Ctrl+Z removes the last vertex (Ctrl+Shift+Z / Ctrl+Y puts it back); Esc cancels. While a shape
+// is being drawn these keys never reach the document's undo stack. The hole tool adds the ring as a hole of the selected
 // region's polygon that contains it. Shift+Enter (polygon tool) adds the shape as another part of the
 // selected region, making it a MultiPolygon.
 
@@ -8,10 +9,11 @@ import { addHole, addPart, polygonFromPoints, ringProblem } from "../../geometry
 const CLOSE_HIT = 9; // screen pixels
 
 export class PolygonTool {
-  constructor(editor, { hole }) {
-    this.editor = editor;
+  constructor(ctx, { hole }) {
+    this.editor = ctx;
     this.hole = hole;
     this.points = [];
+    this.removed = []; // vertices taken back with Ctrl+Z, for Ctrl+Shift+Z
     this.cursor = null;
   }
 
@@ -26,7 +28,9 @@ export class PolygonTool {
 
   deactivate() {
     this.points = [];
+    this.removed = [];
     this.editor.overlay.clearDraft();
+    this.editor.emit("draft", 0);
   }
 
   _nearFirst(p) {
@@ -53,6 +57,7 @@ export class PolygonTool {
     const last = this.points[this.points.length - 1];
     if (last && last[0] === p.image[0] && last[1] === p.image[1]) return;
     this.points.push(p.image);
+    this.removed = [];
     this.editor.emit("activity");
     this._draw();
   }
@@ -74,6 +79,16 @@ export class PolygonTool {
 
   key(ev) {
     if (!this.drawing) return false;
+    const ctrl = ev.ctrlKey || ev.metaKey;
+    const letter = ev.key.length === 1 ? ev.key.toLowerCase() : "";
+    if (ctrl && (letter === "y" || (letter === "z" && ev.shiftKey))) {
+      if (this.removed.length) {
+        this.points.push(this.removed.pop());
+        this._draw();
+      }
+      return true;
+    }
+    if (ctrl && letter === "z") return this._removeLast();
     if (ev.key === "Enter") {
       this.close(ev.shiftKey);
       return true;
@@ -84,14 +99,16 @@ export class PolygonTool {
       this.editor.emit("draft", 0);
       return true;
     }
-    if (ev.key === "Backspace") {
-      this.points.pop();
-      if (this.drawing) this._draw();
-      else this.editor.overlay.clearDraft();
-      this.editor.emit("draft", this.points.length);
-      return true;
-    }
+    if (ev.key === "Backspace") return this._removeLast();
     return false;
+  }
+
+  _removeLast() {
+    this.removed.push(this.points.pop());
+    if (this.drawing) this._draw();
+    else this.editor.overlay.clearDraft();
+    this.editor.emit("draft", this.points.length);
+    return true;
   }
 
   close(asPart) {
@@ -129,6 +146,7 @@ export class PolygonTool {
       e.select(region.id);
     }
     this.points = [];
+    this.removed = [];
     e.overlay.clearDraft();
     e.emit("draft", 0);
     return true;

@@ -2,14 +2,15 @@
 // to insert a vertex (and keep dragging it); Alt-click a vertex to remove it. A drag previews on the one
 // region being edited and becomes one store update (one undo step) on release.
 
+import { dragBoxCorner } from "../../boxes.js";
 import { moveVertex, insertVertex, removeVertex, nearestVertex, nearestEdge, getVertex, roundPoint } from "../../geometry.js";
 
 const VERTEX_HIT = 8; // screen pixels
 const EDGE_HIT = 6;
 
 export class SelectTool {
-  constructor(editor) {
-    this.editor = editor;
+  constructor(ctx) {
+    this.editor = ctx;
     this.drag = null;
   }
 
@@ -26,6 +27,7 @@ export class SelectTool {
     const s = this.editor.viewport.scale;
     const v = nearestVertex(r.geometry, p.raw, VERTEX_HIT / s);
     if (v) return { kind: "vertex", region: r, addr: v };
+    if (r.kind === "box") return null; // a box keeps its four corners: no vertices on its edges
     const edge = nearestEdge(r.geometry, p.raw, EDGE_HIT / s);
     if (edge) return { kind: "edge", region: r, edge };
     return null;
@@ -35,7 +37,7 @@ export class SelectTool {
     const e = this.editor;
     const hit = this._hit(p);
     if (hit && hit.kind === "vertex") {
-      if (ev.altKey) {
+      if (ev.altKey && hit.region.kind !== "box") {
         this.removeVertex(hit.region, hit.addr);
         return;
       }
@@ -49,12 +51,11 @@ export class SelectTool {
       const geometry = insertVertex(hit.region.geometry, { poly, ring, index }, at);
       const addr = { poly, ring, index: index + 1 };
       this.drag = { id: hit.region.id, addr, start: geometry, geometry, moved: true, inserted: true, from: p.screen };
-      e.dragGeometry = geometry;
-      e.renderer.preview(hit.region.id, geometry);
+      e.preview(hit.region.id, geometry);
       e.selectVertex(addr);
       return;
     }
-    const id = e.renderer.regionIdAt(ev.target);
+    const id = e.regionIdAt(ev.target);
     if (id) {
       e.select(id);
       return;
@@ -69,14 +70,16 @@ export class SelectTool {
       const d = this.drag;
       if (!d.moved && Math.hypot(p.screen[0] - d.from[0], p.screen[1] - d.from[1]) < 2) return;
       d.moved = true;
-      d.geometry = moveVertex(d.start, d.addr, p.image);
-      e.dragGeometry = d.geometry;
-      e.renderer.preview(d.id, d.geometry);
-      e.overlay.moveHandle(d.addr, p.image);
+      const region = e.store.get(d.id);
+      const box = region && region.kind === "box";
+      d.geometry = box ? dragBoxCorner(d.start, d.addr.index, p.image) : moveVertex(d.start, d.addr, p.image);
+      e.preview(d.id, d.geometry);
+      if (box) e.refreshOverlay(); // its neighbouring corners move too
+      else e.overlay.moveHandle(d.addr, p.image);
       return;
     }
     const hit = this._hit(p);
-    e.wrap.dataset.hover = hit ? hit.kind : "";
+    e.setHover(hit ? hit.kind : "");
     e.overlay.showGhost(hit && hit.kind === "edge" ? hit.edge.point : null);
   }
 
@@ -84,22 +87,21 @@ export class SelectTool {
     const e = this.editor;
     const d = this.drag;
     this.drag = null;
-    e.dragGeometry = null;
+    e.endPreview(null);
     if (!d) return;
     if (d.moved && JSON.stringify(d.geometry) !== JSON.stringify(e.store.get(d.id).geometry)) {
       e.store.update(d.id, { geometry: d.geometry });
       e.selectVertex(d.addr);
     } else {
-      e.renderer.endPreview(d.id);
+      e.endPreview(d.id);
       e.refreshOverlay();
     }
   }
 
   cancel() {
     const e = this.editor;
-    if (this.drag) e.renderer.endPreview(this.drag.id);
+    e.endPreview(this.drag ? this.drag.id : null);
     this.drag = null;
-    e.dragGeometry = null;
     e.refreshOverlay();
   }
 
@@ -122,6 +124,7 @@ export class SelectTool {
     const e = this.editor;
     const r = this._editable();
     if (!r || !e.selectedVertex || !getVertex(r.geometry, e.selectedVertex)) return false;
+    if (r.kind === "box") return true; // a box's corner cannot go; Delete with no corner selected removes the box
     this.removeVertex(r, e.selectedVertex);
     return true;
   }
