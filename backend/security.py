@@ -111,6 +111,7 @@ ROUTES: dict[str, Rule] = {
     "models.get_model": Rule("annotator", "model"),
     "models.train_model": Rule("admin", "none"),
     "models.promote": Rule("admin", "model"),
+    "models.model_samples": Rule("admin", "model", "validation overlays: predicted vs true masks"),
     "models.prefill": Rule("annotator", "image"),
     "models.prefill_pool": Rule("admin", "none"),
     "models.get_prediction": Rule("annotator", "image"),

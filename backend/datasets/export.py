@@ -306,7 +306,7 @@ def _build(opts: ExportOptions, zipout: ZipOut, config, progress: Progress | Non
     workspace = config["WORKSPACE"]
     taxonomy_info = _taxonomy_info(workspace)
     out_flags = set(taxonomy_info["excluded_flags"])
-    pinned = pin_images(opts.filter.status)
+    pinned = pin_images(opts.filter.status, opts.filter.styles, opts.filter.flags)
 
     training = [im for im in pinned if not (set(im.flags) & out_flags)]
     flagged = [im for im in pinned if set(im.flags) & out_flags]
