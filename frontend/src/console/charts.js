@@ -30,7 +30,7 @@ function followWidth(host, chart, height) {
  * A line chart. x: numbers; series: [{label, values, axis: "left"|"right", dash}]. Returns {el, update(x, series),
  * destroy()}. update keeps the chart and replaces its data (live training curves).
  */
-export function lineChart({ x, series, height = 240, xLabel = "", leftLabel = "", rightLabel = "", testid, time = false }) {
+export function lineChart({ x, series, height = 240, xLabel = "", leftLabel = "", rightLabel = "", testid, time = false, rightRange, integerX = false }) {
   ensureCss();
   const host = h("div", { class: "chart", "data-testid": testid || undefined });
   const hasRight = series.some((s) => s.axis === "right");
@@ -39,9 +39,9 @@ export function lineChart({ x, series, height = 240, xLabel = "", leftLabel = ""
     height,
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time }, y: {}, ...(hasRight ? { r: {} } : {}) },
+    scales: { x: { time }, y: {}, ...(hasRight ? { r: rightRange ? { range: rightRange } : {} } : {}) },
     axes: [
-      { ...AXIS, label: xLabel },
+      { ...AXIS, label: xLabel, ...(integerX ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500] } : {}) },
       { ...AXIS, label: leftLabel, scale: "y" },
       ...(hasRight ? [{ ...AXIS, label: rightLabel, scale: "r", side: 1, grid: { show: false } }] : []),
     ],

@@ -32,7 +32,7 @@ export function trainingCurve(host, { testid = "training-curve" } = {}) {
       if (!chart || k !== keys) {
         if (chart) chart.destroy();
         keys = k;
-        chart = lineChart({ x, series, height: 260, xLabel: "epoch", leftLabel: "loss", rightLabel: "validation", testid });
+        chart = lineChart({ x, series, height: 260, xLabel: "epoch", leftLabel: "loss", rightLabel: "validation", testid, rightRange: [0, 1], integerX: true });
         host.replaceChildren(chart.el);
       } else {
         chart.update(x, series);

@@ -14,7 +14,7 @@ const SEG_METRICS = [["iou", "IoU"], ["dice", "Dice"], ["mean_image_iou", "mean 
 const CLS_METRICS = [["accuracy", "accuracy"], ["macro_f1", "macro F1"], ["samples", "samples"]];
 
 function trainForm(app, exports, onStarted) {
-  const kind = select("kind", [["segmenter", "Segmenter (tattoo mask)"], ["classifier", "Style classifier"]], "segmenter");
+  const kind = select("kind", [["segmenter", "Segmenter"], ["classifier", "Style classifier"]], "segmenter");
   const exportSel = select("export_id", exports.length ? exports.map((e) => [e.id, `${fmtDate(e.created_at)} · ${e.id.slice(0, 8)}`]) : [["", "No finished export yet"]]);
   const encoder = h("input", { name: "encoder", value: "resnet18", maxlength: 64 });
   const encoderLabel = h("span", { text: "Encoder" });
@@ -36,7 +36,7 @@ function trainForm(app, exports, onStarted) {
       field("Batch size", numberInput("batch_size", 8, { min: 1, max: 1024 }))),
     h("div", { class: "c-row" },
       field("Device", select("device", [["auto", "auto (GPU if present)"], ["cpu", "CPU"], ["cuda", "CUDA GPU"]], "auto")),
-      field("Promote", select("promote", [["if_better", "if better than the current"], ["never", "never (promote by hand)"], ["always", "always"]], "if_better"))),
+      field("Promote", select("promote", [["if_better", "If better"], ["never", "Never (by hand)"], ["always", "Always"]], "if_better"))),
     error, h("div", { class: "row" }, submit));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -180,6 +180,7 @@ export async function render({ main, app, params, go }) {
     const current = currents[model.kind] || null;
     charts.splice(0).forEach((c) => c.destroy());
     detailHost.replaceChildren(await modelDetail({ app, model, current, charts, onChanged: async (mid) => { await loadList(); openModel(mid); } }));
+    detailHost.scrollIntoView({ block: "start" });
   };
 
   const loadList = async () => {
@@ -208,7 +209,7 @@ export async function render({ main, app, params, go }) {
     const curve = trainingCurve(curveHost, { testid: "live-curve" });
     const cancel = h("button", { type: "button", class: "btn btn-small btn-danger-quiet" }, "Cancel");
     cancel.addEventListener("click", () => api.post(`/jobs/${started.job_id}/cancel`, {}).catch((err) => toast(err.message, "error")));
-    liveHost.replaceChildren(card(`Training a ${body.kind} (${body.epochs} epochs)`, h("div", { class: "row tight" }, barHost, cancel), label, curveHost));
+    liveHost.replaceChildren(card(`Training a ${body.kind} (${body.epochs} epochs)`, h("div", { class: "live-head" }, barHost, cancel), label, curveHost));
     stops.push(() => curve.destroy());
     stops.push(poll(async () => {
       const job = await api.get(`/jobs/${started.job_id}`);

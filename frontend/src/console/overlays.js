@@ -12,11 +12,11 @@ export function geoPath(geometry) {
 }
 
 function sample(item) {
-  const view = svg("svg", { viewBox: `0 0 ${item.width} ${item.height}`, class: "overlay-svg", preserveAspectRatio: "xMidYMid meet" },
+  const view = svg("svg", { viewBox: `0 0 ${item.width} ${item.height}`, class: "ov-svg", preserveAspectRatio: "xMidYMid meet" },
     svg("image", { href: item.display_url, x: 0, y: 0, width: item.width, height: item.height }),
     item.truth.map((g) => svg("path", { d: geoPath(g), class: "ov-truth", "fill-rule": "evenodd" })),
     item.predicted ? svg("path", { d: geoPath(item.predicted), class: "ov-pred", "fill-rule": "evenodd" }) : null);
-  return h("figure", { class: "overlay", "data-testid": "overlay" }, view,
+  return h("figure", { class: "ov-figure", "data-testid": "overlay" }, view,
     h("figcaption", { class: "small" }, h("a", { href: `#/image/${item.image_id}`, text: `image ${item.image_id}` }), ` · IoU ${fmtNum(item.iou)}`));
 }
 
