@@ -78,8 +78,8 @@ export function barChart({ labels, values, height = 220, yLabel = "", xLabel = "
     cursor: { drag: { x: false, y: false }, points: { show: false } },
     scales: { x: { time: false, range: [-0.6, labels.length - 0.4] }, y: { range: range || ((u, min, max) => [0, Math.max(1, max) * 1.1]) } },
     axes: [
-      { ...AXIS, label: xLabel, splits: () => x, values: (u, splits) => splits.map((i) => labels[i] ?? ""), grid: { show: false } },
-      { ...AXIS, label: yLabel },
+      { ...AXIS, label: xLabel, splits: () => x, values: (u, splits) => splits.map((i) => (labels.length > 12 && i % 2 ? "" : labels[i] ?? "")), grid: { show: false } },
+      { ...AXIS, label: yLabel, ...(range ? {} : { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 1e5, 2e5, 5e5, 1e6] }) },
     ],
     series: [{}, { label: yLabel, fill: "rgba(34,211,238,.55)", stroke: "#22d3ee", width: 1, paths: bars, points: { show: false } }],
     hooks: {
@@ -95,9 +95,15 @@ export function barChart({ labels, values, height = 220, yLabel = "", xLabel = "
           ctx.moveTo(px, u.bbox.top);
           ctx.lineTo(px, u.bbox.top + u.bbox.height);
           ctx.stroke();
-          ctx.fillStyle = "#fbbf24";
           ctx.font = `${12 * devicePixelRatio}px system-ui, sans-serif`;
-          ctx.fillText(m.label, px + 6 * devicePixelRatio, u.bbox.top + 14 * devicePixelRatio);
+          ctx.textAlign = "left";
+          ctx.textBaseline = "alphabetic";
+          const tw = ctx.measureText(m.label).width;
+          const ty = u.bbox.top + 4 * devicePixelRatio;
+          ctx.fillStyle = "rgba(15, 17, 21, .88)";
+          ctx.fillRect(px + 4 * devicePixelRatio, ty, tw + 8 * devicePixelRatio, 18 * devicePixelRatio);
+          ctx.fillStyle = "#fbbf24";
+          ctx.fillText(m.label, px + 8 * devicePixelRatio, ty + 13 * devicePixelRatio);
           ctx.restore();
         }
       }],

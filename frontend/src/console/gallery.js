@@ -31,7 +31,7 @@ export async function render({ main, app, params, go }) {
 
   const count = h("span", { class: "muted small", "data-testid": "selected-count", text: "0 selected" });
   const buttons = ACTIONS.map(([action, label]) => h("button", { type: "button", class: action === "requeue" ? "btn" : "btn btn-danger-quiet", disabled: true, "data-action": action }, label));
-  const grid = h("ul", { class: "image-grid gallery", "data-testid": "gallery", "aria-label": "Photos by concentration" });
+  const grid = h("ul", { class: "g-grid", "data-testid": "gallery", "aria-label": "Photos by concentration" });
   const pagerHost = h("div", {});
   const summary = h("p", { class: "muted small" });
 
@@ -52,12 +52,12 @@ export async function render({ main, app, params, go }) {
     summary.textContent = `${data.total.toLocaleString()} photos${below !== null ? ` under ${Math.round(below * 100)} % tattoo` : ""}${params.flag ? ` flagged ${taxonomy.flagLabel(params.flag)}` : ""}; the search demotes photos under ${Math.round(data.threshold * 100)} %.`;
     grid.replaceChildren(...(items.length ? items.map((img, index) => {
       const box = h("input", { type: "checkbox", "aria-label": `Select image ${img.id}` });
-      const li = h("li", { class: "image-card", "data-image-id": img.id },
-        h("label", { class: "pick" }, box),
-        h("a", { href: `#/image/${img.id}`, title: img.original_filename || `Image ${img.id}` },
-          h("div", { class: "thumb" }, h("img", { src: img.thumb_url, alt: "", loading: "lazy", width: 256, height: 256 }),
-            h("span", { class: "badge conc", text: img.concentration === null ? "no prediction" : `${pct(img.concentration)} tattoo` }))),
-        h("div", { class: "chips" }, h("span", { class: "badge", "data-status": img.status, text: img.status.replace("_", " ") }),
+      const li = h("li", { class: "g-card", "data-image-id": img.id },
+        h("a", { class: "g-thumb", href: `#/image/${img.id}`, title: img.original_filename || `Image ${img.id}` },
+          h("img", { src: img.thumb_url, alt: "", loading: "lazy", width: 256, height: 192 }),
+          h("span", { class: "g-conc", text: img.concentration === null ? "no prediction" : `${pct(img.concentration)} tattoo` })),
+        h("label", { class: "g-pick" }, box),
+        h("div", { class: "g-meta" }, h("span", { class: "badge", "data-status": img.status, text: img.status.replace("_", " ") }),
           img.flags.map((f) => h("span", { class: "chip small flag", text: taxonomy.flagLabel(f) }))));
       box.addEventListener("click", (ev) => {
         const on = box.checked;
