@@ -20,7 +20,7 @@ from ..extensions import db
 from ..models import Image
 from ..workflow import end_lease
 from .images import KEY_PATTERN
-from .schemas import QueryModel, StrictModel
+from .schemas import DbId, QueryModel, StrictModel
 from .spec import endpoint
 
 bp = Blueprint("dataset", __name__, url_prefix="/api/v1")
@@ -66,7 +66,7 @@ class GalleryOut(BaseModel):
 
 
 class BulkIn(StrictModel):
-    image_ids: list[int] = Field(min_length=1, max_length=500)
+    image_ids: list[DbId] = Field(min_length=1, max_length=500)
     action: Literal["bad_example", "not_tattoo", "requeue"] = Field(
         description="bad_example / not_tattoo: add that flag (a new annotation version, so nothing is lost); "
                     "requeue: status back to new, lease cleared")

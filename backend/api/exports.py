@@ -175,21 +175,16 @@ def get_export(export_id: str):
 @bp.get("/exports/<export_id>/download")
 @endpoint("Download the export zip", role="admin", produces="application/zip", errors=(409,), tags=["exports"])
 def download_export(export_id: str):
-    export = _export(export_id)
-    if export.status != "succeeded":
-        raise APIError(409, "not_ready", f"The export is {export.status}; download it once it has succeeded.",
-                       {"status": export.status})
-    path = export_file(export, current_app.config["WORKSPACE"])
-    if path is None:
-        raise APIError(410, "gone", "The export's file is no longer on disk; make a new export.")
+    path = _finished_zip(export_id)
     return send_file(path, mimetype="application/zip", as_attachment=True,
-                     download_name=f"inklabel-export-{export.id}.zip", conditional=True, max_age=0)
+                     download_name=f"inklabel-export-{export_id}.zip", conditional=True, max_age=0)
 
 
 def _finished_zip(export_id: str):
+    """The zip of a finished export; 409 while it is being written (or failed), 410 once its file is gone."""
     export = _export(export_id)
     if export.status != "succeeded":
-        raise APIError(409, "not_ready", f"The export is {export.status}; its manifest exists once it has succeeded.",
+        raise APIError(409, "not_ready", f"The export is {export.status}; download it once it has succeeded.",
                        {"status": export.status})
     path = export_file(export, current_app.config["WORKSPACE"])
     if path is None:

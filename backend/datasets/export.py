@@ -366,7 +366,8 @@ def _build(opts: ExportOptions, zipout: ZipOut, config, progress: Progress | Non
             progress(done, total, "writing images")
     head = {
         "options": opts.model_dump(mode="json"),
-        "filter": opts.filter.model_dump(mode="json"),
+        "filter": opts.filter.model_dump(mode="json", exclude={k for k in ("styles", "flags")
+                                                                 if not getattr(opts.filter, k)}),
         "split": {
             "seed": opts.split.seed, "val": opts.split.val, "test": opts.split.test,
             "near_duplicate_distance": opts.split.near_duplicate_distance,

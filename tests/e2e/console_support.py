@@ -2,8 +2,6 @@
 curves can be watched), synthetic labelled data, and screenshots at the two sizes the console must read well at."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from .conftest import LiveServer, build_app, screenshot
@@ -74,11 +72,3 @@ def shoot(page, name: str) -> None:
     page.set_viewport_size(original)
 
 
-def wait_until(predicate, timeout: float = 60, step: float = 0.2):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from .console_support import console, shoot, wait_until  # noqa: F401 (fixture)
-from .helpers import login_api
+from .console_support import console, shoot  # noqa: F401 (fixture)
+from .helpers import login_api, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -124,7 +124,7 @@ def test_users_page_create_role_password_tokens(console, page):
     row.get_by_text("Reset password").click()
     page.fill("[data-testid=new-password]", "brandnew123")
     page.click("dialog [data-value=true]")
-    wait_until(lambda: console.app.test_client().post("/api/v1/auth/login", json={"username": "newbie", "password": "brandnew123"}).status_code == 200, timeout=10)
+    wait_for(lambda: console.app.test_client().post("/api/v1/auth/login", json={"username": "newbie", "password": "brandnew123"}).status_code == 200, timeout=10)
 
     # a token made for them works until it is revoked from the page
     secret = admin.post("/api/v1/auth/tokens", json={"user_id": users["newbie"]["id"], "name": "labelling script"}).get_json()["token"]

@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
-from .console_support import console, labelled_data, shoot, wait_until  # noqa: F401 (fixture)
-from .helpers import login_api
+from .console_support import console, labelled_data, shoot  # noqa: F401 (fixture)
+from .helpers import login_api, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -69,7 +69,7 @@ def test_export_form_progress_download_manifest_and_diff(console, page):
     _relabel(console, data["labelled"][0])
     resp = admin.post("/api/v1/exports", json={"formats": ["coco"], "split": {"val": 0.25, "test": 0.1, "seed": 7}})
     assert resp.status_code == 202
-    wait_until(lambda: admin.get(f"/api/v1/exports/{resp.get_json()['export_id']}").get_json()["status"] == "succeeded")
+    wait_for(timeout=60, predicate=lambda: admin.get(f"/api/v1/exports/{resp.get_json()['export_id']}").get_json()["status"] == "succeeded")
     page.reload()
     page.wait_for_selector("[data-testid=exports-table] tr[data-status=succeeded] >> nth=1")
     boxes = page.locator("[data-testid=exports-table] tr[data-status=succeeded] input[type=checkbox]")

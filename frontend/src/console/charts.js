@@ -121,7 +121,7 @@ export function confusionHeatmap({ classes, matrix, label = (c) => c, testid = "
   const left = 110;
   const top = 96;
   const dpr = window.devicePixelRatio || 1;
-  const w = left + n * cell + 8;
+  const w = left + n * cell + 90; // room for the last rotated column label
   const hgt = top + n * cell + 8;
   const canvas = h("canvas", { width: Math.round(w * dpr), height: Math.round(hgt * dpr), "data-testid": testid,
     role: "img", "aria-label": "Confusion matrix: rows are the true style, columns the predicted style" });

@@ -79,8 +79,9 @@ function metricTable(model, current) {
 }
 
 function perStyleF1(model, taxonomy) {
-  const per = (model.metrics.val || {}).per_style || {};
-  const keys = Object.keys(per);
+  const val = model.metrics.val || {};
+  const per = val.per_style || {};
+  const keys = val.confusion ? val.confusion.classes.filter((k) => per[k]) : Object.keys(per); // the heatmap's order
   if (!keys.length) return null;
   return barChart({ labels: keys.map((k) => taxonomy.label(k)), values: keys.map((k) => per[k].f1), yLabel: "F1", range: [0, 1], testid: "f1-bars" });
 }
