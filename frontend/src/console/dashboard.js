@@ -79,12 +79,22 @@ export async function render({ main, app }) {
     ], testid: "throughput-chart",
   }) : null;
   if (through) charts.push(through);
+  const weeks = stats.agreement.per_week || [];
+  const agreementChart = weeks.length ? lineChart({
+    x: weeks.map((w) => Date.parse(w.week + "T00:00:00Z") / 1000), time: true, height: 200, leftLabel: "agreement", testid: "agreement-chart",
+    series: [
+      { label: "mean mask IoU", values: weeks.map((w) => w.mean_iou) },
+      { label: "style agreement", values: weeks.map((w) => w.style_agreement) },
+    ],
+  }) : null;
+  if (agreementChart) charts.push(agreementChart);
   const annotators = stats.throughput.per_annotator || [];
   main.append(h("div", { class: "c-grid two" },
     card(`Annotator throughput (last ${stats.window.days} days)`, through ? through.el : h("p", { class: "muted", text: "No saves in this window." }),
       table(["annotator", "images", "saves", "active", "per image", "images / hour", "accepted", "rejected"], annotators.map((a) => [
         a.username, a.images, a.saves, fmtDuration(a.active_ms), fmtDuration(a.active_ms_per_image), a.images_per_active_hour, a.accepted, a.rejected]), "throughput-table")),
-    card("Agreement between annotators",
+    card("Agreement between annotators (per week)",
+      agreementChart ? agreementChart.el : h("p", { class: "muted small", text: "No agreement copies finished yet: the queue hands a share of images to a second annotator." }),
       table(["images", "mean mask IoU", "style agreement", "Cohen's kappa"], [[stats.agreement.overall.images, fmtNum(stats.agreement.overall.mean_iou), pct(stats.agreement.overall.style_agreement), fmtNum(stats.agreement.overall.kappa)]], "agreement-table"),
       table(["pair", "images", "mean IoU", "style agreement"], (stats.agreement.pairs || []).map((p) => [p.annotators.map((a) => a.username).join(" · "), p.images, fmtNum(p.mean_iou), pct(p.style_agreement)]), "pairs-table"))));
 
