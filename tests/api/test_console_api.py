@@ -3,7 +3,6 @@ curation, export manifest / diff / checksum / style and flag filters, who starte
 live per-epoch history."""
 import hashlib
 
-
 from backend.extensions import db
 from backend.models import Image, Job, Prediction
 

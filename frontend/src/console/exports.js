@@ -8,6 +8,8 @@ import { card, emptyRow, field, fmtBytes, fmtDate, numberInput, pager, poll, pro
 const PER_PAGE = 20;
 const FORMATS = [["coco", "COCO"], ["masks", "Masks (PNG)"], ["crops", "Style crops"], ["yolo", "YOLO-seg"], ["labelme", "LabelMe"]];
 const STATUSES = ["new", "in_progress", "submitted", "accepted", "rejected"];
+// Exports ticked for comparison (id -> export), kept while the console is open so two can be picked on different pages.
+const selected = new Map();
 
 function checks(name, options, checked) {
   return h("div", { class: "checks", role: "group", "aria-label": name }, options.map(([value, label]) =>
@@ -107,8 +109,7 @@ export async function render({ main, app, params, go }) {
   const page = Math.max(1, parseInt(params.page || "1", 10) || 1);
   const running = h("div", { class: "running", "data-testid": "export-running" });
   const listBody = h("div", {}, h("p", { class: "muted", text: "Loading exports…" }));
-  const selected = new Set();
-  const compareBtn = h("button", { type: "button", class: "btn", disabled: true, "data-testid": "compare-exports", title: "Tick two finished exports" }, "Compare two");
+  const compareBtn = h("button", { type: "button", class: "btn", disabled: selected.size !== 2, "data-testid": "compare-exports", title: "Tick two finished exports" }, "Compare two");
   const detail = h("div", { "data-testid": "export-detail" });
   const stops = [];
 
@@ -124,7 +125,7 @@ export async function render({ main, app, params, go }) {
   };
 
   compareBtn.addEventListener("click", async () => {
-    const [a, b] = [...selected].map((id) => items.find((e) => e.id === id)).sort((x, y) => Date.parse(x.created_at) - Date.parse(y.created_at));
+    const [a, b] = [...selected.values()].sort((x, y) => Date.parse(x.created_at) - Date.parse(y.created_at));
     try {
       const diff = await api.get(`/exports/${b.id}/diff` + query({ against: a.id }));
       detail.replaceChildren(card(`What changed from ${a.id.slice(0, 8)} (${fmtDate(a.created_at)}) to ${b.id.slice(0, 8)} (${fmtDate(b.created_at)})`, diffView(diff)));
@@ -139,9 +140,9 @@ export async function render({ main, app, params, go }) {
     const done = exp.status === "succeeded";
     const box = h("input", { type: "checkbox", "aria-label": "Select for comparison", disabled: !done, checked: selected.has(exp.id) });
     box.addEventListener("change", () => {
-      if (box.checked) selected.add(exp.id);
+      if (box.checked) selected.set(exp.id, exp);
       else selected.delete(exp.id);
-      while (selected.size > 2) selected.delete(selected.values().next().value);
+      while (selected.size > 2) selected.delete(selected.keys().next().value);
       compareBtn.disabled = selected.size !== 2;
       for (const other of listBody.querySelectorAll("tr[data-export-id] input[type=checkbox]")) other.checked = selected.has(other.closest("tr").dataset.exportId);
     });
@@ -152,6 +153,8 @@ export async function render({ main, app, params, go }) {
       if (!ok) return;
       try {
         await api.del(`/exports/${exp.id}`);
+        selected.delete(exp.id);
+        compareBtn.disabled = selected.size !== 2;
         refresh();
       } catch (err) {
         toast(err.message, "error");
