@@ -75,7 +75,7 @@ def test_jobs_page_lists_live_and_cancels(console, page):
 
     # a job that appears and moves on while the page is open shows up without a reload
     late = _queued_job(console, "train", "ml")
-    page.locator(f"tr[data-job-id='{late}']").wait_for(timeout=5000)
+    page.locator(f"tr[data-job-id='{late}']").wait_for(timeout=15_000)
     from backend.extensions import db
     from backend.models import Job
 
@@ -83,7 +83,7 @@ def test_jobs_page_lists_live_and_cancels(console, page):
         job = db.session.get(Job, late)
         job.status, job.progress = "running", 40
         db.session.commit()
-    page.wait_for_selector(f"tr[data-job-id='{late}'][data-status=running]", timeout=5000)
+    page.wait_for_selector(f"tr[data-job-id='{late}'][data-status=running]", timeout=15_000)
     assert "40 / 100" in page.inner_text(f"tr[data-job-id='{late}']")
     shoot(page, "jobs")
 
