@@ -54,6 +54,21 @@ def test_train_watch_curves_confusion_promote_and_roll_back(console, page):
     page.locator("[data-testid=overlay]").first.wait_for(timeout=60_000)
     shoot(page, "models-segmenter")
 
+    # pre-fill the new images with the current segmenter, with a progress bar (the promotion pre-filled them
+    # already: recompute)
+    page.check("[data-testid=prefill-refresh]")
+    page.click("[data-testid=prefill-pool]")
+    page.wait_for_function("() => /succeeded/.test(document.querySelector('[data-testid=prefill-status]').textContent)", timeout=60_000)
+    status = page.inner_text("[data-testid=prefill-status]")
+    assert "2 pre-filled, 0 already" in status, status
+    with console.app.app_context():
+        from sqlalchemy import func, select
+
+        from backend.extensions import db
+        from backend.models import Prediction
+
+        assert db.session.scalar(select(func.count(func.distinct(Prediction.image_id)))) >= 2
+
     # a classifier, not promoted: confusion matrix, F1 bars, side by side has no current yet
     _train(page, "classifier", 2, 32, 8, "never")
     page.wait_for_function("() => document.querySelector('[data-testid=model-detail]')?.textContent.includes('classifier')", timeout=120_000)

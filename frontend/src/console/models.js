@@ -136,7 +136,7 @@ async function modelDetail({ app, model, current, onChanged, charts }) {
 function prefillCard(api, stops) {
   const status = h("div", { "data-testid": "prefill-status" });
   const start = h("button", { type: "button", class: "btn", "data-testid": "prefill-pool", title: "Pre-fill new images with the current models" }, "Pre-fill new images");
-  const refresh = h("label", { class: "check" }, h("input", { type: "checkbox", name: "refresh" }), h("span", { text: "recompute images already pre-filled" }));
+  const refresh = h("label", { class: "check" }, h("input", { type: "checkbox", name: "refresh", "data-testid": "prefill-refresh" }), h("span", { text: "recompute images already pre-filled" }));
   start.addEventListener("click", async () => {
     start.disabled = true;
     try {
@@ -151,8 +151,11 @@ function prefillCard(api, stops) {
         const done = jobs.reduce((a, j) => a + (j.progress || 0), 0);
         const total = jobs.reduce((a, j) => a + (j.total || 0), 0) || r.images;
         const finished = jobs.every((j) => !["queued", "running"].includes(j.status));
-        status.replaceChildren(progressBar(done, total, "Pre-fill progress"),
-          h("p", { class: "small muted", text: `${done} / ${total} images · ${jobs.map((j) => j.status).join(", ")}` }));
+        const count = (key) => jobs.reduce((a, j) => a + ((j.result && j.result[key]) || 0), 0);
+        const summary = finished
+          ? `${count("done")} pre-filled, ${count("skipped")} already pre-filled by these models, ${count("failed")} failed · ${[...new Set(jobs.map((j) => j.status))].join(", ")}`
+          : `${done} / ${total} images · ${jobs.map((j) => j.status).join(", ")}`;
+        status.replaceChildren(progressBar(finished ? total : done, total, "Pre-fill progress"), h("p", { class: "small muted", text: summary }));
         if (finished) start.disabled = false;
         return !finished;
       }, 1500));
