@@ -92,6 +92,12 @@ def test_jobs_page_lists_live_and_cancels(console, page):
     with console.app.app_context():
         assert db.session.get(Job, waiting).status == "cancelled"
 
+    # a job's parameters and result open below its id and stay open through the page's refreshes
+    page.click(f"tr[data-job-id='{waiting}'] .job-more summary")
+    page.wait_for_timeout(2500)
+    more = page.locator(f"tr[data-job-id='{waiting}'] .job-more")
+    assert more.get_attribute("open") is not None and '"params"' in more.inner_text()
+
     page.select_option("select[name=kind]", "prefill")
     page.wait_for_function("() => document.querySelectorAll('tr[data-job-id]').length === 1")
     assert page.locator(f"tr[data-job-id='{other}']").count() == 1

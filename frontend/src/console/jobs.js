@@ -16,10 +16,13 @@ export function jobRow(job, { onCancel } = {}) {
     ? h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "data-testid": "cancel-job", on: { click: () => onCancel(job) } }, "Cancel")
     : null;
   const error = job.error
-    ? h("details", { class: "job-error" }, h("summary", { text: job.error.split("\n")[0].slice(0, 80) }), h("pre", { class: "mono", text: job.error }))
+    ? h("details", { class: "job-error", dataset: { key: "error" } }, h("summary", { text: job.error.split("\n")[0].slice(0, 80) }), h("pre", { class: "mono", text: job.error }))
     : h("span", { class: "muted", text: "—" });
+  const shown = { params: job.params, result: job.result && job.result.live ? { ...job.result, history: `[${job.result.history.length} epochs so far]` } : job.result };
   return h("tr", { "data-job-id": job.id, "data-status": job.status },
-    h("td", {}, h("strong", { text: job.kind }), h("div", { class: "muted small mono", text: job.id.slice(0, 8), title: job.id })),
+    h("td", {}, h("strong", { text: job.kind }),
+      h("details", { class: "job-more", dataset: { key: "more" } }, h("summary", { class: "muted small mono", text: job.id.slice(0, 8), title: `${job.id}: parameters and result` }),
+        h("pre", { class: "mono json", text: JSON.stringify(shown, null, 2) }))),
     h("td", {}, statusBadge(job.status)),
     h("td", { class: "c-progress" }, active || job.total ? progressBar(job.progress, job.total, `${job.kind} progress`) : null,
       h("div", { class: "muted small", text: [progress, job.message].filter(Boolean).join(" · ") })),
@@ -62,13 +65,14 @@ export async function render({ main, app, params, go }) {
 
   const refresh = async () => {
     const data = await api.get("/jobs" + query({ page, per_page: PER_PAGE, status: params.status, kind: params.kind }));
-    const open = new Set([...body.querySelectorAll("details[open]")].map((d) => d.closest("tr").dataset.jobId));
+    const openKey = (d) => `${d.closest("tr").dataset.jobId}:${d.dataset.key}`;
+    const open = new Set([...body.querySelectorAll("details[open]")].map(openKey));
     const rows = data.items.map((job) => jobRow(job, { onCancel: async (j) => { await cancelJob(api, j); await refresh(); } }));
     body.replaceChildren(jobTable(rows.length ? rows : [emptyRow(8, params.status || params.kind
       ? "No jobs match these filters."
       : "No jobs yet. Exports, training and pre-fills started from the console show up here.")]),
     pager({ page, perPage: PER_PAGE, total: data.total, onPage: (p) => go({ ...params, page: p }) }));
-    for (const tr of body.querySelectorAll("tr[data-job-id]")) if (open.has(tr.dataset.jobId)) tr.querySelector("details")?.setAttribute("open", "");
+    for (const d of body.querySelectorAll("tr[data-job-id] details")) if (open.has(openKey(d))) d.open = true;
     live.title = `Updated ${new Date().toLocaleTimeString()}`;
   };
   const stop = poll(refresh, 2000);
