@@ -25,7 +25,30 @@ def _current_ids(client) -> dict:
     return {m["kind"]: m["id"] for m in client.get("/api/v1/models?current=true").get_json()["items"]}
 
 
-def test_train_watch_curves_confusion_promote_and_roll_back(console, page):
+def _hold_after_first_epoch(monkeypatch):
+    """Make the training job (it runs in this process, in the live server's job thread) wait after its first epoch
+    until the test has seen that epoch drawn: the live curve is then checked without racing the training."""
+    import threading
+
+    from backend.tasks import training
+
+    release = threading.Event()
+    original = training._live_history
+
+    def held(ctx, kind, epochs):
+        record = original(ctx, kind, epochs)
+
+        def hook(entry):
+            record(entry)
+            if entry["epoch"] == 1:
+                release.wait(60)
+        return hook
+
+    monkeypatch.setattr(training, "_live_history", held)
+    return release
+
+
+def test_train_watch_curves_confusion_promote_and_roll_back(console, page, monkeypatch):
     labelled_data(console, n=8, fraction=0.75)
     make_export(console)
     admin = console.client(console.user("ml2", "admin")[1])
@@ -35,15 +58,14 @@ def test_train_watch_curves_confusion_promote_and_roll_back(console, page):
     assert "No models yet" in page.inner_text("[data-testid=models-table]")
 
     # a segmenter: the live curve shows epochs as they finish (the job's result carries the history meanwhile)
+    release = _hold_after_first_epoch(monkeypatch)
     _train(page, "segmenter", 3, 64, 4, "if_better")
-    page.wait_for_selector("[data-testid=live-curve-host]")
-    page.evaluate("""() => { window.__epochs = []; const host = document.querySelector('[data-testid=live-curve-host]');
-        new MutationObserver(() => window.__epochs.push(host.dataset.epochs)).observe(host, {attributes: true, attributeFilter: ['data-epochs']}); }""")
-    page.wait_for_selector("[data-testid=live-curve] canvas", timeout=60_000)
+    page.wait_for_selector("[data-testid=live-curve-host][data-epochs='1'] canvas", timeout=60_000)
+    running = admin.get("/api/v1/jobs?kind=train").get_json()["items"][0]
+    assert running["status"] == "running" and running["result"]["live"] and len(running["result"]["history"]) == 1
+    release.set()  # the curve grows to the last epoch while the job goes on
     page.wait_for_selector("[data-testid=model-detail]", timeout=120_000)
     assert page.get_attribute("[data-testid=live-curve-host]", "data-epochs") == "3"
-    drawn = [int(n) for n in page.evaluate("window.__epochs")]
-    assert drawn[0] < 3 and drawn == sorted(drawn), drawn  # the curve grew while the model trained
     detail = page.locator("[data-testid=model-detail]")
     detail.locator("[data-testid=training-curve] canvas").wait_for()
     legend = detail.locator("[data-testid=training-curve] .u-legend").inner_text()
