@@ -103,11 +103,18 @@ ROUTES: dict[str, Rule] = {
     "exports.download_export": Rule("admin", "export"),
     "exports.delete_export": Rule("admin", "export"),
     "exports.create_import": Rule("admin", "none", "archives checked before extraction; URLs never fetched"),
+    "exports.export_manifest": Rule("admin", "export", "the zip's full manifest.json"),
+    "exports.export_diff": Rule("admin", "export", "images added / removed / relabelled between two exports"),
+    # the dataset at a glance and bulk curation (the ML console)
+    "dataset.overview": Rule("reviewer", "none", "counts, concentration histogram, queue depth"),
+    "dataset.concentration_gallery": Rule("admin", "list:image", "low-concentration and flagged images"),
+    "dataset.bulk": Rule("admin", "none", "flags through new annotation versions; requeue clears the lease"),
     # models
     "models.list_models": Rule("annotator", "list:model"),
     "models.get_model": Rule("annotator", "model"),
     "models.train_model": Rule("admin", "none"),
     "models.promote": Rule("admin", "model"),
+    "models.model_samples": Rule("admin", "model", "validation overlays: predicted vs true masks"),
     "models.prefill": Rule("annotator", "image"),
     "models.prefill_pool": Rule("admin", "none"),
     "models.get_prediction": Rule("annotator", "image"),

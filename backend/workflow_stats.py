@@ -290,7 +290,7 @@ def agreement(session: Session, limit: int = 500) -> dict:
     users = _usernames(session)
     rows = session.execute(
         select(Assignment.image_id, Assignment.user_id, Assignment.document, Image.width, Image.height,
-               Annotation.document)
+               Annotation.document, Assignment.completed_at)
         .join(Image, Image.id == Assignment.image_id)
         .join(Annotation, Annotation.image_id == Image.id)
         .where(Assignment.kind == "agreement", Assignment.completed_at.is_not(None),
@@ -300,7 +300,7 @@ def agreement(session: Session, limit: int = 500) -> dict:
     ).all()
     owners = _primary_annotators(session, (r[0] for r in rows))
     items = []
-    for image_id, second, copy_doc, width, height, main_doc in rows:
+    for image_id, second, copy_doc, width, height, main_doc, completed_at in rows:
         first = owners.get(image_id)
         if first is None or first == second:
             continue
@@ -308,7 +308,8 @@ def agreement(session: Session, limit: int = 500) -> dict:
         iou = mask_iou(document_mask(main_doc.get("regions") or [], width, height),
                        document_mask(copy_doc.get("regions") or [], width, height))
         items.append({"image_id": image_id, "first": first, "second": second, "iou": iou,
-                      "style_first": image_style(main_doc), "style_second": image_style(copy_doc)})
+                      "style_first": image_style(main_doc), "style_second": image_style(copy_doc),
+                      "week": _week_start(completed_at)})
 
     def block(selected: list[dict], as_rater: Optional[int] = None) -> dict:
         if as_rater is None:
@@ -327,7 +328,9 @@ def agreement(session: Session, limit: int = 500) -> dict:
 
     pairs: dict[tuple[int, int], list[dict]] = defaultdict(list)
     people: dict[int, list[dict]] = defaultdict(list)
+    weeks: dict[str, list[dict]] = defaultdict(list)
     for it in items:
+        weeks[it["week"]].append(it)
         pairs[tuple(sorted((it["first"], it["second"])))].append(it)
         people[it["first"]].append(it)
         people[it["second"]].append(it)
@@ -337,10 +340,17 @@ def agreement(session: Session, limit: int = 500) -> dict:
                    **block(sel, as_rater=a)} for (a, b), sel in sorted(pairs.items())],
         "per_annotator": [{"user_id": u, "username": users.get(u), **block(sel, as_rater=u)}
                           for u, sel in sorted(people.items())],
+        "per_week": [{"week": week, **block(sel)} for week, sel in sorted(weeks.items())],  # over time (UTC weeks)
         "images": [{"image_id": it["image_id"], "first": it["first"], "second": it["second"],
                     "iou": round(it["iou"], 4), "styles": [it["style_first"], it["style_second"]]}
                    for it in items[:50]],
     }
+
+
+def _week_start(moment: Optional[datetime]) -> str:
+    """The Monday (UTC) of the week a moment falls in, as YYYY-MM-DD."""
+    day = (moment.astimezone(timezone.utc) if moment.tzinfo else moment).date()
+    return (day - timedelta(days=day.weekday())).isoformat()
 
 
 def _model_regions(document: dict) -> list[dict]:

@@ -15,7 +15,8 @@ class DbIntConverter(IntegerConverter):
     def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):
         super().__init__(map, fixed_digits, min, MAX_DB_INT if max is None else max, signed)
 
-RESOURCES = ("auth", "images", "annotations", "taxonomy", "queue", "exports", "models", "jobs", "reviews", "review_info", "stats", "meta")
+RESOURCES = ("auth", "images", "annotations", "taxonomy", "queue", "exports", "models", "jobs", "reviews", "review_info",
+             "stats", "meta", "dataset")
 
 
 def register_api(app) -> None:

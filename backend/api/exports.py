@@ -4,6 +4,8 @@
     GET  /exports            newest first; GET /exports/<id> one export with its manifest summary
     GET  /exports/<id>/download   the zip (attachment, streamed from disk); 409 until the job has finished
     DELETE /exports/<id>     removes the zip and the row (not while it is being written)
+    GET  /exports/<id>/manifest   the zip's full manifest.json (with the pinned image list and file hashes)
+    GET  /exports/<id>/diff?against=<older id>   images added / removed / relabelled / moved between splits
     POST /imports?format=coco|labelme|yolo|yolo-seg|cvat|labelstudio   multipart `file` (a .zip, one COCO/LabelMe/
                                                       Label Studio .json or one CVAT .xml) -> 202
                              {"job_id"}; the archive is checked (zip slip, absolute paths, links, bombs) before the
@@ -19,12 +21,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from ..datasets.archive import ArchiveLimits, ArchiveRefused, copy_limited, inspect_zip
+from ..datasets.compare import ManifestUnreadable, compare_manifests, read_manifest
 from ..datasets.export import export_file
 from ..datasets.options import ExportOptions
 from ..errors import APIError, not_found
 from ..extensions import db
 from ..jobs import submit_job
-from ..models import Export
+from ..models import Export, User
 from ..tasks.exports import upload_dir
 from .schemas import QueryModel
 from .spec import endpoint
@@ -45,8 +48,11 @@ class ExportOut(BaseModel):
     size_bytes: Optional[int]
     job_id: Optional[str]
     created_by: Optional[int]
+    created_by_name: Optional[str] = None
     created_at: Optional[str]
     download_url: Optional[str]
+    counts: Optional[dict[str, Any]] = Field(None, description="images / regions / crops per split (the manifest's)")
+    archive_sha256: Optional[str] = Field(None, description="sha256 of the zip, to check a downloaded copy")
 
 
 class ExportList(BaseModel):
@@ -60,6 +66,33 @@ class ExportQuery(QueryModel):
     per_page: int = Field(20, ge=1, le=200)
 
 
+class DiffQuery(QueryModel):
+    against: Optional[str] = Field(None, min_length=1, max_length=64,
+                                   description="the export to compare with (default: the newest finished export "
+                                               "made before this one; none: everything counts as added)")
+    limit: int = Field(500, ge=1, le=10_000, description="at most this many images per list (counts are complete)")
+
+
+class ExportImage(BaseModel):
+    id: Optional[int]
+    sha256: Optional[str]
+    split: Optional[str]
+    version: Optional[int]
+    old_version: Optional[int] = None
+    old_split: Optional[str] = None
+
+
+class ExportDiff(BaseModel):
+    old_export_id: Optional[str]
+    new_export_id: Optional[str]
+    counts: dict[str, int]
+    added: list[ExportImage]
+    removed: list[ExportImage]
+    relabelled: list[ExportImage] = Field(description="in both, with a different annotation version")
+    moved: list[ExportImage] = Field(description="in both, same version, another split")
+    truncated: bool
+
+
 class ImportQuery(QueryModel):
     format: Literal["coco", "labelme", "yolo", "yolo-seg", "cvat", "labelstudio"]
     status: Optional[Literal["new", "in_progress", "submitted", "accepted", "rejected"]] = Field(
@@ -71,7 +104,8 @@ class ImportQueued(BaseModel):
     job_id: str
 
 
-def _export_dict(export: Export, summary: bool = True) -> dict:
+def _export_dict(export: Export, summary: bool = True, names: dict | None = None) -> dict:
+    manifest = export.manifest or {}
     return {
         "id": export.id,
         "status": export.status,
@@ -80,9 +114,16 @@ def _export_dict(export: Export, summary: bool = True) -> dict:
         "size_bytes": export.size_bytes,
         "job_id": export.job_id,
         "created_by": export.created_by,
+        "created_by_name": (names or {}).get(export.created_by) if names is not None else _user_name(export.created_by),
+        "counts": manifest.get("counts"),
+        "archive_sha256": manifest.get("archive_sha256"),
         "created_at": export.created_at.isoformat() if export.created_at else None,
         "download_url": f"/api/v1/exports/{export.id}/download" if export.status == "succeeded" else None,
     }
+
+
+def _user_name(user_id: Optional[int]) -> Optional[str]:
+    return db.session.scalar(select(User.username).where(User.id == user_id)) if user_id is not None else None
 
 
 def _export(export_id: str) -> Export:
@@ -119,7 +160,10 @@ def list_exports(query: ExportQuery):
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
     rows = db.session.scalars(stmt.order_by(Export.created_at.desc(), Export.id)
                               .limit(query.per_page).offset((query.page - 1) * query.per_page))
-    return {"items": [_export_dict(e, summary=False) for e in rows], "total": total}
+    rows = list(rows)
+    ids = {e.created_by for e in rows if e.created_by is not None}
+    names = dict(db.session.execute(select(User.id, User.username).where(User.id.in_(ids))).all()) if ids else {}
+    return {"items": [_export_dict(e, summary=False, names=names) for e in rows], "total": total}
 
 
 @bp.get("/exports/<export_id>")
@@ -132,6 +176,13 @@ def get_export(export_id: str):
 @bp.get("/exports/<export_id>/download")
 @endpoint("Download the export zip", role="admin", produces="application/zip", errors=(409,), tags=["exports"])
 def download_export(export_id: str):
+    path = _finished_zip(export_id)
+    return send_file(path, mimetype="application/zip", as_attachment=True,
+                     download_name=f"inklabel-export-{export_id}.zip", conditional=True, max_age=0)
+
+
+def _finished_zip(export_id: str):
+    """The zip of a finished export; 409 while it is being written (or failed), 410 once its file is gone."""
     export = _export(export_id)
     if export.status != "succeeded":
         raise APIError(409, "not_ready", f"The export is {export.status}; download it once it has succeeded.",
@@ -139,8 +190,38 @@ def download_export(export_id: str):
     path = export_file(export, current_app.config["WORKSPACE"])
     if path is None:
         raise APIError(410, "gone", "The export's file is no longer on disk; make a new export.")
-    return send_file(path, mimetype="application/zip", as_attachment=True,
-                     download_name=f"inklabel-export-{export.id}.zip", conditional=True, max_age=0)
+    return path
+
+
+def _full_manifest(export_id: str) -> dict:
+    try:
+        return read_manifest(_finished_zip(export_id))
+    except ManifestUnreadable as err:
+        raise APIError(422, "manifest_unreadable", str(err)) from None
+
+
+@bp.get("/exports/<export_id>/manifest")
+@endpoint("The export's full manifest.json: options, counts, pinned images (id, sha256, split, version) and the "
+          "sha256 of every file", role="admin", errors=(409, 410), tags=["exports"])
+def export_manifest(export_id: str):
+    return _full_manifest(export_id)
+
+
+@bp.get("/exports/<export_id>/diff")
+@endpoint("Compare an export with another (`against`, usually the older one): images added, removed, relabelled "
+          "(another annotation version) and moved to another split", query=DiffQuery, response=ExportDiff,
+          role="admin", errors=(409, 410), tags=["exports"])
+def export_diff(export_id: str, query: DiffQuery):
+    new = _full_manifest(export_id)
+    against = query.against or _previous_export_id(_export(export_id))
+    old = _full_manifest(against) if against else {}
+    return compare_manifests(old, new, limit=query.limit)
+
+
+def _previous_export_id(export: Export) -> Optional[str]:
+    return db.session.scalar(select(Export.id).where(Export.status == "succeeded", Export.id != export.id,
+                                                     Export.created_at <= export.created_at)
+                             .order_by(Export.created_at.desc()).limit(1))
 
 
 @bp.delete("/exports/<export_id>")

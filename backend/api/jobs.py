@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from ..errors import not_found
 from ..extensions import db
 from ..jobs import job_dict
-from ..models import Job
+from ..models import Job, User
 from .schemas import QueryModel
 from .spec import endpoint
 
@@ -30,6 +30,8 @@ class JobOut(BaseModel):
     created_at: Optional[str]
     started_at: Optional[str]
     finished_at: Optional[str]
+    created_by: Optional[int] = Field(None, description="the user who started the job")
+    created_by_name: Optional[str] = Field(None, description="their user name (null for system jobs)")
 
 
 class JobList(BaseModel):
@@ -39,8 +41,16 @@ class JobList(BaseModel):
 
 class JobQuery(QueryModel):
     status: Optional[Literal["queued", "running", "succeeded", "failed", "cancelled"]] = None
+    kind: Optional[str] = Field(None, pattern=r"^[a-z_]{1,32}$", description="export, import, train, prefill, ...")
     page: int = Field(1, ge=1, le=100_000)
     per_page: int = Field(50, ge=1, le=200)
+
+
+def _with_names(jobs: list[Job]) -> list[dict]:
+    """job_dict plus who started each job (one query for all their names)."""
+    ids = {j.created_by for j in jobs if j.created_by is not None}
+    names = dict(db.session.execute(select(User.id, User.username).where(User.id.in_(ids))).all()) if ids else {}
+    return [{**job_dict(j), "created_by": j.created_by, "created_by_name": names.get(j.created_by)} for j in jobs]
 
 
 def _visible_job(job_id: str) -> Job:
@@ -54,7 +64,7 @@ def _visible_job(job_id: str) -> Job:
 @bp.get("/jobs/<job_id>")
 @endpoint("Status and progress of a background job", response=JobOut)
 def get_job(job_id: str):
-    return job_dict(_visible_job(job_id))
+    return _with_names([_visible_job(job_id)])[0]
 
 
 @bp.post("/jobs/<job_id>/cancel")
@@ -66,7 +76,7 @@ def cancel_job(job_id: str):
         if job.status == "queued":
             job.status = "cancelled"
         db.session.commit()
-    return job_dict(job)
+    return _with_names([job])[0]
 
 
 @bp.get("/jobs")
@@ -77,6 +87,8 @@ def list_jobs(query: JobQuery):
         stmt = stmt.where(Job.created_by == g.user.id)
     if query.status:
         stmt = stmt.where(Job.status == query.status)
+    if query.kind:
+        stmt = stmt.where(Job.kind == query.kind)
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
     rows = db.session.scalars(stmt.order_by(Job.created_at.desc()).limit(query.per_page).offset((query.page - 1) * query.per_page))
-    return {"items": [job_dict(j) for j in rows], "total": total}
+    return {"items": _with_names(list(rows)), "total": total}

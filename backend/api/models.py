@@ -227,6 +227,40 @@ def _check_names(body: TrainIn) -> None:
         raise APIError(422, "invalid_body", str(err)) from None
 
 
+class SampleQuery(QueryModel):
+    limit: int = Field(4, ge=1, le=12)
+
+
+class SampleOut(BaseModel):
+    image_id: int
+    version: int
+    width: int
+    height: int
+    display_url: str
+    iou: Optional[float]
+    predicted: Optional[dict[str, Any]] = Field(description="the model's mask as GeoJSON in image pixels")
+    truth: list[dict[str, Any]] = Field(description="the pinned annotation's region geometries")
+
+
+class SamplesOut(BaseModel):
+    model_id: int
+    export_id: Optional[str]
+    items: list[SampleOut]
+    note: Optional[str] = Field(description="why there are no samples, when there are none")
+
+
+@bp.get("/models/<int:model_id>/samples")
+@endpoint("A few validation images of a segmenter: predicted vs true masks (GeoJSON) and their IoU",
+          query=SampleQuery, response=SamplesOut, role="admin", errors=(409,), tags=["models"])
+def model_samples(model_id: int, query: SampleQuery):
+    from ..tasks.model_samples import validation_samples
+
+    mv = db.session.get(ModelVersion, model_id)
+    if mv is None:
+        raise not_found("model version")
+    return validation_samples(mv, query.limit)
+
+
 @bp.post("/models/<int:model_id>/promote")
 @endpoint("Make a model version the current one of its kind", response=ModelOut, role="admin", errors=(409,),
           tags=["models"])

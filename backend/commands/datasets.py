@@ -25,6 +25,8 @@ from .progress import Progress
                    "masks_class/ (class-index PNGs, legend.json)")
 @click.option("--status", "statuses", default="accepted", show_default=True,
               help="comma-separated image statuses to export, e.g. accepted,submitted")
+@click.option("--styles", default="", help="comma-separated style keys: only images with any of them (default: all)")
+@click.option("--flags", default="", help="comma-separated flag keys: only images with any of them (default: all)")
 @click.option("--split", "split_spec", default="val=0.1,test=0.1,seed=0", show_default=True,
               help="val and test shares, seed, and distance (pHash bits) under which images count as near-"
                    "duplicates and stay in one split, e.g. val=0.1,test=0.1,seed=0,distance=8")
@@ -39,8 +41,8 @@ from .progress import Progress
               help="also copy the zip to this file (it stays in the workspace's exports/ either way)")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: only on a terminal)")
 @with_appcontext
-def export_command(formats, categories, statuses, split_spec, images, crop_margin, mask_crops, include_excluded, out,
-                   progress):
+def export_command(formats, categories, statuses, styles, flags, split_spec, images, crop_margin, mask_crops,
+                   include_excluded, out, progress):
     """Write a training set zip: images, COCO, masks, crops, YOLO-seg, LabelMe, CVAT and Label Studio with
     leak-free splits.
 
@@ -60,7 +62,9 @@ def export_command(formats, categories, statuses, split_spec, images, crop_margi
         options = {
             "formats": [f.strip() for f in formats.split(",") if f.strip()],
             "categories": categories,
-            "filter": {"status": [s.strip() for s in statuses.split(",") if s.strip()]},
+            "filter": {"status": [s.strip() for s in statuses.split(",") if s.strip()],
+                       "styles": [s.strip() for s in styles.split(",") if s.strip()],
+                       "flags": [s.strip() for s in flags.split(",") if s.strip()]},
             "split": parse_split_spec(split_spec),
             "images": images,
             "crops": {"margin": crop_margin, "mask_background": mask_crops},

@@ -363,7 +363,7 @@ def _build(opts: ExportOptions, zipout: ZipOut, config, progress: Progress | Non
     workspace = config["WORKSPACE"]
     taxonomy_info = _taxonomy_info(workspace)
     out_flags = set(taxonomy_info["excluded_flags"])
-    pinned = pin_images(opts.filter.status)
+    pinned = pin_images(opts.filter.status, opts.filter.styles, opts.filter.flags)
 
     training = [im for im in pinned if not (set(im.flags) & out_flags)]
     flagged = [im for im in pinned if set(im.flags) & out_flags]
@@ -426,7 +426,8 @@ def _build(opts: ExportOptions, zipout: ZipOut, config, progress: Progress | Non
             progress(done, total, "writing images")
     head = {
         "options": opts.model_dump(mode="json"),
-        "filter": opts.filter.model_dump(mode="json"),
+        "filter": opts.filter.model_dump(mode="json", exclude={k for k in ("styles", "flags")
+                                                                 if not getattr(opts.filter, k)}),
         "split": {
             "seed": opts.split.seed, "val": opts.split.val, "test": opts.split.test,
             "near_duplicate_distance": opts.split.near_duplicate_distance,

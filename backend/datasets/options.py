@@ -2,7 +2,7 @@
 through this one model, so every entry point accepts and refuses the same things."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -11,6 +11,7 @@ from .splits import DEFAULT_MAX_DISTANCE
 
 FORMATS = ("coco", "masks", "crops", "yolo", "labelme", "cvat", "labelstudio")
 Format = Literal["coco", "masks", "crops", "yolo", "labelme", "cvat", "labelstudio"]
+TaxonomyKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="a style or flag key")]
 Status = Literal["new", "in_progress", "submitted", "accepted", "rejected"]
 assert set(Status.__args__) == set(IMAGE_STATUSES)
 
@@ -38,6 +39,17 @@ class SplitOptions(_Strict):
 class FilterOptions(_Strict):
     status: list[Status] = Field(default_factory=lambda: ["accepted"], min_length=1,
                                  description="image statuses to export (default: accepted only)")
+    styles: list[TaxonomyKey] = Field(default_factory=list, max_length=64,
+                              description="only images tagged with any of these style keys (image or region); "
+                                          "empty: all")
+    flags: list[TaxonomyKey] = Field(default_factory=list, max_length=64,
+                             description="only images with any of these flags (flags excluded from training put "
+                                         "them in the 'excluded' split, see include_excluded); empty: all")
+
+    @field_validator("styles", "flags")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        return sorted(set(value))
 
     @field_validator("status")
     @classmethod

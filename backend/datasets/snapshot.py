@@ -14,7 +14,7 @@ from sqlalchemy import func, select, tuple_
 
 from ..db import reads_only
 from ..extensions import db
-from ..models import Annotation, AnnotationRevision, Image, empty_document
+from ..models import Annotation, AnnotationRevision, Image, ImageTag, empty_document
 
 CHUNK = 200
 
@@ -33,8 +33,10 @@ class PinnedImage:
     original_filename: str = ""
 
 
-def pin_images(statuses: list[str]) -> list[PinnedImage]:
-    """The images with these statuses and their current versions, read in one statement."""
+def pin_images(statuses: list[str], styles: list[str] | None = None,
+               flags: list[str] | None = None) -> list[PinnedImage]:
+    """The images with these statuses (and any of these styles / flags, when given) and their current versions,
+    read in one statement."""
     version = func.coalesce(Annotation.version, 0)
     stmt = (
         select(Image.id, Image.sha256, Image.width, Image.height, Image.format, Image.status, Image.phash,
@@ -43,6 +45,10 @@ def pin_images(statuses: list[str]) -> list[PinnedImage]:
         .where(Image.status.in_(statuses))
         .order_by(Image.id)
     )
+    for kind, keys in (("style", styles), ("flag", flags)):
+        if keys:
+            stmt = stmt.where(Image.id.in_(select(ImageTag.image_id).where(ImageTag.kind == kind,
+                                                                           ImageTag.key.in_(keys))))
     with reads_only():  # SQLite: a deferred (shared) read, not the write lock
         try:
             rows = db.session.execute(stmt).all()

@@ -43,6 +43,7 @@ from .transforms import normalize
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
+EpochHook = Callable[[dict], None]  # called with each epoch's history entry as soon as it is known (live curves)
 
 DEFAULTS = {
     "segmenter": {"epochs": 30, "batch_size": 8, "input_size": 512, "lr": 2e-3},
@@ -153,13 +154,14 @@ class _Clock:
             self.progress(self.done, self.total, message)
 
 
-def train_model(data: ExportData, options: TrainOptions, progress: Optional[Progress] = None) -> TrainResult:
+def train_model(data: ExportData, options: TrainOptions, progress: Optional[Progress] = None,
+                on_epoch: Optional[EpochHook] = None) -> TrainResult:
     opts = options.resolved()
     torch.manual_seed(opts.seed)
     np.random.seed(opts.seed % 2**32)
     if opts.kind == "segmenter":
-        return _train_segmenter(data, opts, progress)
-    return _train_classifier(data, opts, progress)
+        return _train_segmenter(data, opts, progress, on_epoch)
+    return _train_classifier(data, opts, progress, on_epoch)
 
 
 # --- segmenter ---------------------------------------------------------------------------------------------------
@@ -241,7 +243,8 @@ def _epoch_val_segmenter(model, loader, device, boxes: bool = False) -> dict:
     return counts.summary()
 
 
-def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Progress]) -> TrainResult:
+def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Progress],
+                      on_epoch: Optional[EpochHook] = None) -> TrainResult:
     device = resolve_device(opts.device)
     train_s, val_all, val_source = _seg_splits(data, opts)
     # Box-labelled images (boxsup.py) train with the box losses; they are validated on their boxes, the others on
@@ -289,6 +292,8 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
         entry = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), "val_iou": val["iou"],
                  "val_dice": val["dice"], "seconds": round(time.monotonic() - started, 1)}
         history.append(entry)
+        if on_epoch:
+            on_epoch(dict(entry))
         log.info("segmenter epoch %d: %s", epoch, entry)
         if progress:
             progress(clock.done, clock.total, f"epoch {epoch}/{opts.epochs} val IoU {val['iou']:.3f}")
@@ -368,7 +373,8 @@ def evaluate_classifier(runner: ClassifierRunner, samples: list[CropSample]) -> 
     return classification_report([index[s.style] for s in samples], y_pred, runner.classes)
 
 
-def _train_classifier(data: ExportData, opts: TrainOptions, progress: Optional[Progress]) -> TrainResult:
+def _train_classifier(data: ExportData, opts: TrainOptions, progress: Optional[Progress],
+                       on_epoch: Optional[EpochHook] = None) -> TrainResult:
     device = resolve_device(opts.device)
     train_s, val_s, classes, val_source = _cls_splits(data, opts)
     train_ds = CropDataset(train_s, classes, opts.input_size, augment=True, seed=opts.seed)
@@ -417,6 +423,8 @@ def _train_classifier(data: ExportData, opts: TrainOptions, progress: Optional[P
         entry = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), "val_accuracy": acc,
                  "val_macro_f1": f1, "seconds": round(time.monotonic() - started, 1)}
         history.append(entry)
+        if on_epoch:
+            on_epoch(dict(entry))
         log.info("classifier epoch %d: %s", epoch, entry)
         if progress:
             progress(clock.done, clock.total, f"epoch {epoch}/{opts.epochs} val accuracy {acc:.3f}")

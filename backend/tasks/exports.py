@@ -1,6 +1,7 @@
 """Background jobs of the datasets area: building an export, importing an uploaded dataset."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from flask import current_app
@@ -22,7 +23,28 @@ def upload_dir() -> Path:
 def run_export(ctx: JobContext, export_id: str, options: dict, user_id: int | None = None) -> dict:
     """Fill in the Export row made by POST /api/v1/exports (a retry after a dead worker starts over)."""
     export = create_export(options, user_id=user_id, progress=ctx.progress, export_id=export_id)
-    return {"export_id": export.id, "size_bytes": export.size_bytes, "counts": (export.manifest or {}).get("counts")}
+    digest = _record_checksum(export.id)
+    return {"export_id": export.id, "size_bytes": export.size_bytes, "counts": (export.manifest or {}).get("counts"),
+            "archive_sha256": digest}
+
+
+def _record_checksum(export_id: str) -> str | None:
+    """sha256 of the finished zip, kept in the stored manifest summary so the console can show it."""
+    from ..datasets.export import export_file
+    from ..extensions import db
+    from ..models import Export
+
+    row = db.session.get(Export, export_id)
+    path = export_file(row, current_app.config["WORKSPACE"]) if row is not None else None
+    if path is None:
+        return None
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    row.manifest = {**(row.manifest or {}), "archive_sha256": sha.hexdigest()}
+    db.session.commit()
+    return sha.hexdigest()
 
 
 @register_job("import", queue="cpu", max_attempts=1)

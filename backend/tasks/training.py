@@ -215,7 +215,8 @@ def _options_like(result):
 
 
 def run_training(kind: str, export_ref: str, options: dict | None = None, promote: str = "if_better",
-                 progress: Callable[[int, int, str], None] | None = None, allow_path: bool = False) -> dict:
+                 progress: Callable[[int, int, str], None] | None = None, allow_path: bool = False,
+                 on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train one model on an export and register it; returns a summary (model id, metrics, promoted, warnings)."""
     from ..ml.data import ExportError, open_export
     from ..ml.train import TrainOptions, train_model
@@ -236,7 +237,7 @@ def run_training(kind: str, export_ref: str, options: dict | None = None, promot
 
     with open_export(path, tmp_dir=Path(config["WORKSPACE"]) / "tmp") as data:
         try:
-            result = train_model(data, train_options, progress)
+            result = train_model(data, train_options, progress, on_epoch)
         except ExportError as err:
             raise APIError(422, "export_unusable", str(err)) from None
         comparison = None
@@ -267,6 +268,7 @@ def run_training(kind: str, export_ref: str, options: dict | None = None, promot
         "promoted": promoted,
         "comparison": comparison,
         "warnings": result.warnings,
+        "history": result.metrics.get("history", []),
     }
 
 
@@ -276,4 +278,23 @@ def train_job(ctx: JobContext, kind: str, export_id: str, options: dict | None =
     """Background training (POST /api/v1/models/train): progress is optimizer steps over all epochs."""
     ctx.progress(0, None, f"preparing {kind} training on export {export_id}", force=True)
     return run_training(kind, export_id, options or {}, promote,
-                        progress=lambda done, total, message: ctx.progress(done, total, message))
+                        progress=lambda done, total, message: ctx.progress(done, total, message),
+                        on_epoch=_live_history(ctx, kind, (options or {}).get("epochs")))
+
+
+def _live_history(ctx: JobContext, kind: str, epochs: int | None) -> Callable[[dict], None]:
+    """An epoch hook that keeps the job's result at {"live": true, "history": [...]} while it trains, so the
+    console (GET /jobs/<id>) draws the loss and validation curves epoch by epoch; the final result replaces it."""
+    from ..models import Job
+
+    history: list[dict] = []
+
+    def record(entry: dict) -> None:
+        history.append(entry)
+        job = db.session.get(Job, ctx.job_id)
+        if job is None:
+            return
+        job.result = {"live": True, "kind": kind, "epochs": epochs, "history": list(history)}
+        db.session.commit()
+
+    return record

@@ -5,6 +5,7 @@ import { h, toast, clear } from "./dom.js";
 import { Taxonomy } from "./taxonomy.js";
 import { openHome, parseHomeParams, STRATEGY_KEY } from "./home.js";
 import { openEditorPage } from "./editor/page.js";
+import { consoleLinks, openConsolePage, parseConsoleRoute } from "./console/shell.js";
 
 const root = document.getElementById("app");
 const app = {
@@ -22,7 +23,7 @@ let loginOpen = null;
 function userMenu() {
   const out = h("button", { type: "button", class: "btn btn-quiet", title: "Log out" }, "Log out");
   out.addEventListener("click", logout);
-  return h("div", { class: "user" }, h("span", { class: "muted small", text: `${app.user.username} · ${app.user.role}` }), out);
+  return h("div", { class: "user" }, consoleLinks(app.user), h("span", { class: "muted small", text: `${app.user.username} · ${app.user.role}` }), out);
 }
 
 async function logout() {
@@ -185,7 +186,7 @@ function parseRoute() {
   const [path, q] = hash.split("?");
   const m = /^\/image\/(\d+)$/.exec(path);
   if (m) return { name: "editor", id: Number(m[1]), copy: new URLSearchParams(q || "").get("copy") === "agreement" ? "agreement" : null };
-  return { name: "home", params: parseHomeParams(q) };
+  return parseConsoleRoute(path, q) || { name: "home", params: parseHomeParams(q) };
 }
 
 function route() {
@@ -201,6 +202,8 @@ function route() {
     if (r.name === "editor") {
       app.current = await openEditorPage({ root, app, imageId: r.id, copy: r.copy });
       document.title = `Image ${r.id} · inklabel`;
+    } else if (r.name === "console") {
+      app.current = await openConsolePage({ root, app, page: r.page, params: r.params });
     } else {
       app.current = await openHome({ root, app, params: r.params });
       document.title = "inklabel";

@@ -99,6 +99,22 @@ def test_agreement_per_pair_and_annotator(app, seeded):
     assert ious == [0.333, 1.0]
 
 
+def test_agreement_over_time_by_week(app, seeded):
+    """Agreement per UTC week (the dashboard's curve): the pair done 8 days ago lands in an earlier week."""
+    from sqlalchemy import select, update
+
+    with app.app_context():
+        first = db.session.scalar(select(Assignment.id).where(Assignment.kind == "agreement",
+                                                              Assignment.image_id == seeded["ids"][0]))
+        db.session.execute(update(Assignment).where(Assignment.id == first)
+                           .values(completed_at=utcnow() - timedelta(days=8)))
+        db.session.commit()
+    weeks = seeded["reviewer"].get("/api/v1/stats").get_json()["agreement"]["per_week"]
+    assert len(weeks) == 2 and weeks[0]["week"] < weeks[1]["week"]
+    assert [w["images"] for w in weeks] == [1, 1]
+    assert weeks[0]["mean_iou"] == pytest.approx(1 / 3, abs=1e-3) and weeks[1]["mean_iou"] == pytest.approx(1.0)
+
+
 def test_prefill_usefulness(app, seeded):
     prefill = seeded["reviewer"].get("/api/v1/stats").get_json()["prefill"]
     assert prefill["sampled_accepted_images"] == 2
