@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from flask import Blueprint, current_app, g
 from pydantic import BaseModel, Field, PlainValidator, WithJsonSchema
+from sqlalchemy import select
 
 from ..annotations import (
     MAX_MOTIFS,
@@ -24,8 +25,11 @@ from ..annotations import (
     submit_image,
 )
 from ..db import end_read
-from ..errors import APIError
+from ..errors import APIError, not_found
+from ..extensions import db
 from ..geometry import GeometryError, area_bbox, difference_geometry, union_geometry
+from ..geometry_bounds import MAX_STROKE_POINTS
+from ..models import Image
 from .schemas import QueryModel, StrictModel
 from .spec import endpoint
 
@@ -99,7 +103,8 @@ GeometryIn = Annotated[Union[PolygonIn, MultiPolygonIn], Field(discriminator="ty
 
 class LineStringIn(StrictModel):
     type: Literal["LineString"]
-    coordinates: Annotated[list[Position], Field(min_length=1, description="path of the brush centre")]
+    coordinates: Annotated[list[Position], Field(min_length=1, max_length=MAX_STROKE_POINTS,
+                                                 description="path of the brush centre")]
 
 
 class PointIn(StrictModel):
@@ -108,6 +113,7 @@ class PointIn(StrictModel):
 
 
 StrokeIn = Annotated[Union[PolygonIn, MultiPolygonIn, LineStringIn, PointIn], Field(discriminator="type")]
+MAX_BRUSH_RADIUS = 1000  # pixels; the editor's slider stops at 120
 Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH)]
 
 
@@ -136,11 +142,11 @@ class SaveAnnotation(StrictModel):
 
 
 class GeometryOp(StrictModel):
+    image_id: int = Field(ge=1, le=2**31 - 1, description="the image drawn on: its stored size bounds the work")
     geometry: Optional[GeometryIn] = Field(None, description="the region so far (null for a new one with union)")
     stroke: StrokeIn = Field(description="a polygon, or a LineString/Point path buffered by `radius`")
-    radius: Optional[float] = Field(None, gt=0, le=10_000, description="brush radius in pixels, for path strokes")
-    width: int = Field(ge=1, le=1_000_000)
-    height: int = Field(ge=1, le=1_000_000)
+    radius: Optional[float] = Field(None, gt=0, le=MAX_BRUSH_RADIUS,
+                                    description="brush radius in pixels, for path strokes")
 
 
 class RevisionQuery(QueryModel):
@@ -260,10 +266,15 @@ def revision(image_id: int, version: int):
 
 
 def _geometry_op(op, body: GeometryOp) -> dict:
+    """The work is bounded by the stored image (its size, not one the client names) and geometry_bounds' caps."""
     max_vertices = current_app.config.get("MAX_REGION_VERTICES", 10_000)
+    size = db.session.execute(select(Image.width, Image.height).where(Image.id == body.image_id)).first()
+    end_read()
+    if size is None:
+        raise not_found("image")
     geometry = body.geometry.model_dump() if body.geometry is not None else None
     try:
-        result = op(geometry, body.stroke.model_dump(), body.width, body.height, max_vertices, body.radius)
+        result = op(geometry, body.stroke.model_dump(), size.width, size.height, max_vertices, body.radius)
     except GeometryError as err:
         raise APIError(422, "invalid_geometry", f"Geometry: {err}", {"reason": str(err)}) from None
     if result is None:

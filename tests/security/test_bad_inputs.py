@@ -154,13 +154,20 @@ def _deep(w):
 @case("brush: negative radius", "geometry", 422, "invalid_body")
 def _radius(w):
     return w.annotator.client.post("/api/v1/geometry/union", json={
-        "stroke": {"type": "Point", "coordinates": [5, 5]}, "radius": -3, "width": 64, "height": 48})
+        "stroke": {"type": "Point", "coordinates": [5, 5]}, "radius": -3, "image_id": w.image_id})
 
 
-@case("brush: a billion-pixel canvas", "geometry", 422, "invalid_body")
+@case("brush: a canvas size from the client (the stored image's size is used)", "geometry", 422, "invalid_body")
 def _canvas(w):
     return w.annotator.client.post("/api/v1/geometry/union", json={
-        "stroke": {"type": "Point", "coordinates": [5, 5]}, "radius": 3, "width": 10**9, "height": 10**9})
+        "stroke": {"type": "Point", "coordinates": [5, 5]}, "radius": 3, "image_id": w.image_id,
+        "width": 10**6, "height": 10**6})
+
+
+@case("brush: an image that does not exist", "geometry", 404, "not_found")
+def _no_image(w):
+    return w.annotator.client.post("/api/v1/geometry/union", json={
+        "stroke": {"type": "Point", "coordinates": [5, 5]}, "radius": 3, "image_id": 2**31 - 1})
 
 
 @case("assist: points outside the image", "geometry", 422)

@@ -77,8 +77,10 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   let geometryServer = true;
   editor.geometryOp = async (op, body) => {
     if (!geometryServer) throw new Error("no geometry endpoint");
+    // the server works on this image's stored size, never on one the client names
+    const { width, height, ...rest } = body;
     try {
-      return (await api.post(`/geometry/${op}`, body)).geometry;
+      return (await api.post(`/geometry/${op}`, { ...rest, image_id: imageId })).geometry;
     } catch (err) {
       if (err.status === 404 || err.status === 405) geometryServer = false;
       throw err;
