@@ -64,6 +64,7 @@ def create_app(config: dict | None = None) -> Flask:
     if app.config.get("CREATE_WORKSPACE", True):
         ensure_workspace(app.config["WORKSPACE"])
     app.config["SECRET_KEY"] = _secret_key(app)
+    _configure_decoding(app)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", dbsetup.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -79,6 +80,13 @@ def create_app(config: dict | None = None) -> Flask:
     _register_pages(app)
     _register_headers(app)
     return app
+
+
+def _configure_decoding(app: Flask) -> None:
+    from .imaging import set_decode_limits
+
+    slots = Path(app.config["WORKSPACE"]) / "tmp" if app.config.get("CREATE_WORKSPACE", True) else None
+    set_decode_limits(app.config["MAX_DECODE_MB"], app.config["MAX_CONCURRENT_DECODES"], slots)
 
 
 def _register_pages(app: Flask) -> None:
