@@ -30,6 +30,7 @@ from ..extensions import db
 from ..geometry import GeometryError, area_bbox, difference_geometry, union_geometry
 from ..geometry_bounds import MAX_STROKE_POINTS
 from ..models import Image
+from ..write_rules import check_not_copy_holder
 from .schemas import QueryModel, StrictModel
 from .spec import endpoint
 
@@ -222,6 +223,7 @@ class GeometryResult(BaseModel):
 @bp.get("/images/<int:image_id>/annotation")
 @endpoint("The current annotation document of an image", response=AnnotationDocument)
 def get_annotation(image_id: int):
+    check_not_copy_holder(db.session, image_id, g.caller)
     document = current_document(image_id)
     end_read()  # release SQLite's lock before the response is serialised
     return document
@@ -238,8 +240,10 @@ def get_annotation(image_id: int):
         "Replaces regions and tags in one transaction and returns the new document (version + 1). "
         "409 with `details.current` when `base_version` is not the current version; 422 naming the region index "
         "(`details.region`, `details.reason`) when a region is invalid. Geometry outside the image is clipped and "
-        "self-intersecting polygons are repaired (shapely make_valid), not refused. Accepted images can only be "
-        "changed by reviewers and admins (403)."
+        "self-intersecting polygons are repaired (shapely make_valid), not refused. An annotator writes only an "
+        "image whose lease is free or theirs (the save takes it; 409 `leased` otherwise), not one that is "
+        "submitted (403 `submitted`), accepted (403 `frozen`), rejected back to someone else (403 `not_yours`) or "
+        "of which they hold an open agreement copy (403 `agreement_open`); reviewers and admins write any."
     ),
 )
 def put_annotation(image_id: int, body: SaveAnnotation):
@@ -248,20 +252,23 @@ def put_annotation(image_id: int, body: SaveAnnotation):
 
 
 @bp.post("/images/<int:image_id>/submit")
-@endpoint("Submit the image for review (from new, in_progress or rejected)", response=SubmitOut, errors=(409,))
+@endpoint("Submit the image for review (from new, in_progress or rejected)", response=SubmitOut, errors=(409,),
+          description="An annotator submits only an image whose lease is free or theirs (as for saves).")
 def submit(image_id: int):
-    return submit_image(image_id)
+    return submit_image(image_id, g.caller)
 
 
 @bp.get("/images/<int:image_id>/revisions")
 @endpoint("The save history of an image, newest first", query=RevisionQuery, response=RevisionList)
 def revisions(image_id: int, query: RevisionQuery):
+    check_not_copy_holder(db.session, image_id, g.caller)
     return list_revisions(image_id, query.page, query.per_page)
 
 
 @bp.get("/images/<int:image_id>/revisions/<int:version>")
 @endpoint("One saved revision with its full document", response=RevisionDetail)
 def revision(image_id: int, version: int):
+    check_not_copy_holder(db.session, image_id, g.caller)
     return get_revision(image_id, version)
 
 

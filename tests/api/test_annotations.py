@@ -342,7 +342,7 @@ def test_ten_megabyte_body_is_413(app, annotator):
 
 def test_stale_base_version_is_409_with_the_current_document(app, annotator, make_client):
     image_id, before = _baseline(app, annotator)
-    other = make_client("annotator")
+    other = make_client("reviewer")  # (another annotator would meet the lease first: see test_write_rules.py)
     resp = save(other, image_id, [region(square(0, 0, 10, 10))], base_version=0)
     assert resp.status_code == 409
     err = error_of(resp)
@@ -444,7 +444,7 @@ def test_submit_from_states(app, annotator, status, code):
 
 def test_revisions_history(app, annotator, make_client):
     image_id = make_image(app)
-    second = make_client("annotator")
+    second = make_client("reviewer")  # writes whoever holds the lease
     assert save(annotator, image_id, [region(square(0, 0, 10, 10), id="a")], time_spent_ms=1000).status_code == 200
     assert save(second, image_id, [], base_version=1, time_spent_ms=2500).status_code == 200
     resp = annotator.get(f"/api/v1/images/{image_id}/revisions")
