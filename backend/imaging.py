@@ -282,21 +282,28 @@ def _finish(img: Image.Image, fmt: str, draft_side: int | None = None) -> Image.
     return rgb
 
 
-def decode_image(data: bytes, max_pixels: int | None) -> Decoded:
-    """Check and fully decode uploaded bytes, or raise ImageRejected (4xx status, code, message).
-
-    Order matters: the format is sniffed from the content, then only the header is parsed and the pixel count
-    checked, and only then are the pixels decoded (truncated data is an error, never padded with grey).
-    """
-    fmt = sniff_format(data)
-    img = _open(io.BytesIO(data), fmt, max_pixels)
-    rgb = _finish(img, fmt)
+def refuse_polyglot(data: bytes, fmt: str) -> None:
+    """ImageRejected 415 when the file also carries markup (backend.security.find_markup)."""
     from .security import find_markup  # polyglots: a valid image that also carries HTML/SVG/script
 
     marker = find_markup(data, fmt)
     if marker is not None:
-        raise ImageRejected("polyglot", f"The {fmt.upper()} file also carries markup ({marker!r}) in its metadata "
-                            "or after the image data; such polyglot files are refused.", 415)
+        raise ImageRejected("polyglot", f"The {fmt.upper()} file also carries markup ({marker!r}) in its metadata, "
+                            "its pixel data or after the image; such polyglot files are refused.", 415)
+
+
+def decode_image(data: bytes, max_pixels: int | None, check_markup: bool = True) -> Decoded:
+    """Check and fully decode uploaded bytes, or raise ImageRejected (4xx status, code, message).
+
+    Order matters: the format is sniffed from the content, then only the header is parsed and the pixel count
+    checked, and only then are the pixels decoded (truncated data is an error, never padded with grey).
+    `check_markup` False: the caller ran `refuse_polyglot` on these bytes already.
+    """
+    fmt = sniff_format(data)
+    img = _open(io.BytesIO(data), fmt, max_pixels)
+    rgb = _finish(img, fmt)
+    if check_markup:
+        refuse_polyglot(data, fmt)
     return Decoded(format=fmt, width=rgb.width, height=rgb.height, image=rgb)
 
 
