@@ -59,9 +59,10 @@ def load_config() -> dict:
         "LOW_CONCENTRATION": _float("INKLABEL_LOW_CONCENTRATION", 0.25),
         "LOCK_SECONDS": _int("INKLABEL_LOCK_SECONDS", 15 * 60),
         "SESSION_HOURS": _int("INKLABEL_SESSION_HOURS", 12),
-        # Login rate limit (backend/auth.py): failures per user name / per client address in a sliding window.
+        # Login back-off (backend/auth.py), per (user name, client address): free failures in the window, then
+        # a wait that doubles with each further failure, from LOGIN_BACKOFF_SECONDS up to the window.
         "LOGIN_MAX_FAILURES": _int("INKLABEL_LOGIN_MAX_FAILURES", 5),
-        "LOGIN_MAX_FAILURES_PER_ADDRESS": _int("INKLABEL_LOGIN_MAX_FAILURES_PER_ADDRESS", 30),
+        "LOGIN_BACKOFF_SECONDS": _float("INKLABEL_LOGIN_BACKOFF_SECONDS", 1.0),
         "LOGIN_WINDOW_SECONDS": _int("INKLABEL_LOGIN_WINDOW_SECONDS", 15 * 60),
         "PROXY_COUNT": _int("INKLABEL_PROXY_COUNT", 0),  # reverse proxies in front that append X-Forwarded-For
         "BROKER_URL": os.environ.get("INKLABEL_BROKER_URL") or None,

@@ -52,7 +52,7 @@ ROUTES: dict[str, Rule] = {
     "readyz": Rule(PUBLIC, "none", "readiness: database/broker reachable, no data"),
     "metrics": Rule(PUBLIC, "none", "Prometheus counters; set INKLABEL_METRICS_TOKEN to require a bearer token"),
     # auth and users
-    "auth.login": Rule(PUBLIC, "none", "rate limited per user name and per client address"),
+    "auth.login": Rule(PUBLIC, "none", "failures back off per user name and client address"),
     "auth.logout": Rule("annotator", "self"),
     "auth.me": Rule("annotator", "self"),
     "auth.list_tokens": Rule("annotator", "list:token", "own tokens; admins may list another user's or all"),
