@@ -36,15 +36,19 @@ def ensure_workspace(workspace: str | Path) -> Path:
     return root
 
 
+MIN_SECRET_KEY_LENGTH = 32  # anything shorter can be guessed offline from one signed cookie
+
+
 def _secret_key(app: Flask) -> str:
     key = app.config.get("SECRET_KEY")
     if key is None:
         key_file = Path(app.config["WORKSPACE"]) / SECRET_KEY_FILE
         key = key_file.read_text().strip() if key_file.exists() else ""
-    if key in INSECURE_SECRET_KEYS and not app.config.get("TESTING"):
+    if (key in INSECURE_SECRET_KEYS or len(key) < MIN_SECRET_KEY_LENGTH) and not app.config.get("TESTING"):
         raise RuntimeError(
-            "No usable secret key: run `python manage.py init` to make one in the workspace, "
-            "or set INKLABEL_SECRET_KEY to a long random value."
+            "No usable secret key: run `python manage.py init` to make one in the workspace, or set "
+            f"INKLABEL_SECRET_KEY to a long random value (at least {MIN_SECRET_KEY_LENGTH} characters; "
+            "python -c 'import secrets; print(secrets.token_hex(32))')."
         )
     return key or secrets.token_hex(32)
 

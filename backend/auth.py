@@ -56,11 +56,24 @@ def check_username(username: str) -> str:
     return username
 
 
-def check_password(password: str) -> str:
+# The most common passwords of 8+ characters in published leak lists: refused whatever the length rule says.
+COMMON_PASSWORDS = frozenset("""
+password 12345678 123456789 1234567890 12345678910 qwertyuiop qwerty123 qwertyui 1q2w3e4r 1q2w3e4r5t password1
+password! passw0rd iloveyou 11111111 00000000 88888888 87654321 abcd1234 abc12345 abcdefgh 123123123 111111111
+sunshine princess football baseball superman trustno1 welcome1 letmein1 changeme administrator asdfghjk
+zaq12wsx q1w2e3r4 1qaz2wsx
+""".split())
+
+
+def check_password(password: str, username: str | None = None) -> str:
     if len(password) < 8:
         raise ValueError("passwords need at least 8 characters")
     if len(password) > 1024:
         raise ValueError("passwords are at most 1024 characters")
+    lowered = password.lower()
+    if lowered in COMMON_PASSWORDS or len(set(password)) == 1 or (username and lowered == username.lower()):
+        raise ValueError("this password is among the first any attacker tries (a common password, one character "
+                         "repeated, or the user name); choose another")
     return password
 
 
@@ -68,9 +81,9 @@ def create_user(username: str, password: str, role: str = "annotator") -> User:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     check_username(username)
-    check_password(password)
-    if db.session.scalar(select(User).where(User.username == username)):
-        raise ValueError(f"user {username!r} exists already")
+    check_password(password, username)
+    if db.session.scalar(select(User).where(func.lower(User.username) == username.lower())):
+        raise ValueError(f"user {username!r} exists already (user names are compared without case)")
     user = User(username=username, password_hash=generate_password_hash(password), role=role)
     db.session.add(user)
     db.session.commit()
