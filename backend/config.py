@@ -50,7 +50,7 @@ def load_config() -> dict:
         "MAX_JSON_BYTES": _int("INKLABEL_MAX_JSON_BYTES", 8 * 1024 * 1024),
         "MAX_IMAGE_PIXELS": _int("INKLABEL_MAX_IMAGE_PIXELS", 100_000_000),
         # Image decoding (backend/imaging.py, decode_slots.py): memory a decode may need, large decodes at once.
-        "MAX_DECODE_MB": _int("INKLABEL_MAX_DECODE_MB", 1024),
+        "MAX_DECODE_MB": _int("INKLABEL_MAX_DECODE_MB", 512),
         "MAX_CONCURRENT_DECODES": _int("INKLABEL_MAX_CONCURRENT_DECODES", 2),
         "MAX_REGION_VERTICES": _int("INKLABEL_MAX_REGION_VERTICES", 10_000),
         "MAX_REGIONS": _int("INKLABEL_MAX_REGIONS", 5_000),

@@ -124,7 +124,7 @@ def _check_pixels(width: int, height: int, max_pixels: int | None) -> None:
 DECODE_BYTES_PER_PIXEL = {"1": 4, "L": 4, "P": 8, "RGB": 3, "RGBA": 8, "LA": 6, "PA": 8, "CMYK": 7, "YCbCr": 6,
                           "I;16": 6, "I;16B": 6, "I;16L": 6, "I;16N": 6, "I": 8, "F": 8, "La": 6, "RGBa": 8,
                           "RGBX": 7, "LAB": 6, "HSV": 6}
-MAX_DECODE_BYTES = 1 << 30  # per decode; set_decode_limits() changes it (config INKLABEL_MAX_DECODE_MB)
+MAX_DECODE_BYTES = 512 * 2**20  # per decode; set_decode_limits() changes it (config INKLABEL_MAX_DECODE_MB)
 DECODE_SLOTS = DecodeSlots()
 
 
