@@ -22,7 +22,7 @@ class DecodeBusy(Exception):
 
 
 class DecodeSlots:
-    def __init__(self, count: int = 2, min_pixels: int = 16_000_000, wait_seconds: float = 60.0):
+    def __init__(self, count: int = 2, min_pixels: int = 16_000_000, wait_seconds: float = 10.0):
         self.count, self.min_pixels, self.wait_seconds = count, min_pixels, wait_seconds
         self.directory: Optional[Path] = None
         self._local = threading.Lock()
