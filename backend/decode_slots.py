@@ -1,10 +1,12 @@
 """At most N large image decodes at once across all processes of a server (gunicorn workers, job threads).
 
-A large decode holds up to ~1 GB (imaging.MAX_DECODE_BYTES); six workers decoding at once would hold six. Each
+A large decode holds up to imaging.MAX_DECODE_BYTES (512 MB by default); six workers decoding at once would hold
+six times that. Each
 decode of more than ``min_pixels`` takes a slot: an exclusive `flock` on one of N files in a folder of the
 workspace (so the slots are shared by every process on the host; a process that dies releases its locks), or,
 before `configure` names a folder, a semaphore of this process. A decode waits for a slot up to ``wait_seconds``
-and is then refused (429, "busy": retry later).
+(10: a waiting request holds its worker thread, and the connections kept alive on it wait too) and is then
+refused (429, "busy": retry later).
 """
 from __future__ import annotations
 
