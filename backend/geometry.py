@@ -22,7 +22,9 @@ Validation policy (`validate_geometry`):
   REPAIRED, not refused: every ring is made valid with ``shapely.make_valid`` (polygonal parts kept), then holes are
   subtracted from their outer ring and the parts unioned (see `_repair`); a polygon that is empty after clipping or
   repair (zero area) is refused;
-- more than ``max_vertices`` positions (before or after repair) are refused.
+- more than ``max_vertices`` positions (before or after repair) are refused, and so is a polygon whose edges
+  cross more than geometry_bounds.MAX_REPAIR_CROSSINGS times (counted before make_valid, whose cost grows with
+  the crossings); brush strokes and overlays are bounded there too (backend/geometry_bounds.py).
 A geometry that is already valid and inside the image comes back with exactly the coordinates it was given (only
 an open ring gets its closing point); ring orientation is not changed.
 """
