@@ -130,7 +130,6 @@ def attacks(stack, token: str, big_image: int, own_image: int, victim: int, bomb
         ("bomb 16-bit grey", upload(FlatPng(bomb_side, bomb_side, 16, 0, 2))),
         ("bomb RGBA", upload(FlatPng(bomb_side, bomb_side, 8, 6, 4))),
         ("bomb RGBA wide", upload(FlatPng(wide, short, 8, 6, 4))),
-        ("bomb 16-bit grey decoded", upload(FlatPng(fits, fits, 16, 0, 2))),
         ("polyglots", lambda c: c.upload([(hostile.jpeg_with_icc_markup(), "a.jpg"),
                                           (hostile.jpeg_with_fake_jpeg_appended(), "b.jpg"),
                                           (hostile.jpeg_with_padded_html(), "c.jpg"),
@@ -140,6 +139,7 @@ def attacks(stack, token: str, big_image: int, own_image: int, victim: int, bomb
             "base_version": 0, "regions": [], "tags": {"styles": [], "flags": []}})),
         ("submit a leased image", lambda c: c.post(f"/api/v1/images/{victim}/submit")),
         ("GET /queue/next", lambda c: c.get("/api/v1/queue/next")),
+        ("bomb 16-bit grey decoded", upload(FlatPng(fits, fits, 16, 0, 2))),
     ]
 
 
@@ -186,7 +186,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="attack phase length")
     parser.add_argument("--baseline-seconds", type=float, default=15)
     parser.add_argument("--honest", type=int, default=8)
-    parser.add_argument("--attackers", type=int, default=3)
+    parser.add_argument("--attackers", type=int, default=4)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="GUNICORN_THREADS")
     parser.add_argument("--bomb-side", type=int, default=10_000, help="side of the square bombs (issue: 10,000)")
@@ -226,7 +226,8 @@ def main() -> None:
 
         phase["name"] = "attack"
         menu = attacks(stack, bad[0], big, own, victim, args.bomb_side)
-        evil = [threading.Thread(target=attacker, args=(stack, bad[i % len(bad)], menu, tally, stop, 3 * i),
+        evil = [threading.Thread(target=attacker, args=(stack, bad[i % len(bad)], menu, tally, stop,
+                                                        i * len(menu) // args.attackers),
                                  daemon=True) for i in range(args.attackers)]
         started = time.monotonic()
         for t in evil:
