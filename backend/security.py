@@ -68,8 +68,9 @@ ROUTES: dict[str, Rule] = {
     "images.get_image": Rule("annotator", "image"),
     "images.image_file": Rule("annotator", "image", "originals only as attachments; server-chosen type, nosniff"),
     "annotations.get_annotation": Rule("annotator", "image"),
-    "annotations.put_annotation": Rule("annotator", "image", "accepted images: reviewers and admins only (403)"),
-    "annotations.submit": Rule("annotator", "image"),
+    "annotations.put_annotation": Rule("annotator", "image", "annotators: lease free or theirs (409), not submitted, "
+                                       "accepted or hidden by their agreement copy (403)"),
+    "annotations.submit": Rule("annotator", "image", "annotators: lease free or theirs (409)"),
     "annotations.revisions": Rule("annotator", "image"),
     "annotations.revision": Rule("annotator", "image"),
     "annotations.geometry_union": Rule("annotator", "none"),
@@ -85,7 +86,7 @@ ROUTES: dict[str, Rule] = {
     "queue.put_agreement": Rule("annotator", "agreement"),
     # reviews and statistics
     "reviews.review_queue": Rule("reviewer", "list:image"),
-    "reviews.review_image": Rule("reviewer", "image", "not one's own annotation (403), except admins"),
+    "reviews.review_image": Rule("reviewer", "image", "not an image one wrote any revision of (403), except admins"),
     "reviews.image_reviews": Rule("annotator", "image"),
     "stats.stats": Rule("reviewer", "none", "everyone's throughput and agreement"),
     "stats.my_stats": Rule("annotator", "self"),
