@@ -233,6 +233,10 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
       if (typeof idx === "number" && saved[idx]) editor.select(saved[idx].id, { reveal: true });
       toast(`The server refused the save: ${s.lastError.message}`, "error", 8000);
       s.lastError = null;
+    } else if (s.status === "error" && s.lastError && (s.lastError.status === 403 || s.lastError.status === 409)) {
+      // the workflow's rules: someone else holds the image, it is submitted, an agreement copy is open…
+      toast(`Not saved: ${s.lastError.message} Your changes are kept on this computer.`, "error", 10000);
+      s.lastError = null;
     }
   });
 
