@@ -14,7 +14,8 @@ below these limits: this is the backstop for what they miss.
 
 Settings (environment; 0 turns one off):
     INKLABEL_REQUEST_CPU_SECONDS   CPU seconds of the handling thread per request (default 10)
-    INKLABEL_REQUEST_MAX_RSS_MB    resident memory a request may add to its worker (default 1024)
+    INKLABEL_REQUEST_MAX_RSS_MB    resident memory a request may add to its worker (default 1024; with several
+                                   requests in flight in one process, that many times this for the process)
     INKLABEL_REQUEST_WALL_SECONDS  wall time per request (default 0: off; a large download to a slow client is
                                    legitimately slow, and CPU and memory are what a runaway request consumes)
 """
@@ -130,13 +131,15 @@ class RequestWatchdog:
             return None
         limits, now = self.limits, time.monotonic()
         rss = rss_bytes() if limits.max_rss_mb else 0
+        # Memory is the process's: with several threads in flight each may add its share before one is blamed.
+        rss_budget = limits.max_rss_mb * len(entries)
         for entry in entries:
             cpu = _thread_cpu(entry.clock) - entry.cpu_start
             if limits.cpu_seconds and cpu > limits.cpu_seconds:
                 return f"{entry.what}: {cpu:.1f} s of CPU (the limit is {limits.cpu_seconds:g} s)"
             grown = (rss - entry.rss_start) / 2**20
-            if limits.max_rss_mb and grown > limits.max_rss_mb:
-                return f"{entry.what}: +{grown:.0f} MB resident (the limit is {limits.max_rss_mb:g} MB)"
+            if limits.max_rss_mb and grown > rss_budget:
+                return f"{entry.what}: +{grown:.0f} MB resident (the limit is {limits.max_rss_mb:g} MB a request)"
             elapsed = now - entry.started
             if limits.wall_seconds and elapsed > limits.wall_seconds:
                 return f"{entry.what}: {elapsed:.0f} s (the limit is {limits.wall_seconds:g} s)"
