@@ -63,6 +63,22 @@ def test_watchdog_limits_added_memory():
     assert watchdog.check() is None
 
 
+def test_memory_limit_is_per_request_in_flight():
+    """Two threads of one process decoding at once may add twice the limit between them."""
+    watchdog = RequestWatchdog(Limits(cpu_seconds=0, max_rss_mb=80), on_exceeded=lambda reason: None)
+    other = threading.Thread(target=lambda: (watchdog.begin("POST /other"), time.sleep(0.5)))
+    other.start()
+    time.sleep(0.05)
+    watchdog.begin("POST /mine")
+    try:
+        block = np.ones(120 * 2**20, dtype=np.uint8)
+        assert watchdog.check() is None  # +120 MB with two requests in flight: within 2 x 80 MB
+        del block
+    finally:
+        watchdog.end()
+        other.join()
+
+
 def test_limits_from_the_environment():
     assert Limits.from_env({}) == Limits(10.0, 1024.0, 0.0)
     assert Limits.from_env({"INKLABEL_REQUEST_CPU_SECONDS": "2.5", "INKLABEL_REQUEST_WALL_SECONDS": "60"}) == \
