@@ -3,7 +3,7 @@ keeps the drawing, and the server keeps the holder's document."""
 from __future__ import annotations
 
 from .conftest import screenshot
-from .helpers import click_image, login_api, open_image, save_status, server_doc
+from .helpers import draw_polygon, login_api, open_image, save_status, server_doc
 
 
 def test_save_on_an_image_someone_else_holds_says_why(page, live):
@@ -14,10 +14,7 @@ def test_save_on_an_image_someone_else_holds_says_why(page, live):
     assert bob.post("/api/v1/queue/next?strategy=oldest").get_json()["image_id"] == image_id  # bob holds it
     login_api(page, live, "alice")
     open_image(page, live, image_id)
-    page.keyboard.press("p")
-    for x, y in [(100, 100), (300, 100), (300, 300)]:
-        click_image(page, x, y)
-    page.keyboard.press("Enter")
+    draw_polygon(page, [(100, 100), (300, 100), (300, 300)])
     page.evaluate("() => window.inklabel.autosave.flush()")
     toast = page.wait_for_selector(".toast-error", timeout=10_000)
     assert "Another annotator is working on this image" in toast.inner_text()
