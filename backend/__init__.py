@@ -36,15 +36,19 @@ def ensure_workspace(workspace: str | Path) -> Path:
     return root
 
 
+MIN_SECRET_KEY_LENGTH = 32  # anything shorter can be guessed offline from one signed cookie
+
+
 def _secret_key(app: Flask) -> str:
     key = app.config.get("SECRET_KEY")
     if key is None:
         key_file = Path(app.config["WORKSPACE"]) / SECRET_KEY_FILE
         key = key_file.read_text().strip() if key_file.exists() else ""
-    if key in INSECURE_SECRET_KEYS and not app.config.get("TESTING"):
+    if (key in INSECURE_SECRET_KEYS or len(key) < MIN_SECRET_KEY_LENGTH) and not app.config.get("TESTING"):
         raise RuntimeError(
-            "No usable secret key: run `python manage.py init` to make one in the workspace, "
-            "or set INKLABEL_SECRET_KEY to a long random value."
+            "No usable secret key: run `python manage.py init` to make one in the workspace, or set "
+            f"INKLABEL_SECRET_KEY to a long random value (at least {MIN_SECRET_KEY_LENGTH} characters; "
+            "python -c 'import secrets; print(secrets.token_hex(32))')."
         )
     return key or secrets.token_hex(32)
 
@@ -64,6 +68,7 @@ def create_app(config: dict | None = None) -> Flask:
     if app.config.get("CREATE_WORKSPACE", True):
         ensure_workspace(app.config["WORKSPACE"])
     app.config["SECRET_KEY"] = _secret_key(app)
+    _configure_decoding(app)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", dbsetup.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -79,6 +84,13 @@ def create_app(config: dict | None = None) -> Flask:
     _register_pages(app)
     _register_headers(app)
     return app
+
+
+def _configure_decoding(app: Flask) -> None:
+    from .imaging import set_decode_limits
+
+    slots = Path(app.config["WORKSPACE"]) / "tmp" if app.config.get("CREATE_WORKSPACE", True) else None
+    set_decode_limits(app.config["MAX_DECODE_MB"], app.config["MAX_CONCURRENT_DECODES"], slots)
 
 
 def _register_pages(app: Flask) -> None:

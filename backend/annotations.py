@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from datetime import timezone
+from datetime import timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterable
 
 from flask import current_app
@@ -50,6 +50,7 @@ from .models import (
 )
 from .prepared import Prepared
 from .taxonomy import flag_keys, load_taxonomy, style_keys
+from .write_rules import HELD_WRITE, hidden_primary, holds_open_copy, refusal
 
 if TYPE_CHECKING:
     from .auth import Caller
@@ -255,7 +256,7 @@ def _ordered_union(*lists: Iterable[str | None]) -> list[str]:
 
 _READ_STATE = Prepared(
     select(_images.c.width, _images.c.height, _images.c.status, _images.c.styles, _images.c.flags,
-           _annotations.c.version)
+           _images.c.assignee_id, _images.c.lock_expires_at, _annotations.c.version)
     .select_from(_images.outerjoin(_annotations, _annotations.c.image_id == _images.c.id))
     .where(_images.c.id == bindparam("b_image_id"))
 )
@@ -278,6 +279,17 @@ _UPDATE_IMAGE = Prepared(
             styles=bindparam("styles", type_=_images.c.styles.type),
             status=case((_images.c.status == "new", "in_progress"), else_=_images.c.status),
             updated_at=bindparam("updated_at"))
+    .returning(_images.c.status)
+)
+# An annotator's save: only where backend/write_rules.py allows it, and the writer holds the lease afterwards.
+_UPDATE_HELD_IMAGE = Prepared(
+    update(_images)
+    .where(_images.c.id == bindparam("b_image_id"), HELD_WRITE)
+    .values(flags=bindparam("flags", type_=_images.c.flags.type),
+            styles=bindparam("styles", type_=_images.c.styles.type),
+            status=case((_images.c.status == "new", "in_progress"), else_=_images.c.status),
+            updated_at=bindparam("updated_at"), assignee_id=bindparam("b_user_id"),
+            lock_expires_at=bindparam("b_expires", type_=_images.c.lock_expires_at.type))
     .returning(_images.c.status)
 )
 
@@ -303,7 +315,18 @@ def _stale(image_id: int) -> APIError:
 
 
 def _frozen() -> APIError:
-    return APIError(403, "frozen", "This image was accepted in review; only a reviewer or admin may change it.")
+    return refusal("accepted", None, None, None, utcnow())
+
+
+def _refused_meanwhile(session, image_id: int, user_id: int | None) -> APIError:
+    """Why the write transaction's conditional UPDATE matched no row: the image is gone, or it changed hands or
+    status since the read (someone took the lease, submitted it, ...)."""
+    row = session.execute(select(Image.status, Image.assignee_id, Image.lock_expires_at)
+                          .where(Image.id == image_id)).first()
+    if row is None:
+        return not_found("image")
+    return refusal(row.status, row.assignee_id, row.lock_expires_at, user_id, utcnow()) or \
+        APIError(409, "leased", "Another annotator took this image a moment ago; ask the queue for another image.")
 
 
 def _expire_image_objects(session, image_id: int) -> None:
@@ -348,6 +371,7 @@ def save_document(image_id: int, user: User | Caller | None, base_version: int, 
     session = db.session()
     user_id = user.id if user is not None else None
     privileged = allow_frozen or (user is not None and user.has_role("reviewer"))
+    held = user is not None and not privileged  # an annotator: backend/write_rules.py decides
     try:
         # 1. Read and check outside any lock (on SQLite a DEFERRED read: a WAL snapshot, not the write lock); the
         #    write below checks again where it counts.
@@ -355,8 +379,14 @@ def save_document(image_id: int, user: User | Caller | None, base_version: int, 
             row = _READ_STATE.first(session.connection(), {"b_image_id": image_id})
             if row is None:
                 raise not_found("image")
-            if row.status == "accepted" and not privileged:
+            if held:
+                refused = refusal(row.status, row.assignee_id, row.lock_expires_at, user_id, utcnow())
+                if refused is not None:
+                    raise refused
+            elif row.status == "accepted" and not privileged:
                 raise _frozen()
+            if user is not None and holds_open_copy(session.connection(), image_id, user_id):
+                raise hidden_primary(image_id)
             if (row.version or 0) != base_version:
                 raise _stale(image_id)
             end_read(session)
@@ -379,12 +409,19 @@ def save_document(image_id: int, user: User | Caller | None, base_version: int, 
         #    end with one winner.
         check_model_versions(cleaned)
         conn = session.connection()
-        locked = _UPDATE_IMAGE.first(conn, {"b_image_id": image_id, "flags": flags, "styles": styles,
-                                            "updated_at": now})
-        if locked is None:
-            raise not_found("image")
-        if locked.status == "accepted" and not privileged:
-            raise _frozen()  # (rolled back below)
+        params = {"b_image_id": image_id, "flags": flags, "styles": styles, "updated_at": now}
+        if held:
+            lease = now + timedelta(seconds=int(config.get("LOCK_SECONDS", 900)))
+            locked = _UPDATE_HELD_IMAGE.first(conn, {**params, "b_user_id": user_id, "b_now": now,
+                                                     "b_expires": lease})
+            if locked is None:
+                raise _refused_meanwhile(session, image_id, user_id)  # (rolled back below)
+        else:
+            locked = _UPDATE_IMAGE.first(conn, params)
+            if locked is None:
+                raise not_found("image")
+            if locked.status == "accepted" and not privileged:
+                raise _frozen()
         if row.version is None:  # no annotation row yet: a concurrent first save hits the primary key
             _INSERT_ANNOTATION.execute(conn, {"image_id": image_id, "version": new_version, "document": document,
                                               "updated_by": user_id, "updated_at": now})
@@ -413,26 +450,40 @@ def save_document(image_id: int, user: User | Caller | None, base_version: int, 
 # --- workflow -----------------------------------------------------------------------------------------------------
 
 
-def submit_image(image_id: int) -> dict:
+def submit_image(image_id: int, user: User | Caller | None = None) -> dict:
     """Mark an image as submitted for review (from new, in_progress or rejected); 409 from other states.
 
+    An annotator (`user` below reviewer) submits only what they may write (backend/write_rules.py: the lease is
+    free or theirs, no open agreement copy of theirs); reviewers, admins and `user` None (the CLI) any image.
     The annotator's queue lease ends with it (as workflow.end_lease does for status changes)."""
     session = db.session
+    now = utcnow()
+    held = user is not None and not user.has_role("reviewer")
     try:
+        if user is not None and holds_open_copy(session.connection(), image_id, user.id):
+            raise hidden_primary(image_id)
+        where = [Image.id == image_id, Image.status.in_(SUBMITTABLE)]
+        if held:
+            where.append(HELD_WRITE)
         result = session.execute(
             update(Image)
-            .where(Image.id == image_id, Image.status.in_(SUBMITTABLE))
-            .values(status="submitted", assignee_id=None, lock_expires_at=None, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
+            .where(*where)
+            .values(status="submitted", assignee_id=None, lock_expires_at=None, updated_at=now)
+            .execution_options(synchronize_session=False),
+            {"b_user_id": user.id, "b_now": now} if held else {},
         )
         if result.rowcount != 1:
-            status = session.scalar(select(Image.status).where(Image.id == image_id))
+            row = session.execute(select(Image.status, Image.assignee_id, Image.lock_expires_at)
+                                  .where(Image.id == image_id)).first()
             session.rollback()
-            if status is None:
+            if row is None:
                 raise not_found("image")
+            refused = refusal(row.status, row.assignee_id, row.lock_expires_at, user.id, now) if held else None
+            if refused is not None and row.status in SUBMITTABLE:
+                raise refused
             raise APIError(409, "bad_status",
-                           f"The image is {status}; only new, in-progress or rejected images can be submitted.",
-                           {"status": status})
+                           f"The image is {row.status}; only new, in-progress or rejected images can be submitted.",
+                           {"status": row.status})
         session.commit()
     except BaseException:
         session.rollback()

@@ -4,8 +4,8 @@
   gone when the browser closes) holds only a random key and the CSRF token; the server keeps an AuthSession row per
   login, so logout (or an expiry) invalidates a copied cookie. Every login rotates the key and revokes the
   browser's previous session. Writes from a session need the X-CSRF-Token header.
-- Login attempts are rate limited per user name and per client address (LoginFailure rows: every worker and host
-  counts the same); over the limit the answer is 429 with Retry-After, before the password is even checked.
+- Failed logins back off exponentially per (user name, client address) (LoginFailure rows: every worker and host
+  counts the same); while waiting the answer is 429 with Retry-After, before the password is even checked.
 - API tokens (`Authorization: Bearer ink_…`): shown once, stored as sha256, listed with a prefix, revocable.
 - Authorisation follows backend/security.py: `require_user(role)` answers 401/403, or 404 where a 403 would
   confirm that an object the caller may not see exists.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 from datetime import datetime, timedelta, timezone
 
@@ -55,11 +56,24 @@ def check_username(username: str) -> str:
     return username
 
 
-def check_password(password: str) -> str:
+# The most common passwords of 8+ characters in published leak lists: refused whatever the length rule says.
+COMMON_PASSWORDS = frozenset("""
+password 12345678 123456789 1234567890 12345678910 qwertyuiop qwerty123 qwertyui 1q2w3e4r 1q2w3e4r5t password1
+password! passw0rd iloveyou 11111111 00000000 88888888 87654321 abcd1234 abc12345 abcdefgh 123123123 111111111
+sunshine princess football baseball superman trustno1 welcome1 letmein1 changeme administrator asdfghjk
+zaq12wsx q1w2e3r4 1qaz2wsx
+""".split())
+
+
+def check_password(password: str, username: str | None = None) -> str:
     if len(password) < 8:
         raise ValueError("passwords need at least 8 characters")
     if len(password) > 1024:
         raise ValueError("passwords are at most 1024 characters")
+    lowered = password.lower()
+    if lowered in COMMON_PASSWORDS or len(set(password)) == 1 or (username and lowered == username.lower()):
+        raise ValueError("this password is among the first any attacker tries (a common password, one character "
+                         "repeated, or the user name); choose another")
     return password
 
 
@@ -67,9 +81,9 @@ def create_user(username: str, password: str, role: str = "annotator") -> User:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     check_username(username)
-    check_password(password)
-    if db.session.scalar(select(User).where(User.username == username)):
-        raise ValueError(f"user {username!r} exists already")
+    check_password(password, username)
+    if db.session.scalar(select(User).where(func.lower(User.username) == username.lower())):
+        raise ValueError(f"user {username!r} exists already (user names are compared without case)")
     user = User(username=username, password_hash=generate_password_hash(password), role=role)
     db.session.add(user)
     db.session.commit()
@@ -103,31 +117,37 @@ def client_address() -> str:
     return (request.remote_addr or "unknown")[:64]
 
 
-def _login_limits() -> tuple[int, int, int]:
+def _login_limits() -> tuple[int, float, int]:
     config = current_app.config
-    return (int(config.get("LOGIN_MAX_FAILURES", 5)), int(config.get("LOGIN_MAX_FAILURES_PER_ADDRESS", 30)),
+    return (int(config.get("LOGIN_MAX_FAILURES", 5)), float(config.get("LOGIN_BACKOFF_SECONDS", 1.0)),
             int(config.get("LOGIN_WINDOW_SECONDS", 900)))
 
 
 def check_login_rate(username: str, address: str) -> None:
-    """Raise RateLimited when the user name or the address has too many recent failures."""
-    per_user, per_address, window = _login_limits()
-    since = utcnow() - timedelta(seconds=window)
-    name = username.lower()[:64]
-    for column, value, limit in ((LoginFailure.username, name, per_user), (LoginFailure.address, address, per_address)):
-        if limit <= 0:
-            continue
-        count, oldest = db.session.execute(
-            select(func.count(), func.min(LoginFailure.created_at))
-            .where(column == value, LoginFailure.created_at > since)
-        ).one()
-        if count >= limit:
-            retry = int((_aware(oldest) + timedelta(seconds=window) - utcnow()).total_seconds()) + 1
-            raise RateLimited(max(1, retry))
+    """Raise RateLimited while this user name, from this address, must wait: after LOGIN_MAX_FAILURES free
+    failures in the window, each further attempt waits LOGIN_BACKOFF_SECONDS x 2^(failures beyond the free ones)
+    after the last failure, up to the window. Only the (name, address) pair waits: the same user from another
+    address, and other users from this one, are not held up (no lock a stranger can put on an account or on
+    everyone behind one address)."""
+    free, base, window = _login_limits()
+    if free <= 0:
+        return
+    now = utcnow()
+    count, last = db.session.execute(
+        select(func.count(), func.max(LoginFailure.created_at))
+        .where(LoginFailure.username == username.lower()[:64], LoginFailure.address == address,
+               LoginFailure.created_at > now - timedelta(seconds=window))
+    ).one()
+    if count < free:
+        return
+    wait = min(float(window), base * 2 ** min(count - free, 30))
+    remaining = (_aware(last) + timedelta(seconds=wait) - now).total_seconds()
+    if remaining > 0:
+        raise RateLimited(max(1, math.ceil(remaining)))
 
 
 def record_login_failure(username: str, address: str) -> None:
-    _per_user, _per_address, window = _login_limits()
+    _free, _base, window = _login_limits()
     now = utcnow()
     db.session.execute(delete(LoginFailure).where(LoginFailure.created_at < now - timedelta(seconds=window)))
     db.session.add(LoginFailure(username=username.lower()[:64], address=address, created_at=now))
@@ -142,7 +162,8 @@ def login(username: str, password: str) -> User:
     if user is None:
         record_login_failure(username, address)
         raise APIError(401, "invalid_credentials", "Wrong user name or password.")
-    db.session.execute(delete(LoginFailure).where(LoginFailure.username == username.lower()[:64]))
+    db.session.execute(delete(LoginFailure).where(LoginFailure.username == username.lower()[:64],
+                                                  LoginFailure.address == address))
     return user
 
 

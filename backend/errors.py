@@ -39,6 +39,21 @@ _HTTP_CODES = {
 }
 
 
+def _too_large_message(config) -> str:
+    """Which limit a 413 from the request parser hit: the body size, or (a body within it) the number of
+    multipart parts or the size of a non-file form field."""
+    from flask import request
+
+    limit = config.get("MAX_CONTENT_LENGTH")
+    length = request.content_length
+    if limit is None or length is None or length > limit:
+        return f"The request body is larger than the server accepts ({limit:,} bytes)." if limit else \
+            "The request body is larger than the server accepts."
+    parts, memory = config.get("MAX_FORM_PARTS"), config.get("MAX_FORM_MEMORY_SIZE")
+    return (f"The upload has too many parts: at most {parts:,} files and fields per request (send the rest in "
+            f"another request), each form field other than a file at most {memory:,} bytes.")
+
+
 def register_error_handlers(app) -> None:
     @app.errorhandler(APIError)
     def _api_error(err: APIError):
@@ -48,8 +63,7 @@ def register_error_handlers(app) -> None:
     def _http_error(err: HTTPException):
         code, message = _HTTP_CODES.get(err.code or 400, ("http_error", err.description or "Request failed."))
         if err.code == 413:
-            limit = app.config.get("MAX_CONTENT_LENGTH")
-            message = f"The request body is larger than the server accepts ({limit} bytes)."
+            message = _too_large_message(app.config)
         response = error_response(err.code or 400, code, message)
         if err.code == 405 and hasattr(err, "valid_methods") and err.valid_methods:
             response.headers["Allow"] = ", ".join(err.valid_methods)

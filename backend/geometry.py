@@ -22,7 +22,9 @@ Validation policy (`validate_geometry`):
   REPAIRED, not refused: every ring is made valid with ``shapely.make_valid`` (polygonal parts kept), then holes are
   subtracted from their outer ring and the parts unioned (see `_repair`); a polygon that is empty after clipping or
   repair (zero area) is refused;
-- more than ``max_vertices`` positions (before or after repair) are refused.
+- more than ``max_vertices`` positions (before or after repair) are refused, and so is a polygon whose edges
+  cross more than geometry_bounds.MAX_REPAIR_CROSSINGS times (counted before make_valid, whose cost grows with
+  the crossings); brush strokes and overlays are bounded there too (backend/geometry_bounds.py).
 A geometry that is already valid and inside the image comes back with exactly the coordinates it was given (only
 an open ring gets its closing point); ring orientation is not changed.
 """
@@ -36,6 +38,15 @@ import numpy as np
 import shapely
 import shapely.errors
 from shapely.geometry import GeometryCollection, MultiPolygon, Polygon, box
+
+from .geometry_bounds import (
+    MAX_REPAIR_CROSSINGS,
+    MAX_STROKE_POINTS,
+    TooComplex,
+    check_crossings,
+    check_overlay,
+    stroke_path_shape,
+)
 
 __all__ = [
     "GeometryError",
@@ -202,11 +213,17 @@ def validate_geometry(geojson: Any, width: float, height: float, max_vertices: i
             # Already fine: keep the caller's numbers as they are (exact round trip).
             return _to_output(kind, polygons)
 
-        repaired = shape if shape.is_valid else _repair(polygons)
+        if shape.is_valid:
+            repaired = shape
+        else:  # make_valid's cost grows with the crossings: count them first, within a fixed budget
+            check_crossings([ring for poly in polygons for ring in poly], MAX_REPAIR_CROSSINGS, "the polygon")
+            repaired = _repair(polygons)
         if repaired is not None and not inside:
             repaired = _polygonal(repaired.intersection(box(0, 0, width, height)))
     except shapely.errors.GEOSException as err:  # numerically hopeless input
         raise GeometryError(f"the polygon cannot be repaired ({str(err)[:100]})") from None
+    except TooComplex as err:
+        raise GeometryError(str(err)) from None
     if repaired is None or repaired.is_empty or repaired.area <= 0:
         reason = "is empty after clipping to the image" if shape.is_valid else "is empty after repair (no area left)"
         raise GeometryError(f"the polygon {reason}")
@@ -446,9 +463,6 @@ def _centre_line_shape(outer: np.ndarray, holes: list[np.ndarray]):
 
 # --- brush / eraser -----------------------------------------------------------------------------------------------
 
-MAX_STROKE_POINTS = 10_000
-
-
 def stroke_shape(stroke: Any, width: float, height: float, radius: float | None = None,
                  max_vertices: int = DEFAULT_MAX_VERTICES):
     """A brush stroke as a shapely polygon, clipped to the image.
@@ -470,9 +484,11 @@ def stroke_shape(stroke: Any, width: float, height: float, radius: float | None 
             if not isinstance(pos, list) or len(pos) != 2:
                 raise GeometryError(f"stroke position {k} must be an [x, y] position")
             points.append((_number(pos[0], f"stroke[{k}][0]"), _number(pos[1], f"stroke[{k}][1]")))
-        path = shapely.Point(points[0]) if len(set(points)) == 1 else shapely.LineString(points)
-        shape = path.buffer(float(radius), quad_segs=8).intersection(box(0, 0, width, height))
-        shape = _polygonal(shape)
+        try:
+            shape = stroke_path_shape(points, float(radius))
+        except TooComplex as err:
+            raise GeometryError(str(err)) from None
+        shape = _polygonal(shape.intersection(box(0, 0, width, height)))
         if shape is None:
             raise GeometryError("the stroke lies outside the image")
         return shape
@@ -494,6 +510,8 @@ def union_geometry(geojson: dict | None, stroke_geojson: dict, width: float, hei
     """
     stroke = stroke_shape(stroke_geojson, width, height, radius, max_vertices)
     base = None if geojson is None else to_shape(validate_geometry(geojson, width, height, max_vertices))
+    if base is not None:
+        _check_overlay(base, stroke)
     result = _result(stroke if base is None else base.union(stroke), width, height, max_vertices)
     if result is None:
         raise GeometryError("the stroke left no area")
@@ -507,4 +525,12 @@ def difference_geometry(geojson: dict, stroke_geojson: dict, width: float, heigh
         raise GeometryError("there is no region to erase from")
     base = to_shape(validate_geometry(geojson, width, height, max_vertices))
     stroke = stroke_shape(stroke_geojson, width, height, radius, max_vertices)
+    _check_overlay(base, stroke)
     return _result(base.difference(stroke), width, height, max_vertices)
+
+
+def _check_overlay(base, stroke) -> None:
+    try:
+        check_overlay(base, stroke)
+    except TooComplex as err:
+        raise GeometryError(str(err)) from None

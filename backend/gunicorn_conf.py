@@ -27,6 +27,11 @@
   (INKLABEL_MAX_REQUEST_BYTES → 413 before parsing) and should also be limited by the proxy in front.
 - A worker that stops answering for `timeout` seconds is killed and replaced; the request it was writing is rolled
   back by the database (an annotation save is one transaction), so documents are never half-written.
+- Hard per-request limit, whatever the worker class: `post_worker_init` starts backend/request_limits.py's
+  watchdog, `pre_request`/`post_request` mark each request; a request past INKLABEL_REQUEST_CPU_SECONDS (10) of
+  CPU or INKLABEL_REQUEST_MAX_RSS_MB (1024) of added memory (or INKLABEL_REQUEST_WALL_SECONDS, off by default)
+  ends with its worker (SIGKILL) and the arbiter starts another. gthread's `timeout` cannot do this: its
+  heartbeat goes on while a request runs.
 """
 import os
 import shutil
@@ -112,11 +117,27 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """Each worker loads the current models in the background once, not on its first pre-fill request."""
+    """Each worker loads the current models in the background once (not on its first pre-fill request) and runs
+    the hard per-request limit (backend/request_limits.py): a watchdog thread per worker process."""
+    from backend.request_limits import Limits, RequestWatchdog
     from backend.tasks.warmup import start_model_warmup
     from backend.wsgi import app
 
+    worker.inklabel_watchdog = RequestWatchdog(Limits.from_env()).start()
     start_model_warmup(app)
+
+
+def pre_request(worker, req):
+    worker.log.debug("%s %s", req.method, req.path)
+    watchdog = getattr(worker, "inklabel_watchdog", None)
+    if watchdog is not None:
+        watchdog.begin(f"{req.method} {req.path}")
+
+
+def post_request(worker, req, environ, resp):
+    watchdog = getattr(worker, "inklabel_watchdog", None)
+    if watchdog is not None:
+        watchdog.end()
 
 
 def child_exit(server, worker):

@@ -10,6 +10,8 @@ What changes: a connection that opened without sending anything holds the proces
 timeout (5 s) before it is parked in the poller, as it held gthread's one pool thread. The loop does not tick while
 a request runs, so a heartbeat thread tells the arbiter the process is alive, as gthread's loop does while its
 pool works: a long request (a large download to a slow client) is not killed by `timeout`, as under gthread.
+What bounds a runaway request is the per-request CPU/memory limit of backend/request_limits.py, which
+gunicorn_conf.py installs for every worker class (this one, gthread, sync).
 With GUNICORN_THREADS > 1, or a gunicorn whose gthread worker lacks the hooks used here, it is plain gthread.
 """
 from __future__ import annotations

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from .decode_slots import DecodeBusy, DecodeSlots
+
 # format name (stored in Image.format) -> Pillow plugin name, file extension, MIME type
 FORMATS = {
     "jpeg": ("JPEG", "jpg", "image/jpeg"),
@@ -117,6 +119,34 @@ def _check_pixels(width: int, height: int, max_pixels: int | None) -> None:
         )
 
 
+# Peak bytes a decode holds per pixel, by the mode Pillow decodes into: the decoded source plus the RGB result
+# (plus the alpha band on the way). 16-bit greyscale used to go through an int64 copy (10 bytes per pixel more).
+DECODE_BYTES_PER_PIXEL = {"1": 4, "L": 4, "P": 8, "RGB": 3, "RGBA": 8, "LA": 6, "PA": 8, "CMYK": 7, "YCbCr": 6,
+                          "I;16": 6, "I;16B": 6, "I;16L": 6, "I;16N": 6, "I": 8, "F": 8, "La": 6, "RGBa": 8,
+                          "RGBX": 7, "LAB": 6, "HSV": 6}
+MAX_DECODE_BYTES = 512 * 2**20  # per decode; set_decode_limits() changes it (config INKLABEL_MAX_DECODE_MB)
+DECODE_SLOTS = DecodeSlots()
+
+
+def set_decode_limits(max_mb: int, concurrent: int, slot_folder: str | os.PathLike | None = None) -> None:
+    """The memory one decode may need and how many large decodes run at once (across processes when
+    `slot_folder` is given: the app passes its workspace's tmp/)."""
+    global MAX_DECODE_BYTES
+    MAX_DECODE_BYTES = int(max_mb) * 2**20
+    DECODE_SLOTS.configure(Path(slot_folder) / "decode-slots" if slot_folder else None, concurrent)
+
+
+def _check_decode_memory(img: Image.Image) -> None:
+    need = img.width * img.height * DECODE_BYTES_PER_PIXEL.get(img.mode, 8)
+    if need > MAX_DECODE_BYTES:
+        raise ImageRejected(
+            "too_much_memory",
+            f"Decoding this {img.width}x{img.height} {img.mode} image needs about {need / 2**20:,.0f} MB; the limit "
+            f"is {MAX_DECODE_BYTES / 2**20:,.0f} MB. Save it as an 8-bit RGB JPEG or PNG, or scale it down.",
+            413,
+        )
+
+
 def _raise_pillow_guard(max_pixels: int | None) -> None:
     """Pillow's own decompression-bomb guard (a warning above Image.MAX_IMAGE_PIXELS, an error above twice that)
     must not refuse or warn about images our configured limit allows: lift it to that limit, never lower it."""
@@ -149,19 +179,40 @@ def _reason(err: Exception) -> str:
     return text[:200]
 
 
+BAND_ROWS = 512  # rows converted at a time: the intermediate arrays stay a few MB whatever the image size
+
+
+def _bands_to_l(img: Image.Image, to_uint8) -> Image.Image:
+    """An 8-bit greyscale copy of a one-channel image, `to_uint8(array)` applied band by band (no full-size
+    intermediate array: a 10000 x 10000 16-bit PNG took 2.2 GB through one int64 copy)."""
+    out = Image.new("L", img.size)
+    for top in range(0, img.height, BAND_ROWS):
+        box = (0, top, img.width, min(img.height, top + BAND_ROWS))
+        out.paste(Image.fromarray(to_uint8(np.asarray(img.crop(box))), "L"), box)
+    return out
+
+
+def _sixteen_to_8(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind == "u":  # I;16 / I;16B: the high byte
+        return (arr >> 8).astype(np.uint8)
+    return (np.clip(arr, 0, 65535) >> 8).astype(np.uint8)  # "I" (int32): older Pillow's 16-bit greyscale
+
+
+def _float_to_8(arr: np.ndarray) -> np.ndarray:
+    arr = np.nan_to_num(arr.astype(np.float32, copy=False), nan=0.0, posinf=255.0, neginf=0.0)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """8-bit RGB from any mode: 16-bit scaled (not clipped), alpha composited on white, palettes expanded."""
+    """8-bit RGB from any mode: 16-bit scaled (not clipped), alpha composited on white, palettes expanded.
+    Memory: the source plus the RGB result plus a band (see DECODE_BYTES_PER_PIXEL)."""
     mode = img.mode
     if mode == "RGB":
         return img
     if mode.startswith("I;16") or mode == "I":
-        arr = np.asarray(img)  # 16-bit samples ("I" is how older Pillow opens 16-bit greyscale PNGs)
-        gray = (np.clip(arr.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
-        return Image.fromarray(gray, "L").convert("RGB")
+        return _bands_to_l(img, _sixteen_to_8).convert("RGB")
     if mode == "F":
-        arr = np.asarray(img, dtype=np.float32)
-        arr = np.nan_to_num(arr, nan=0.0, posinf=255.0, neginf=0.0)
-        return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L").convert("RGB")
+        return _bands_to_l(img, _float_to_8).convert("RGB")
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         mode = img.mode
@@ -169,9 +220,10 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         img = img.convert("RGBA")
         mode = img.mode
     if mode in ("RGBA", "LA"):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        # On white: out = colour * alpha + white * (1 - alpha), written into the RGB result (no RGBA copies).
+        out = Image.new("RGB", img.size, (255, 255, 255))
+        out.paste(img.convert("RGB") if mode == "LA" else img, (0, 0), img.getchannel("A"))
+        return out
     if mode == "1":
         img = img.convert("L")
     return img.convert("RGB")  # L, CMYK, YCbCr, LAB, HSV, RGBX
@@ -180,6 +232,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 def _upright(img: Image.Image) -> Image.Image:
     """Apply the EXIF orientation. A photo whose EXIF block is broken is kept as stored rather than refused."""
     try:
+        if img.getexif().get(0x0112, 1) in (1, None):
+            return img  # upright already (exif_transpose would return a full copy)
         upright = ImageOps.exif_transpose(img)
     except Exception as err:  # malformed EXIF: the pixels are fine
         log.warning("ignoring unreadable EXIF orientation: %s", _reason(err))
@@ -193,16 +247,25 @@ def _finish(img: Image.Image, fmt: str, draft_side: int | None = None) -> Image.
     Truncated data raises here because Pillow's ImageFile.LOAD_TRUNCATED_IMAGES is False (its default; nothing in
     this project may turn it on).
     """
+    rgb = None
     try:
         if draft_side and fmt == "jpeg":
             img.draft("RGB", (draft_side, draft_side))  # JPEG DCT scaling: decode at 1/2..1/8 when enough
-        if getattr(img, "n_frames", 1) > 1:
+        _check_decode_memory(img)
+        frames = getattr(img, "n_frames", 1)
+        if frames > 1:
             img.seek(0)  # animated: the first frame
-        img.load()
-        rgb = _to_rgb(_upright(img))
-        if rgb is img:
-            rgb = img.copy()
-        rgb.load()
+        with DECODE_SLOTS.slot(img.width * img.height):
+            img.load()
+            rgb = _to_rgb(_upright(img))
+            if rgb is img and frames > 1:
+                rgb = img.copy()  # let the file go (a single frame's is closed by load())
+            rgb.load()
+    except ImageRejected:
+        raise
+    except DecodeBusy as err:
+        raise ImageRejected("busy", f"The server is decoding other large images ({err}); try again in a minute.",
+                            429) from None
     except Image.DecompressionBombError as err:
         raise ImageRejected("too_many_pixels", f"The image has too many pixels: {err}", 413) from None
     except MemoryError:
@@ -214,25 +277,33 @@ def _finish(img: Image.Image, fmt: str, draft_side: int | None = None) -> Image.
                                 422) from None
         raise ImageRejected("corrupt_image", f"The {fmt.upper()} file could not be decoded: {reason}", 422) from None
     finally:
-        img.close()
+        if rgb is not img:
+            img.close()
     return rgb
 
 
-def decode_image(data: bytes, max_pixels: int | None) -> Decoded:
-    """Check and fully decode uploaded bytes, or raise ImageRejected (4xx status, code, message).
-
-    Order matters: the format is sniffed from the content, then only the header is parsed and the pixel count
-    checked, and only then are the pixels decoded (truncated data is an error, never padded with grey).
-    """
-    fmt = sniff_format(data)
-    img = _open(io.BytesIO(data), fmt, max_pixels)
-    rgb = _finish(img, fmt)
+def refuse_polyglot(data: bytes, fmt: str) -> None:
+    """ImageRejected 415 when the file also carries markup (backend.security.find_markup)."""
     from .security import find_markup  # polyglots: a valid image that also carries HTML/SVG/script
 
     marker = find_markup(data, fmt)
     if marker is not None:
-        raise ImageRejected("polyglot", f"The {fmt.upper()} file also carries markup ({marker!r}) in its metadata "
-                            "or after the image data; such polyglot files are refused.", 415)
+        raise ImageRejected("polyglot", f"The {fmt.upper()} file also carries markup ({marker!r}) in its metadata, "
+                            "its pixel data or after the image; such polyglot files are refused.", 415)
+
+
+def decode_image(data: bytes, max_pixels: int | None, check_markup: bool = True) -> Decoded:
+    """Check and fully decode uploaded bytes, or raise ImageRejected (4xx status, code, message).
+
+    Order matters: the format is sniffed from the content, then only the header is parsed and the pixel count
+    checked, and only then are the pixels decoded (truncated data is an error, never padded with grey).
+    `check_markup` False: the caller ran `refuse_polyglot` on these bytes already.
+    """
+    fmt = sniff_format(data)
+    img = _open(io.BytesIO(data), fmt, max_pixels)
+    rgb = _finish(img, fmt)
+    if check_markup:
+        refuse_polyglot(data, fmt)
     return Decoded(format=fmt, width=rgb.width, height=rgb.height, image=rgb)
 
 

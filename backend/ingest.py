@@ -29,7 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .extensions import db
-from .imaging import ImageRejected, decode_image, resize_to_max_side
+from .imaging import ImageRejected, decode_image, refuse_polyglot, resize_to_max_side, sniff_format
+from .sanitize import strip_foreign
 from .models import Annotation, Image, ImageTag, empty_document
 from .prepared import Prepared
 from .storage import BlobStore
@@ -78,6 +79,11 @@ def ingest_bytes(data: bytes, filename: str, source: str = "upload", user_id: in
     limit = cfg["MAX_UPLOAD_BYTES"]
     if len(data) > limit:
         raise ImageRejected("file_too_large", f"The file is {len(data):,} bytes; the limit is {limit:,} bytes.", 413)
+    # The whole upload is checked for markup, then only the picture is kept (backend/sanitize.py): what is stored,
+    # served and exported carries no foreign bytes. The sha256 (the name and the duplicate check) is the kept one's.
+    fmt = sniff_format(data)
+    refuse_polyglot(data, fmt)
+    data = strip_foreign(data, fmt)
     sha = hashlib.sha256(data).hexdigest()
     session = db.session
 
@@ -92,7 +98,7 @@ def ingest_bytes(data: bytes, filename: str, source: str = "upload", user_id: in
             store.put_original(sha, data, existing_format)
         return IngestResult(existing, True)
 
-    decoded = decode_image(data, cfg["MAX_IMAGE_PIXELS"])
+    decoded = decode_image(data, cfg["MAX_IMAGE_PIXELS"], check_markup=False)
     store.put_original(sha, data, decoded.format)
     # The editor opens the display image first and the grid shows thumbnails: make both while the pixels are decoded,
     # so the first view of a large photo does not wait for a resize.

@@ -153,22 +153,39 @@ def _involved(session: Session, image_id: int, user_id: int) -> bool:
     ) is not None
 
 
+def credit_order():
+    """ORDER BY for an image's revisions so that the credited author comes LAST: revisions by annotators after
+    those by reviewers/admins (who fix or check work), each by version."""
+    return (User.role == "annotator").asc(), AnnotationRevision.version.asc()
+
+
 def primary_annotator(session: Session, image_id: int) -> Optional[int]:
-    """Who annotated the image: the latest primary assignment, else the author of the latest revision."""
-    user_id = session.scalar(
+    """Who gets the credit for an image: the author of its latest revision by an annotator, else of its latest
+    revision; only an image nobody saved falls back to the queue's latest primary assignment (a lease alone is
+    no work: 'A leased, B saved' credits B)."""
+    author = session.scalar(
+        select(AnnotationRevision.author_id)
+        .join(User, User.id == AnnotationRevision.author_id)
+        .where(AnnotationRevision.image_id == image_id)
+        .order_by(*(c.desc() for c in (User.role == "annotator", AnnotationRevision.version)))
+        .limit(1)
+    )
+    if author is not None:
+        return author
+    return session.scalar(
         select(Assignment.user_id)
         .where(Assignment.image_id == image_id, Assignment.kind == "primary")
         .order_by(Assignment.created_at.desc(), Assignment.id.desc())
         .limit(1)
     )
-    if user_id is not None:
-        return user_id
+
+
+def wrote_revision(session: Session, image_id: int, user_id: int) -> bool:
     return session.scalar(
-        select(AnnotationRevision.author_id)
-        .where(AnnotationRevision.image_id == image_id, AnnotationRevision.author_id.is_not(None))
-        .order_by(AnnotationRevision.version.desc())
+        select(AnnotationRevision.id)
+        .where(AnnotationRevision.image_id == image_id, AnnotationRevision.author_id == user_id)
         .limit(1)
-    )
+    ) is not None
 
 
 def _record_primary(session: Session, image_id: int, user_id: int, now: datetime) -> None:
@@ -628,8 +645,8 @@ def review_image(session: Session, image_id: int, reviewer: User, decision: str,
     if decision == "reject" and not comment:
         raise WorkflowError(422, "comment_required", "Say what to fix: a rejection needs a comment for the annotator.")
     annotator = primary_annotator(session, image_id)
-    if annotator == reviewer.id and not reviewer.has_role("admin"):
-        raise WorkflowError(403, "own_work", "You annotated this image; another reviewer has to review it.")
+    if not reviewer.has_role("admin") and (annotator == reviewer.id or wrote_revision(session, image_id, reviewer.id)):
+        raise WorkflowError(403, "own_work", "You wrote a revision of this image; another reviewer has to review it.")
     if image.status != "submitted":
         raise WorkflowError(409, "not_submitted", f"Only submitted images can be reviewed; this one is "
                             f"{image.status}.", {"status": image.status})
@@ -649,15 +666,17 @@ def review_image(session: Session, image_id: int, reviewer: User, decision: str,
                     annotation_version=version, created_at=now)
     session.add(review)
     if annotator is not None and session.scalar(select(Assignment.id).where(
-            Assignment.image_id == image_id, Assignment.kind == "primary").limit(1)) is None:
-        # Annotated without the queue (opened directly): record who did it, for the workflow and the stats.
+            Assignment.image_id == image_id, Assignment.user_id == annotator,
+            Assignment.kind == "primary").limit(1)) is None:
+        # Annotated without the queue, or by someone other than who leased it: record who did it.
         session.add(Assignment(image_id=image_id, user_id=annotator, kind="primary", created_at=now))
         session.flush()
     if decision == "accept":
         session.execute(delete(ImageScore).where(ImageScore.image_id == image_id))
         session.execute(
             update(Assignment)
-            .where(Assignment.image_id == image_id, Assignment.kind == "primary", Assignment.completed_at.is_(None))
+            .where(Assignment.image_id == image_id, Assignment.kind == "primary", Assignment.user_id == annotator,
+                   Assignment.completed_at.is_(None))
             .values(completed_at=now)
             .execution_options(synchronize_session=False)
         )

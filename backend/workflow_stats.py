@@ -49,7 +49,7 @@ from .models import (
     User,
     utcnow,
 )
-from .workflow import DONE_STATUSES, HELD_STATUSES, iso
+from .workflow import DONE_STATUSES, HELD_STATUSES, credit_order, iso
 
 RASTER_MAX_SIDE = 512
 UNCHANGED_IOU = 0.98
@@ -254,21 +254,23 @@ def throughput(session: Session, since: datetime) -> dict:
 
 
 def _primary_annotators(session: Session, image_ids: Iterable[int]) -> dict[int, int]:
-    """image id -> its annotator (latest primary assignment, else the latest revision's author)."""
+    """image id -> who gets the credit (as workflow.primary_annotator: revision authors, annotators first; the
+    queue's primary assignment only for an image nobody saved)."""
     ids = list(set(image_ids))
     out: dict[int, int] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         for image_id, user_id in session.execute(
-            select(AnnotationRevision.image_id, AnnotationRevision.author_id)
-            .where(AnnotationRevision.image_id.in_(chunk), AnnotationRevision.author_id.is_not(None))
-            .order_by(AnnotationRevision.version)
-        ):
-            out[image_id] = user_id
-        for image_id, user_id in session.execute(
             select(Assignment.image_id, Assignment.user_id)
             .where(Assignment.image_id.in_(chunk), Assignment.kind == "primary")
             .order_by(Assignment.created_at, Assignment.id)
+        ):
+            out[image_id] = user_id
+        for image_id, user_id in session.execute(  # the last one wins
+            select(AnnotationRevision.image_id, AnnotationRevision.author_id)
+            .join(User, User.id == AnnotationRevision.author_id)
+            .where(AnnotationRevision.image_id.in_(chunk))
+            .order_by(*credit_order())
         ):
             out[image_id] = user_id
     return out

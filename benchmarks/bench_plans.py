@@ -2,7 +2,7 @@
 """Query plans of the hot queries at scale, on PostgreSQL: the image list (filters, paging), queue/next and the
 export selection, with N images (default 100,000) seeded in a fresh database.
 
-The SQL is not written here: the script runs the real code paths (GET /api/v1/images..., GET /api/v1/queue/next,
+The SQL is not written here: the script runs the real code paths (GET /api/v1/images..., POST /api/v1/queue/next,
 backend.datasets.snapshot.pin_images/iter_documents) through the app, records every SELECT they send, and runs
 EXPLAIN (ANALYZE, BUFFERS) on each with the same parameters (inside a transaction that is rolled back).
 
@@ -190,7 +190,8 @@ def main() -> int:
         for label, who, path in calls:
             capture.label = label
             headers = admin_h if who == "admin" else {"Authorization": f"Bearer {seeded['tokens'][who]}"}
-            resp = client.get(path, headers=headers)
+            call = client.post if path.startswith("/api/v1/queue/next") else client.get  # leasing is a POST
+            resp = call(path, headers=headers)
             if resp.status_code != 200:
                 print(f"warning: {label}: {resp.status_code} {resp.get_data(as_text=True)[:200]}")
         capture.label = "export selection (accepted)"

@@ -6,7 +6,7 @@
 
 The pool looks like a live project: 30 % accepted, 5 % submitted, 2 % flagged, the rest new / in progress, every
 unlabelled image scored (uncertainty) and the top 1,000 ranked for diversity. Each measured call is a distinct
-annotator without a lease asking `GET /api/v1/queue/next` through the Flask app in-process (auth, validation,
+annotator without a lease asking `POST /api/v1/queue/next` through the Flask app in-process (auth, validation,
 claim and commit included; no network), so leases pile up at the top of the ranking as they would with a team.
 The goal (issue 6): p99 under 50 ms at 100k images.
 
@@ -96,7 +96,7 @@ def measure(client, tokens: list[str], strategy: str) -> list[float]:
     times = []
     for token in tokens:
         start = time.perf_counter()
-        resp = client.get(f"/api/v1/queue/next?strategy={strategy}", headers={"Authorization": f"Bearer {token}"})
+        resp = client.post(f"/api/v1/queue/next?strategy={strategy}", headers={"Authorization": f"Bearer {token}"})
         times.append((time.perf_counter() - start) * 1000)
         if resp.status_code != 200:
             raise SystemExit(f"queue/next answered {resp.status_code}: {resp.get_data(as_text=True)[:300]}")

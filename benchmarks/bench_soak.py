@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Soak: N simulated annotators against gunicorn (`manage.py serve --prod`) on SQLite or PostgreSQL.
 
-Each annotator leases an image (GET /queue/next), opens it (metadata, display image, annotation), saves a growing
+Each annotator leases an image (POST /queue/next), opens it (metadata, display image, annotation), saves a growing
 document about once a second for 4-10 edits, sometimes asks for a pre-fill (when that route exists), then submits
 the image (35 %) or releases it. At the end the server is stopped and every image's stored annotation is compared
 with the last save the annotator saw acknowledged: a "lost save" is any difference.
@@ -61,7 +61,7 @@ def annotator(name: str, stack: Stack, token: str, deadline: float, rec: Recorde
     client = Http(stack.url, token, timeout=60)
     time.sleep(rnd.uniform(0, 1.0))  # do not all start in the same millisecond
     while time.monotonic() < deadline:
-        nxt = client.get("/api/v1/queue/next?strategy=oldest")
+        nxt = client.post("/api/v1/queue/next?strategy=oldest")
         if not rec.add("queue_next", nxt, expected=(404,)):
             time.sleep(1.0)
             continue

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from flask import Blueprint, current_app, g
 from pydantic import BaseModel, Field, PlainValidator, WithJsonSchema
+from sqlalchemy import select
 
 from ..annotations import (
     MAX_MOTIFS,
@@ -24,9 +25,13 @@ from ..annotations import (
     submit_image,
 )
 from ..db import end_read
-from ..errors import APIError
+from ..errors import APIError, not_found
+from ..extensions import db
 from ..geometry import GeometryError, area_bbox, difference_geometry, union_geometry
 from ..geometry_clean import clean_geometry
+from ..geometry_bounds import MAX_STROKE_POINTS
+from ..models import Image
+from ..write_rules import check_not_copy_holder
 from .schemas import QueryModel, StrictModel
 from .spec import endpoint
 
@@ -100,7 +105,8 @@ GeometryIn = Annotated[Union[PolygonIn, MultiPolygonIn], Field(discriminator="ty
 
 class LineStringIn(StrictModel):
     type: Literal["LineString"]
-    coordinates: Annotated[list[Position], Field(min_length=1, description="path of the brush centre")]
+    coordinates: Annotated[list[Position], Field(min_length=1, max_length=MAX_STROKE_POINTS,
+                                                 description="path of the brush centre")]
 
 
 class PointIn(StrictModel):
@@ -109,6 +115,7 @@ class PointIn(StrictModel):
 
 
 StrokeIn = Annotated[Union[PolygonIn, MultiPolygonIn, LineStringIn, PointIn], Field(discriminator="type")]
+MAX_BRUSH_RADIUS = 1000  # pixels; the editor's slider stops at 120
 Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH)]
 
 
@@ -141,11 +148,11 @@ class SaveAnnotation(StrictModel):
 
 
 class GeometryOp(StrictModel):
+    image_id: int = Field(ge=1, le=2**31 - 1, description="the image drawn on: its stored size bounds the work")
     geometry: Optional[GeometryIn] = Field(None, description="the region so far (null for a new one with union)")
     stroke: StrokeIn = Field(description="a polygon, or a LineString/Point path buffered by `radius`")
-    radius: Optional[float] = Field(None, gt=0, le=10_000, description="brush radius in pixels, for path strokes")
-    width: int = Field(ge=1, le=1_000_000)
-    height: int = Field(ge=1, le=1_000_000)
+    radius: Optional[float] = Field(None, gt=0, le=MAX_BRUSH_RADIUS,
+                                    description="brush radius in pixels, for path strokes")
 
 
 class RevisionQuery(QueryModel):
@@ -222,6 +229,7 @@ class GeometryResult(BaseModel):
 @bp.get("/images/<int:image_id>/annotation")
 @endpoint("The current annotation document of an image", response=AnnotationDocument)
 def get_annotation(image_id: int):
+    check_not_copy_holder(db.session, image_id, g.caller)
     document = current_document(image_id)
     end_read()  # release SQLite's lock before the response is serialised
     return document
@@ -238,8 +246,10 @@ def get_annotation(image_id: int):
         "Replaces regions and tags in one transaction and returns the new document (version + 1). "
         "409 with `details.current` when `base_version` is not the current version; 422 naming the region index "
         "(`details.region`, `details.reason`) when a region is invalid. Geometry outside the image is clipped and "
-        "self-intersecting polygons are repaired (shapely make_valid), not refused. Accepted images can only be "
-        "changed by reviewers and admins (403)."
+        "self-intersecting polygons are repaired (shapely make_valid), not refused. An annotator writes only an "
+        "image whose lease is free or theirs (the save takes it; 409 `leased` otherwise), not one that is "
+        "submitted (403 `submitted`), accepted (403 `frozen`), rejected back to someone else (403 `not_yours`) or "
+        "of which they hold an open agreement copy (403 `agreement_open`); reviewers and admins write any."
     ),
 )
 def put_annotation(image_id: int, body: SaveAnnotation):
@@ -248,34 +258,42 @@ def put_annotation(image_id: int, body: SaveAnnotation):
 
 
 @bp.post("/images/<int:image_id>/submit")
-@endpoint("Submit the image for review (from new, in_progress or rejected)", response=SubmitOut, errors=(409,))
+@endpoint("Submit the image for review (from new, in_progress or rejected)", response=SubmitOut, errors=(409,),
+          description="An annotator submits only an image whose lease is free or theirs (as for saves).")
 def submit(image_id: int):
-    return submit_image(image_id)
+    return submit_image(image_id, g.caller)
 
 
 @bp.get("/images/<int:image_id>/revisions")
 @endpoint("The save history of an image, newest first", query=RevisionQuery, response=RevisionList)
 def revisions(image_id: int, query: RevisionQuery):
+    check_not_copy_holder(db.session, image_id, g.caller)
     return list_revisions(image_id, query.page, query.per_page)
 
 
 @bp.get("/images/<int:image_id>/revisions/<int:version>")
 @endpoint("One saved revision with its full document", response=RevisionDetail)
 def revision(image_id: int, version: int):
+    check_not_copy_holder(db.session, image_id, g.caller)
     return get_revision(image_id, version)
 
 
 def _geometry_op(op, body: GeometryOp) -> dict:
+    """The work is bounded by the stored image (its size, not one the client names) and geometry_bounds' caps."""
     max_vertices = current_app.config.get("MAX_REGION_VERTICES", 10_000)
+    size = db.session.execute(select(Image.width, Image.height).where(Image.id == body.image_id)).first()
+    end_read()
+    if size is None:
+        raise not_found("image")
     geometry = body.geometry.model_dump() if body.geometry is not None else None
     try:
-        result = op(geometry, body.stroke.model_dump(), body.width, body.height, max_vertices, body.radius)
+        result = op(geometry, body.stroke.model_dump(), size.width, size.height, max_vertices, body.radius)
     except GeometryError as err:
         raise APIError(422, "invalid_geometry", f"Geometry: {err}", {"reason": str(err)}) from None
     if result is None:
         return {"geometry": None, "area": 0.0, "bbox": None}
     # the stroke's round caps leave vertices a hundredth of a pixel apart: those go, the shape stays exact
-    result, _ = clean_geometry(result, 0.0, body.width, body.height, max_vertices)
+    result, _ = clean_geometry(result, 0.0, size.width, size.height, max_vertices)
     if result is None:
         return {"geometry": None, "area": 0.0, "bbox": None}
     area, bbox = area_bbox(result)

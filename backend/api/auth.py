@@ -263,7 +263,7 @@ def update_user(user_id: int, body: UserUpdate):
         user.active = body.active
     if body.password is not None:
         try:
-            check_password(body.password)
+            check_password(body.password, user.username)
         except ValueError as err:
             raise APIError(422, "invalid_body", str(err)) from None
         user.password_hash = generate_password_hash(body.password)

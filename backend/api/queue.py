@@ -1,6 +1,6 @@
 """/api/v1/queue: the active-learning queue hands out images with a lease; agreement copies of images.
 
-    GET  /queue/next?strategy=uncertainty|diversity|random|oldest   lease the next image (see backend/workflow.py)
+    POST /queue/next?strategy=uncertainty|diversity|random|oldest   lease the next image (see backend/workflow.py)
     POST /queue/heartbeat {"image_id"}                              extend the caller's lease
     POST /queue/release   {"image_id"}                              give the image back
     GET  /queue                                                     pool size, scores, the caller's leases
@@ -106,7 +106,7 @@ def _lock_seconds() -> int:
     return int(current_app.config["LOCK_SECONDS"])
 
 
-@bp.get("/queue/next")
+@bp.post("/queue/next")
 @endpoint("Lease the next image to annotate", query=NextQuery, response=QueueNextOut, errors=(404,), writes=True,
           description="Returns the caller's current image first (lease renewed), then their open agreement copy, "
           "then a second annotation for the agreement sample, then the pool in the strategy's order. Without "

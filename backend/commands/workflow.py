@@ -16,7 +16,7 @@ def scores_command(top_k):
 
     Reads the current segmenter's cached predictions (run `manage.py prefill` first) and writes one uncertainty
     score per new / in-progress image, plus a diversity ranking of the TOP_K most uncertain, so that
-    `GET /api/v1/queue/next` is an index lookup. Run it after training or promoting a model (the API's
+    `POST /api/v1/queue/next` is an index lookup. Run it after training or promoting a model (the API's
     POST /api/v1/queue/scores does the same as a background job). Without a current segmenter the scores are
     cleared and the queue hands out the oldest images.
     """

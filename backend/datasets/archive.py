@@ -7,7 +7,9 @@ before a single byte is extracted:
 - symbolic links (a link can point anywhere; the entries after it would then be written through it),
 - encrypted entries, names with control characters, two entries that land on the same file,
 - more entries than `max_entries`, more than `max_total_bytes` once extracted, any entry larger than
-  `max_entry_bytes`, and entries that expand more than `max_ratio` times (zip bombs).
+  `max_entry_bytes`, entries that expand more than `max_ratio` times (zip bombs), and archives that expand more
+  than `max_archive_ratio` times their own size in all (many entries each just under the entry ratio: a 12.9 MB
+  zip filled the temporary folder with 965 MB), beyond a floor of `archive_ratio_floor` bytes.
 
 `extract_zip` then writes only the checked entries under the destination, counting bytes as it goes (zipfile stops
 at the declared size and checks the CRC, so a lying header cannot write more than was checked).
@@ -52,6 +54,8 @@ class ArchiveLimits:
     max_entry_bytes: int = 1024**3
     max_ratio: float = 100.0  # uncompressed / compressed, checked for entries larger than ratio_min_bytes
     ratio_min_bytes: int = 1024 * 1024
+    max_archive_ratio: float = 20.0  # all entries together / the archive's size (photos barely compress)
+    archive_ratio_floor: int = 256 * 1024**2  # an archive may always expand to this much
 
     @classmethod
     def from_config(cls, config) -> "ArchiveLimits":
@@ -62,6 +66,7 @@ class ArchiveLimits:
             max_total_bytes=int(config.get("MAX_IMPORT_BYTES", default.max_total_bytes)),
             max_entry_bytes=int(config.get("MAX_IMPORT_ENTRY_BYTES", default.max_entry_bytes)),
             max_ratio=float(config.get("MAX_IMPORT_RATIO", default.max_ratio)),
+            max_archive_ratio=float(config.get("MAX_IMPORT_ARCHIVE_RATIO", default.max_archive_ratio)),
         )
 
 
@@ -104,6 +109,8 @@ def inspect_zip(path: str | os.PathLike, limits: ArchiveLimits | None = None) ->
     files: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
     seen: dict[str, str] = {}
     total = 0
+    archive_size = os.path.getsize(path)
+    expand_limit = max(limits.archive_ratio_floor, int(archive_size * limits.max_archive_ratio))
     for info in infos:
         name = safe_relative_name(info.filename)
         if _is_symlink(info):
@@ -142,6 +149,13 @@ def inspect_zip(path: str | os.PathLike, limits: ArchiveLimits | None = None) ->
                 "too_large",
                 f"The archive expands to more than {limits.max_total_bytes:,} bytes.",
                 {"limit": limits.max_total_bytes},
+            )
+        if total > expand_limit:
+            raise ArchiveRefused(
+                "compression_ratio",
+                f"The archive ({archive_size:,} bytes) expands to more than {expand_limit:,} bytes, over "
+                f"{limits.max_archive_ratio:g} times its size; this looks like a zip bomb.",
+                {"limit": expand_limit, "archive_bytes": archive_size},
             )
         files.append((info, name))
     return files

@@ -107,15 +107,24 @@ def build_classifier(backbone: str = "resnet18", num_classes: int = 6, encoder_w
     return timm.create_model(backbone, pretrained=False, num_classes=num_classes, drop_rate=drop_rate), notes
 
 
+MAX_CLASSES = 1000  # a sidecar asking for more is refused before any tensor is allocated (2**31 classes: a 500)
+
+
 def build_from_architecture(architecture: dict[str, Any]) -> torch.nn.Module:
     """Rebuild an empty network (random weights, no download) from a sidecar's architecture dict."""
     kind = architecture.get("kind")
     if kind == "segmenter":
-        model, _ = build_segmenter(architecture["arch"], architecture["encoder"], None,
-                                   architecture.get("decoder_channels"))
+        channels = architecture.get("decoder_channels")
+        if channels is not None and (not isinstance(channels, list) or not 1 <= len(channels) <= 8 or not all(
+                isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 1024 for c in channels)):
+            raise ValueError("decoder_channels must be 1 to 8 integers from 1 to 1024")
+        model, _ = build_segmenter(architecture["arch"], architecture["encoder"], None, channels)
         return model
     if kind == "classifier":
-        model, _ = build_classifier(architecture["backbone"], int(architecture["num_classes"]), None)
+        classes = architecture["num_classes"]
+        if isinstance(classes, bool) or not isinstance(classes, int) or not 1 <= classes <= MAX_CLASSES:
+            raise ValueError(f"num_classes must be an integer from 1 to {MAX_CLASSES}, not {classes!r}"[:200])
+        model, _ = build_classifier(architecture["backbone"], classes, None)
         return model
     raise ValueError(f"unknown model kind {kind!r}")
 

@@ -46,7 +46,7 @@ class Sidecar(BaseModel):
     kind: Literal["segmenter", "classifier"]
     name: str
     architecture: dict[str, Any]
-    classes: list[str] = Field(min_length=1)
+    classes: list[str] = Field(min_length=1, max_length=1000)
     input_size: int = Field(ge=16, le=4096)
     normalization: Normalization
     export_id: Optional[str] = None

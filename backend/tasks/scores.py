@@ -1,6 +1,6 @@
 """The "scores" job: precompute the active-learning priority of every unlabelled image (ImageScore rows).
 
-`GET /api/v1/queue/next` then reads the best free image through the (strategy, score) index instead of scoring
+`POST /api/v1/queue/next` then reads the best free image through the (strategy, score) index instead of scoring
 anything per request. It is queued on its own (`queue_scores_refresh`) at the end of every pool pre-fill job that
 pre-filled something, and of every pre-fill that follows a promotion (backend.tasks.training.promote_model queues
 a pool pre-fill), but not after the small pre-fill of each upload (that would rebuild every row per upload; those

@@ -78,12 +78,23 @@ def promote_model(model_id: int) -> ModelVersion:
     pre-fill then runs once when the command ends (at most one however many models it promoted), so it neither
     competes with the command's own work nor repeats the demo's pre-fill (images already pre-filled by the
     current models are skipped)."""
+    from ..ml.weights import UnsafeModelFile, check_safetensors_header, read_sidecar
+
     mv = db.session.get(ModelVersion, model_id)
     if mv is None:
         raise APIError(404, "not_found", "model version not found")
-    weights = models_dir() / mv.weights_path
+    root = models_dir().resolve()
+    weights = (root / mv.weights_path).resolve()
+    if root not in weights.parents or weights.suffix != ".safetensors":
+        raise APIError(409, "weights_unsafe", f"the weights path of model {mv.id} ({mv.weights_path!r}) is not a "
+                       ".safetensors file inside the models folder; it cannot be promoted")
     if not weights.is_file():
         raise APIError(409, "weights_missing", f"the weights file of model {mv.id} is missing from the workspace")
+    try:  # the file and its sidecar must be what load_bundle accepts, before anyone relies on the promotion
+        check_safetensors_header(weights)
+        read_sidecar(weights)
+    except UnsafeModelFile as err:
+        raise APIError(409, "weights_unsafe", f"model {mv.id} cannot be promoted: {err}") from None
     db.session.execute(update(ModelVersion).where(ModelVersion.kind == mv.kind, ModelVersion.id != mv.id)
                        .values(is_current=False).execution_options(synchronize_session=False))
     mv.is_current = True

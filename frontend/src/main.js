@@ -102,7 +102,7 @@ async function openNext({ after } = {}) {
   const strategy = localStorage.getItem(STRATEGY_KEY) || "uncertainty";
   let item = null;
   try {
-    item = await api.get("/queue/next" + query({ strategy }));
+    item = await api.post("/queue/next" + query({ strategy }));
   } catch (err) {
     if (err.status === 401) return;
     if (err.code === "queue_empty") {

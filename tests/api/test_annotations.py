@@ -342,7 +342,7 @@ def test_ten_megabyte_body_is_413(app, annotator):
 
 def test_stale_base_version_is_409_with_the_current_document(app, annotator, make_client):
     image_id, before = _baseline(app, annotator)
-    other = make_client("annotator")
+    other = make_client("reviewer")  # (another annotator would meet the lease first: see test_write_rules.py)
     resp = save(other, image_id, [region(square(0, 0, 10, 10))], base_version=0)
     assert resp.status_code == 409
     err = error_of(resp)
@@ -444,7 +444,7 @@ def test_submit_from_states(app, annotator, status, code):
 
 def test_revisions_history(app, annotator, make_client):
     image_id = make_image(app)
-    second = make_client("annotator")
+    second = make_client("reviewer")  # writes whoever holds the lease
     assert save(annotator, image_id, [region(square(0, 0, 10, 10), id="a")], time_spent_ms=1000).status_code == 200
     assert save(second, image_id, [], base_version=1, time_spent_ms=2500).status_code == 200
     resp = annotator.get(f"/api/v1/images/{image_id}/revisions")
@@ -466,46 +466,48 @@ def test_revisions_history(app, annotator, make_client):
 
 
 def test_geometry_union_and_difference(app, annotator):
+    image_id = make_image(app, 100, 100)
     resp = annotator.post("/api/v1/geometry/union", json={
-        "geometry": square(0, 0, 10, 10), "stroke": square(5, 0, 20, 10), "width": 100, "height": 100})
+        "geometry": square(0, 0, 10, 10), "stroke": square(5, 0, 20, 10), "image_id": image_id})
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
     assert body["area"] == pytest.approx(200) and body["bbox"] == [0, 0, 20, 10]
     assert body["geometry"]["type"] == "Polygon"
 
     resp = annotator.post("/api/v1/geometry/difference", json={
-        "geometry": square(0, 0, 10, 10), "stroke": square(0, 0, 5, 10), "width": 100, "height": 100})
+        "geometry": square(0, 0, 10, 10), "stroke": square(0, 0, 5, 10), "image_id": image_id})
     assert resp.get_json()["area"] == pytest.approx(50)
 
     erased = annotator.post("/api/v1/geometry/difference", json={
-        "geometry": square(0, 0, 10, 10), "stroke": square(-5, -5, 50, 50), "width": 100, "height": 100})
+        "geometry": square(0, 0, 10, 10), "stroke": square(-5, -5, 50, 50), "image_id": image_id})
     assert erased.status_code == 200 and erased.get_json()["geometry"] is None
 
     brush = annotator.post("/api/v1/geometry/union", json={
         "stroke": {"type": "LineString", "coordinates": [[10, 50], [90, 50]]}, "radius": 5,
-        "width": 100, "height": 100})
+        "image_id": image_id})
     assert brush.status_code == 200
     assert brush.get_json()["area"] == pytest.approx(80 * 10 + 3.14159 * 25, rel=0.02)
 
     hole = annotator.post("/api/v1/geometry/difference", json={
         "geometry": square(0, 0, 60, 60), "stroke": {"type": "Point", "coordinates": [30, 30]}, "radius": 10,
-        "width": 100, "height": 100})
+        "image_id": image_id})
     geometry = hole.get_json()["geometry"]
     assert geometry["type"] == "Polygon" and len(geometry["coordinates"]) == 2  # outer ring + the erased hole
 
 
 BAD_OPS = [
-    {"geometry": square(0, 0, 10, 10), "stroke": {"type": "LineString", "coordinates": [[0, 0], [5, 5]]},
-     "width": 100, "height": 100},  # a path without a radius
-    {"stroke": square(200, 200, 300, 300), "width": 100, "height": 100},  # outside the image
-    {"stroke": square(0, 0, 10, 10), "width": 0, "height": 100},
-    {"stroke": square(0, 0, 10, 10), "width": "100", "height": 100},
-    {"geometry": None, "stroke": square(0, 0, 10, 10), "width": 100, "height": 100, "radius": -1},
+    {"geometry": square(0, 0, 10, 10), "stroke": {"type": "LineString", "coordinates": [[0, 0], [5, 5]]}},
+    {"stroke": square(200, 200, 300, 300)},  # outside the image
+    {"stroke": square(0, 0, 10, 10), "width": 100, "height": 100},  # the size is the stored image's, not the client's
+    {"stroke": square(0, 0, 10, 10), "image_id": "1"},
+    {"geometry": None, "stroke": square(0, 0, 10, 10), "radius": -1},
 ]
 
 
-def test_geometry_ops_refuse_bad_input(annotator):
-    for body in BAD_OPS:
+def test_geometry_ops_refuse_bad_input(app, annotator):
+    image_id = make_image(app, 100, 100)
+    for raw in BAD_OPS:
+        body = {"image_id": image_id, **raw}
         resp = annotator.post("/api/v1/geometry/union", json=body)
         assert resp.status_code == 422, (body, resp.get_json())
         error_of(resp)

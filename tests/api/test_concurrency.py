@@ -43,7 +43,8 @@ def _put(client: ApiClient, image_id: int, regions, base_version: int):
 
 
 def test_same_version_exactly_one_wins(app, make_client):
-    clients = [make_client("annotator") for _ in range(6)]
+    # Reviewers write regardless of leases: a pure compare-and-set race (annotators: see the test below).
+    clients = [make_client("reviewer") for _ in range(6)]
     for round_no in range(3):
         image_id = make_image(app)
         works = [_put(c, image_id, [region(square(0, 0, 10 + i, 10), id=f"c{i}")], 0) for i, c in enumerate(clients)]
@@ -61,9 +62,19 @@ def test_same_version_exactly_one_wins(app, make_client):
         assert state["document"]["regions"] == winner["regions"]
 
 
+def test_annotators_racing_for_a_free_image_one_wins_and_holds_it(app, make_client):
+    clients = [make_client("annotator") for _ in range(4)]
+    image_id = make_image(app)
+    works = [_put(c, image_id, [region(square(0, 0, 10 + i, 10), id=f"c{i}")], 0) for i, c in enumerate(clients)]
+    results = _run_together(works)
+    assert sorted(r[0] for r in results) == [200, 409, 409, 409], results
+    assert {r[1]["error"]["code"] for r in results if r[0] == 409} <= {"leased", "stale_version"}
+    assert stored(app, image_id)["version"] == 1
+
+
 def test_sequential_rebase_after_conflict(app, make_client):
     """The loser of a race reloads, rebases on the current version and saves: both edits end up in history."""
-    a, b = make_client("annotator"), make_client("annotator")
+    a, b = make_client("reviewer"), make_client("reviewer")
     image_id = make_image(app)
     results = _run_together([_put(a, image_id, [region(square(0, 0, 10, 10), id="a")], 0),
                              _put(b, image_id, [region(square(20, 0, 30, 10), id="b")], 0)])

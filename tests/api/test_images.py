@@ -267,7 +267,7 @@ def test_same_bytes_at_once_make_one_image(app, monkeypatch):
     real_decode = ingest_module.decode_image
     raced = []
 
-    def decode_while_another_upload_wins(raw, max_pixels):
+    def decode_while_another_upload_wins(raw, max_pixels, **options):
         if not raced:
             raced.append(True)
 
@@ -278,7 +278,7 @@ def test_same_bytes_at_once_make_one_image(app, monkeypatch):
             thread = threading.Thread(target=other)
             thread.start()
             thread.join()
-        return real_decode(raw, max_pixels)
+        return real_decode(raw, max_pixels, **options)
 
     monkeypatch.setattr(ingest_module, "decode_image", decode_while_another_upload_wins)
     with app.app_context():

@@ -88,7 +88,7 @@ def uid(client) -> int:
 
 
 def next_image(client, strategy: str = "oldest"):
-    return client.get(f"/api/v1/queue/next?strategy={strategy}")
+    return client.post(f"/api/v1/queue/next?strategy={strategy}")
 
 
 def _error(resp) -> dict:
@@ -135,7 +135,7 @@ def test_invalid_requests(app, annotator, admin):
     assert annotator.post("/api/v1/queue/release", json={"image_id": 999}).status_code == 404
     assert annotator.post("/api/v1/queue/heartbeat", json={"image_id": 999}).status_code == 404
     assert annotator.post("/api/v1/queue/scores", json={}).status_code == 403
-    assert app.test_client().get("/api/v1/queue/next").status_code == 401
+    assert app.test_client().post("/api/v1/queue/next").status_code == 401
     (image_id,) = seed_images(app, 1)
     resp = annotator.post("/api/v1/queue/release", json={"image_id": image_id})
     assert resp.status_code == 409 and _error(resp)["code"] == "not_leased"
@@ -163,7 +163,7 @@ def _parallel_next(app, clients, strategy="oldest"):
 
     def worker(i):
         barrier.wait()
-        resp = clients[i].get(f"/api/v1/queue/next?strategy={strategy}")
+        resp = clients[i].post(f"/api/v1/queue/next?strategy={strategy}")
         results[i] = (resp.status_code, resp.get_json())
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(clients))]

@@ -50,6 +50,14 @@ def click_image(page, x: float, y: float, **kw) -> list[float]:
     return to_image(v, cx, cy)
 
 
+def draw_polygon(page, points: list[tuple[float, float]]) -> None:
+    """The polygon tool: P, a click on each vertex (image coordinates), Enter."""
+    page.keyboard.press("p")
+    for x, y in points:
+        click_image(page, x, y)
+    page.keyboard.press("Enter")
+
+
 def drag_image(page, path: list[tuple[float, float]], steps: int = 4) -> None:
     v = view(page)
     pts = [to_client(v, x, y) for x, y in path]

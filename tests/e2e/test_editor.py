@@ -235,7 +235,7 @@ def test_brush_works_in_the_browser_when_the_geometry_service_is_down(page, live
 
 def test_conflict_keep_mine_then_take_theirs(page, live):
     _, token = live.user("alice")
-    _, bob_token = live.user("bob")
+    _, bob_token = live.user("bob", "reviewer")  # a reviewer may write while alice holds the lease
     bob = live.client(bob_token)
     image_id = live.image(800, 600)
     login_api(page, live, "alice")
@@ -648,7 +648,7 @@ def test_autosave_and_conflict_on_postgresql(browser, tmp_path):
     try:
         page = context.new_page()
         _, token = live.user("alice")
-        _, bob_token = live.user("bob")
+        _, bob_token = live.user("bob", "reviewer")  # a reviewer may write while alice holds the lease
         bob = live.client(bob_token)
         image_id = live.image(800, 600)
         login_api(page, live, "alice")

@@ -68,8 +68,8 @@ def _user(app, name: str, role: str) -> SimpleNamespace:
 
 def build_world(app) -> SimpleNamespace:
     """Users of every role plus a second annotator ("other"); three images (image 1 annotated); for every user a
-    job and a spare token; agreement copies of image 1 for everyone but "other", whose copy is of image 2; an export
-    and a model version."""
+    job and a spare token; agreement copies of image 2 for everyone but "other", whose copy is of image 3 (image 1
+    has none: an open copy hides the primary document from its holder); an export and a model version."""
     from backend.ingest import ingest_bytes
 
     w = SimpleNamespace(app=app)
@@ -88,11 +88,11 @@ def build_world(app) -> SimpleNamespace:
             job = Job(kind="export", status="succeeded", created_by=user.id, progress=1, total=1, result={})
             db.session.add(job)
             if key != "other":
-                db.session.add(Assignment(image_id=w.image_id, user_id=user.id, kind="agreement", document=empty))
+                db.session.add(Assignment(image_id=w.image2_id, user_id=user.id, kind="agreement", document=empty))
             db.session.flush()
             w.jobs[key] = job.id
-        # The other annotator's agreement copy is of image 2; image 3 has none: both must look the same to others.
-        db.session.add(Assignment(image_id=w.image2_id, user_id=w.other.id, kind="agreement", document=empty))
+        # The other annotator's agreement copy is of image 3; image 1 has none: both must look the same to others.
+        db.session.add(Assignment(image_id=w.image3_id, user_id=w.other.id, kind="agreement", document=empty))
         export = Export(status="succeeded", options={}, created_by=w.admin.id, path="planted-export.zip")
         (Path(app.config["WORKSPACE"]) / "exports").mkdir(exist_ok=True)
         (Path(app.config["WORKSPACE"]) / "exports" / "planted-export.zip").write_bytes(_tiny_zip())

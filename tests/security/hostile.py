@@ -51,6 +51,46 @@ def webp_bytes() -> bytes:
     return out.getvalue()
 
 
+# The five shapes of issue 18 item 9 (accepted and served back byte for byte before).
+
+def jpeg_with_icc_markup(markup: bytes = b"<html><script>alert(1)</script></html>") -> bytes:
+    """HTML in an APP2 segment labelled as an ICC profile (ICC segments were not scanned)."""
+    body = b"ICC_PROFILE\0\x01\x01" + markup
+    data = jpeg_bytes()
+    return data[:2] + b"\xff\xe2" + struct.pack(">H", len(body) + 2) + body + data[2:]
+
+
+def jpeg_with_fake_jpeg_appended() -> bytes:
+    """A second "JPEG" after the first: a scan header, then HTML where its coded data would be."""
+    return jpeg_bytes() + b"\xff\xd8\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00" + \
+        b"<html><body onload=alert(1)></body></html>\xff\xd9"
+
+
+def jpeg_with_padded_html(padding: int = 1024 * 1024 + 16) -> bytes:
+    """1 MiB of padding after the image, then HTML (only the first MiB of a trailer was scanned)."""
+    return jpeg_bytes() + b"\0" * padding + b"<html><script>alert(1)</script></html>"
+
+
+def png_with_markup_pixels(markup: bytes = b"<script>alert(1)</script>") -> bytes:
+    """A PNG whose pixel data is stored uncompressed (deflate level 0), one row spelling out the markup."""
+    width = len(markup)
+    rows = b"".join(b"\0" + (markup if y == 3 else b"\x80" * width) for y in range(8))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, 8, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows, 0)) + chunk(b"IEND", b"")
+
+
+def webp_with_chunk(kind: bytes = b"HTML", body: bytes = b"<html><script>alert(1)</script></html>") -> bytes:
+    """A WebP with an extra chunk of a kind no decoder knows (only XMP and EXIF were scanned)."""
+    data = webp_bytes()
+    extra = kind + struct.pack("<I", len(body)) + body + (b"\0" if len(body) & 1 else b"")
+    payload = data[8:] + extra
+    return b"RIFF" + struct.pack("<I", len(payload)) + payload
+
+
 def png_bomb_header(width: int = 100_000, height: int = 100_000) -> bytes:
     """A PNG whose header declares 10^10 pixels (the data is tiny)."""
     def chunk(kind: bytes, body: bytes) -> bytes:

@@ -62,6 +62,11 @@ UPLOADS = [
      "p.png", 415, "polyglot"),
     ("PNG + appended PHP", hostile.png_bytes() + b"<?php system($_GET['c']); ?>", "p.png", 415, "polyglot"),
     ("WebP + appended HTML", hostile.webp_bytes() + b"<body onload=alert(1)>", "p.webp", 415, "polyglot"),
+    ("JPEG with HTML in an ICC APP2 segment", hostile.jpeg_with_icc_markup(), "p.jpg", 415, "polyglot"),
+    ("JPEG + a fake second JPEG holding HTML", hostile.jpeg_with_fake_jpeg_appended(), "p.jpg", 415, "polyglot"),
+    ("JPEG + 1 MiB padding + HTML", hostile.jpeg_with_padded_html(), "p.jpg", 415, "polyglot"),
+    ("PNG with markup in uncompressed pixel data", hostile.png_with_markup_pixels(), "p.png", 415, "polyglot"),
+    ("WebP with HTML in an unknown chunk", hostile.webp_with_chunk(), "p.webp", 415, "polyglot"),
     ("GIF", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "x.gif", 415, "unsupported_format"),
     ("PDF", b"%PDF-1.4\n1 0 obj<<>>endobj\n", "x.jpg", 415, "unsupported_format"),
     ("ZIP renamed .jpg", hostile.zip_of([("a.txt", b"x")]), "x.jpg", 415, "unsupported_format"),
@@ -154,13 +159,20 @@ def _deep(w):
 @case("brush: negative radius", "geometry", 422, "invalid_body")
 def _radius(w):
     return w.annotator.client.post("/api/v1/geometry/union", json={
-        "stroke": {"type": "Point", "coordinates": [5, 5]}, "radius": -3, "width": 64, "height": 48})
+        "stroke": {"type": "Point", "coordinates": [5, 5]}, "radius": -3, "image_id": w.image_id})
 
 
-@case("brush: a billion-pixel canvas", "geometry", 422, "invalid_body")
+@case("brush: a canvas size from the client (the stored image's size is used)", "geometry", 422, "invalid_body")
 def _canvas(w):
     return w.annotator.client.post("/api/v1/geometry/union", json={
-        "stroke": {"type": "Point", "coordinates": [5, 5]}, "radius": 3, "width": 10**9, "height": 10**9})
+        "stroke": {"type": "Point", "coordinates": [5, 5]}, "radius": 3, "image_id": w.image_id,
+        "width": 10**6, "height": 10**6})
+
+
+@case("brush: an image that does not exist", "geometry", 404, "not_found")
+def _no_image(w):
+    return w.annotator.client.post("/api/v1/geometry/union", json={
+        "stroke": {"type": "Point", "coordinates": [5, 5]}, "radius": 3, "image_id": 2**31 - 1})
 
 
 @case("assist: points outside the image", "geometry", 422)
@@ -226,12 +238,13 @@ QUERIES = [
     ("NUL byte in a flag", "/api/v1/images?flag=%00"),
     ("file size as a path", "/api/v1/images/1/file?size=../../secret_key"),
     ("job status injection", "/api/v1/jobs?status=queued;DROP%20TABLE%20jobs"),
-    ("queue strategy not on the list", "/api/v1/queue/next?strategy=__import__"),
     ("stats window overflow", "/api/v1/stats/me?tz_offset_minutes=99999999999999999999"),
 ]
 for _name, _url in QUERIES:
     case(f"query: {_name}", "query", 422, "invalid_query")(lambda w, u=_url: w.annotator.client.get(
         u.replace("/images/1/", f"/images/{w.image_id}/")))
+case("query: queue strategy not on the list", "query", 422, "invalid_query")(
+    lambda w: w.annotator.client.post("/api/v1/queue/next?strategy=__import__"))
 case("query: admin list of users with SQL in role", "query", 422, "invalid_query")(
     lambda w: w.admin.client.get("/api/v1/users?role=admin'--"))
 

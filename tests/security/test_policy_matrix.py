@@ -29,7 +29,7 @@ def _value(world, param: str, caller: str, mode: str, scope: str):
         return MISSING[param]
     if param == "image_id":
         if scope == "agreement":
-            return world.image2_id if mode == "other" else world.image_id
+            return world.image3_id if mode == "other" else world.image2_id
         return world.image_id
     if param == "job_id":
         return world.jobs["other" if mode == "other" else caller]
@@ -192,7 +192,7 @@ def test_other_users_objects_answer_like_missing_ones(app, caller):
             assert resp.status_code not in (401, 403, 404), f"{label}: {resp.status_code}"
             continue
         if policy.scope == "agreement":  # compare with an image nobody has a copy of
-            missing_url = rule.rule.replace("<int:image_id>", str(world.image3_id))
+            missing_url = rule.rule.replace("<int:image_id>", str(world.image_id))
         else:
             missing_url = _url(rule, world, caller, "missing")
         missing = _request(world, caller, method, missing_url, meta, rule.endpoint)

@@ -1,5 +1,6 @@
 """Archive safety (refusals before extraction) and the deterministic export zip writer."""
 import hashlib
+import os
 import stat
 import zipfile
 
@@ -70,6 +71,16 @@ def test_zip_bomb_ratio_is_refused(tmp_path):
     archive = make_zip(tmp_path / "bomb.zip", {"zeros.bin": bytes(8 * 1024 * 1024)})
     err = _refusal(archive)
     assert err.code == "compression_ratio" and err.details["ratio"] > 100
+
+
+def test_many_entries_just_under_the_entry_ratio_are_refused_together(tmp_path):
+    """Issue 18 item 11: each entry below the per-entry ratio check; the archive as a whole a zip bomb."""
+    entries = {f"part{i}.json": bytes(1024 * 1024 - 1) for i in range(8)}
+    archive = make_zip(tmp_path / "spread.zip", entries)
+    err = _refusal(archive, ArchiveLimits(archive_ratio_floor=4 * 1024 * 1024))
+    assert err.code == "compression_ratio" and err.details["archive_bytes"] == archive.stat().st_size
+    photos = make_zip(tmp_path / "photos.zip", {f"p{i}.jpg": os.urandom(1024 * 1024) for i in range(8)})
+    assert len(inspect_zip(photos, ArchiveLimits(archive_ratio_floor=4 * 1024 * 1024))) == 8  # within 20x
 
 
 def test_total_and_entry_size_limits(tmp_path):

@@ -89,8 +89,10 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
   let geometryServer = true;
   editor.geometryOp = async (op, body) => {
     if (!geometryServer) throw new Error("no geometry endpoint");
+    // the server works on this image's stored size, never on one the client names
+    const { width, height, ...rest } = body;
     try {
-      return (await api.post(`/geometry/${op}`, body)).geometry;
+      return (await api.post(`/geometry/${op}`, { ...rest, image_id: imageId })).geometry;
     } catch (err) {
       if (err.status === 404 || err.status === 405) geometryServer = false;
       throw err;
@@ -275,6 +277,10 @@ export async function openEditorPage({ root, app, imageId, copy = null }) {
       const saved = store.all().filter((r) => !r.suggested);
       if (typeof idx === "number" && saved[idx]) editor.select(saved[idx].id, { reveal: true });
       toast(`The server refused the save: ${s.lastError.message}`, "error", 8000);
+      s.lastError = null;
+    } else if (s.status === "error" && s.lastError && (s.lastError.status === 403 || s.lastError.status === 409)) {
+      // the workflow's rules: someone else holds the image, it is submitted, an agreement copy is open…
+      toast(`Not saved: ${s.lastError.message} Your changes are kept on this computer.`, "error", 10000);
       s.lastError = null;
     }
   });
