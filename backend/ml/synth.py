@@ -401,7 +401,8 @@ def _skin_region(rng, h: int, w: int) -> np.ndarray:
     return mask
 
 
-def _place_box(rng, skin: np.ndarray, taken: list, frac: tuple[float, float], short: int):
+def _place_box(rng, skin: np.ndarray, taken: list, frac: tuple[float, float], short: int, min_skin: float = 0.97,
+               gap_frac: float = 0.08):
     h, w = skin.shape
     for _ in range(40):
         side = int(short * rng.uniform(*frac))
@@ -411,9 +412,9 @@ def _place_box(rng, skin: np.ndarray, taken: list, frac: tuple[float, float], sh
             continue
         x0, y0 = int(rng.integers(2, w - bw - 2)), int(rng.integers(2, h - bh - 2))
         box = (x0, y0, x0 + bw, y0 + bh)
-        if skin[y0:y0 + bh, x0:x0 + bw].mean() < 0.97:
+        if skin[y0:y0 + bh, x0:x0 + bw].mean() < min_skin:
             continue
-        gap = int(short * 0.08)
+        gap = int(short * gap_frac)
         if any(not (box[2] + gap < t[0] or t[2] + gap < box[0] or box[3] + gap < t[1] or t[3] + gap < box[1])
                for t in taken):
             continue

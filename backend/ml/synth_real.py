@@ -25,7 +25,18 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage
 
-from .synth import SKIN_TONES, STYLE_DRAWERS, STYLE_SCALE, SYNTH_STYLES, SynthImage, SynthTattoo, _Layer, _lighting, encode_jpeg
+from .synth import (
+    SKIN_TONES,
+    STYLE_DRAWERS,
+    STYLE_SCALE,
+    SYNTH_STYLES,
+    SynthImage,
+    SynthTattoo,
+    _Layer,
+    _lighting,
+    _place_box,
+    encode_jpeg,
+)
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MIN_WINDOW = 96  # px of the photo; smaller free areas are skipped
@@ -122,25 +133,6 @@ def free_area(shape: tuple[int, int], boxes: Sequence[Sequence[float]]) -> np.nd
     return free
 
 
-def _place(rng, skin: np.ndarray, taken: list, frac: tuple[float, float], short: int):
-    h, w = skin.shape
-    for _ in range(40):
-        side = int(short * rng.uniform(*frac))
-        bw, bh = int(side * rng.uniform(0.8, 1.25)), int(side * rng.uniform(0.8, 1.25))
-        if bw >= w - 4 or bh >= h - 4 or bw < 12 or bh < 12:
-            continue
-        x0, y0 = int(rng.integers(2, w - bw - 2)), int(rng.integers(2, h - bh - 2))
-        box = (x0, y0, x0 + bw, y0 + bh)
-        if skin[y0:y0 + bh, x0:x0 + bw].mean() < 0.85:
-            continue
-        gap = int(short * 0.06)
-        if any(not (box[2] + gap < t[0] or t[2] + gap < box[0] or box[3] + gap < t[1] or t[3] + gap < box[1])
-               for t in taken):
-            continue
-        return box
-    return None
-
-
 def generate_on_real(seed: int, source: RealBackgrounds, width: int | None = None, height: int | None = None,
                      styles: list[str] | None = None, n_tattoos: int | None = None, p_empty: float = 0.15,
                      jpeg_quality: tuple[int, int] = (60, 95)) -> SynthImage:
@@ -180,7 +172,7 @@ def generate_on_real(seed: int, source: RealBackgrounds, width: int | None = Non
         frac = STYLE_SCALE.get(style, (0.4, 0.7))
         if len(chosen) > 1:
             frac = (frac[0] * 0.65, frac[1] * 0.65)
-        box = _place(rng, skin, taken, frac, short)
+        box = _place_box(rng, skin, taken, frac, short, min_skin=0.85, gap_frac=0.06)
         if box is None:
             continue
         layer = _Layer(h, w)
