@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "real-tattoos"
 
 PRESETS = {
-    # on 2 busy cores (load 10+): about 15 minutes in all, 5 of them training
+    # on 2 busy cores (load 8-13): about 10 minutes in all, 4 of them training (measured 2026-12-07)
     "quick": {"procedural": 60, "composites": 60, "seg_input": 128, "seg_epochs": 4, "seg_time": 240,
               "cls_epochs": 4, "cls_input": 64, "holdout": 20, "boxes_per_photo": 99},
     # the budget: 30 minutes of CPU training in all
