@@ -492,11 +492,17 @@ def generate_image(
         tattoos.append(SynthTattoo(style=str(style), mask=ink, bbox=bbox, motifs=motifs))
 
     img = albedo * _lighting(rng, h, w)[..., None]
-    img = img + rng.normal(0, rng.uniform(0.005, 0.025), img.shape).astype(np.float32)
+    return finish_photo(rng, img, (0.005, 0.025), jpeg_quality, seed, tattoos)
+
+
+def finish_photo(rng, img: np.ndarray, noise: tuple[float, float], jpeg_quality: tuple[int, int], seed: int,
+                 tattoos: list[SynthTattoo]) -> SynthImage:
+    """The camera's last steps on a float RGB image (0..1): sensor noise and a JPEG round trip; the exact mask."""
+    h, w = img.shape[:2]
+    img = img + rng.normal(0, rng.uniform(*noise), img.shape).astype(np.float32)
     rgb = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
     quality = int(rng.integers(jpeg_quality[0], jpeg_quality[1] + 1))
     rgb = np.asarray(PILImage.open(io.BytesIO(encode_jpeg(rgb, quality))).convert("RGB"))
-
     mask = np.zeros((h, w), np.uint8)
     for t in tattoos:
         mask[t.mask] = 255

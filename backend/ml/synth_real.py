@@ -16,15 +16,12 @@ keep held-out photos out of `names` when measuring on them.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image as PILImage
-
 from .synth import (
     SKIN_TONES,
     STYLE_DRAWERS,
@@ -35,7 +32,7 @@ from .synth import (
     _Layer,
     _lighting,
     _place_box,
-    encode_jpeg,
+    finish_photo,
 )
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -191,14 +188,7 @@ def generate_on_real(seed: int, source: RealBackgrounds, width: int | None = Non
     img = img * (0.85 + 0.15 * _lighting(rng, h, w))[..., None]
     if rng.random() < 0.5:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
-    img = img + rng.normal(0, rng.uniform(0.003, 0.015), img.shape).astype(np.float32)
-    rgb = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-    quality = int(rng.integers(jpeg_quality[0], jpeg_quality[1] + 1))
-    rgb = np.asarray(PILImage.open(io.BytesIO(encode_jpeg(rgb, quality))).convert("RGB"))
-    mask = np.zeros((h, w), np.uint8)
-    for t in tattoos:
-        mask[t.mask] = 255
-    return SynthImage(seed=seed, image=rgb, mask=mask, tattoos=tattoos)
+    return finish_photo(rng, img, (0.003, 0.015), jpeg_quality, seed, tattoos)
 
 
 def generate_on_real_images(n: int, source: RealBackgrounds, seed: int = 0, **kwargs) -> Iterator[SynthImage]:
