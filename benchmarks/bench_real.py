@@ -14,8 +14,8 @@ Figures on the 30 held-out photos:
 - pre-fill (the tool's own pre-fill: `prefill_images`, regions as the editor gets them): box AP50 and recall at
   IoU 0.5 by pycocotools (each predicted region's bounding box, scored by its mask confidence, against the human
   boxes), and the share of predicted tattoo area inside any human box;
-- box assist on every human box (model-backed `model_box`, falling back to the model-free `box_ink` as the API
-  does; the model-free one alone in the same run): tightness = IoU of the mask's bounding box with the human box
+- box assist on every human box as the API answers it (`model_assist.box_assist`: the model's or the model-free
+  mask, whichever fits the box best; the model-free one alone in the same run): tightness = IoU of the mask's bounding box with the human box
   (an empty answer counts 0), share of boxes ≥ 0.5, share of the mask outside its box, empty answers;
 - click-to-segment latency: one positive click at the centre of each human box, model-backed, at the API's scale;
 - procedural held-out segmenter IoU and style accuracy (as bench_learning.py measures them), and CPU training time.
@@ -41,10 +41,9 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "real-tattoos"
 
 PRESETS = {
-    # on 2 busy cores (load 10+): about 15 minutes in all, 4 of them training; assist and clicks on the first box
-    # of each held-out photo
+    # on 2 busy cores (load 8-13): about 10 minutes in all, 4 of them training (measured 2026-12-07)
     "quick": {"procedural": 60, "composites": 60, "seg_input": 128, "seg_epochs": 4, "seg_time": 240,
-              "cls_epochs": 4, "cls_input": 64, "holdout": 20, "boxes_per_photo": 1},
+              "cls_epochs": 4, "cls_input": 64, "holdout": 20, "boxes_per_photo": 99},
     # the budget: 30 minutes of CPU training in all
     "full": {"procedural": 300, "composites": 300, "seg_input": 320, "seg_epochs": 30, "seg_time": 1560,
              "cls_epochs": 20, "cls_input": 128, "holdout": 100, "boxes_per_photo": 99},
@@ -184,8 +183,7 @@ def held_out(data: Path, names: list[str], boxes_per_photo: int = 99) -> dict:
     from backend.extensions import db
     from backend.geometry import area_bbox, rasterize
     from backend.ingest import ingest_bytes
-    from backend.ml.assist import box_ink
-    from backend.ml.model_assist import box_area, click_segment, model_box
+    from backend.ml.model_assist import box_area, box_assist, click_segment
     from backend.ml.synth_real import yolo_boxes
     from backend.models import Prediction
     from backend.tasks.prefill import load_current, prefill_images
@@ -238,14 +236,11 @@ def held_out(data: Path, names: list[str], boxes_per_photo: int = 99) -> dict:
         for box in boxes[:boxes_per_photo]:
             for name in ("model", "classical"):
                 t = time.perf_counter()
-                used_model = False
-                try:
-                    mask = model_box(rgb, box, runner) if name == "model" else None
-                    used_model = mask is not None
-                    if mask is None:  # as the API answers: the model-free ink, inside the box
-                        mask = box_ink(rgb, box) & box_area(rgb.shape[:2], box)
+                try:  # as the API answers (model_assist.box_assist), with and without the model
+                    mask, answered = box_assist(rgb, box, runner if name == "model" else None)
                 except ValueError:
-                    mask = np.zeros((height, width), bool)
+                    mask, answered = np.zeros((height, width), bool), "classical"
+                used_model = answered == "model"
                 ms = (time.perf_counter() - t) * 1000
                 mb = _mask_box(mask)
                 inner = box_area(mask.shape, box)

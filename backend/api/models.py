@@ -330,15 +330,17 @@ def _assist_segmenter():
     description=(
         "`box` and `click` use the current segmenter when there is one (its probability map on a window around the "
         "request, refined by GrabCut seeded from it; parts that run on past the box as solid areas — clothing, hair "
-        "— are dropped) and fall back to the model-free assist otherwise (`method` says which answered). `click` "
-        "takes positive `points` and optional `negative_points`; send all clicks so far with each request."
+        "— are dropped) and fall back to the model-free assist otherwise (`method` says which answered). `box` "
+        "answers with a mask inside the box: of the model's and the model-free mask, the one whose bounding box fits "
+        "the drawn box best. `click` takes positive `points` and optional `negative_points`; send all clicks so "
+        "far with each request."
     ),
 )
 def assist(image_id: int, body: AssistIn):
     from ..geometry import GeometryError, area_bbox, validate_geometry
     from ..geometry_clean import ASSIST_TOLERANCE, clean_assist_mask, clean_geometry
-    from ..ml.assist import box_ink, run_tool
-    from ..ml.model_assist import box_area, click_segment, model_box
+    from ..ml.assist import run_tool
+    from ..ml.model_assist import box_assist, click_segment
     from ..ml.prefill import image_mask_geometry
     from ..storage import BlobStore
 
@@ -375,14 +377,11 @@ def assist(image_id: int, body: AssistIn):
     try:
         if body.tool == "click":
             mask = click_segment(rgb, points, negatives, runner)
-        elif body.tool == "box" and runner is not None:
-            mask = model_box(rgb, box, runner)
-            if mask is None:  # the model sees no ink in the box: the classical answer
-                runner, mask = None, box_ink(rgb, box)
+        elif body.tool == "box":  # the mask stays inside the box; see model_assist.box_assist
+            mask, answered = box_assist(rgb, box, runner)
+            runner = runner if answered == "model" else None
         else:
             mask = run_tool(rgb, body.tool, box, points, body.tolerance)
-        if body.tool == "box":  # converting a box to a mask: the mask stays inside the box
-            mask = mask & box_area(mask.shape, box)
     except ValueError as err:
         raise APIError(422, "invalid_assist", str(err)) from None
     mask, note = clean_assist_mask(mask, rgb, body.tool, box, points)

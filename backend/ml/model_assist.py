@@ -1,6 +1,7 @@
 """Assist tools that use the segmenter: box assist from its probability map, and click-to-segment (no Flask).
 
     model_box(rgb, box, runner)                      the tattoo inside a box, or None when the model sees no ink there
+    box_assist(rgb, box, runner)                     (mask, "model" | "classical"): the answer that fits the box best
     click_segment(rgb, positives, negatives, runner) the tattoo under positive clicks, without the negative ones
 
 Both read the model's probability map on a window around the request (the model sees the box or the clicks with
@@ -109,6 +110,34 @@ def box_area(shape: tuple[int, int], box: Sequence[float]) -> np.ndarray:
     x0, y0, x1, y1 = box
     out[max(0, int(y0)):max(0, int(np.ceil(y1))), max(0, int(x0)):max(0, int(np.ceil(x1)))] = True
     return out
+
+
+def _fit(mask: np.ndarray, box: Sequence[float]) -> float:
+    """IoU of a mask's bounding box with the drawn box (0 for an empty mask)."""
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return 0.0
+    x0, y0, x1, y1 = box
+    ix = max(0.0, min(x1, xs.max() + 1) - max(x0, xs.min()))
+    iy = max(0.0, min(y1, ys.max() + 1) - max(y0, ys.min()))
+    inter = ix * iy
+    union = (x1 - x0) * (y1 - y0) + (xs.max() + 1 - xs.min()) * (ys.max() + 1 - ys.min()) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def box_assist(rgb: np.ndarray, box: Sequence[float], runner=None) -> tuple[np.ndarray, str]:
+    """Box assist as the API answers it: the model's mask (model_box) and the model-free one (assist.box_ink), both
+    inside the box, and of the two the one whose bounding box fits the drawn box best — a box is drawn tight around
+    the tattoo, so a mask that leaves much of it empty has missed ink or taken in something else. Without a runner,
+    or when the model sees no ink in the box, the model-free answer."""
+    from .assist import box_ink
+
+    inside = box_area(rgb.shape[:2], box)
+    classical = box_ink(rgb, box) & inside
+    model = model_box(rgb, box, runner) if runner is not None else None
+    if model is not None and _fit(model, box) >= _fit(classical, box):
+        return model, "model"
+    return classical, "classical"
 
 
 def _discs(shape: tuple[int, int], points, origin: tuple[int, int], radius: int) -> np.ndarray:

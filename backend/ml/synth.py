@@ -401,7 +401,8 @@ def _skin_region(rng, h: int, w: int) -> np.ndarray:
     return mask
 
 
-def _place_box(rng, skin: np.ndarray, taken: list, frac: tuple[float, float], short: int):
+def _place_box(rng, skin: np.ndarray, taken: list, frac: tuple[float, float], short: int, min_skin: float = 0.97,
+               gap_frac: float = 0.08):
     h, w = skin.shape
     for _ in range(40):
         side = int(short * rng.uniform(*frac))
@@ -411,9 +412,9 @@ def _place_box(rng, skin: np.ndarray, taken: list, frac: tuple[float, float], sh
             continue
         x0, y0 = int(rng.integers(2, w - bw - 2)), int(rng.integers(2, h - bh - 2))
         box = (x0, y0, x0 + bw, y0 + bh)
-        if skin[y0:y0 + bh, x0:x0 + bw].mean() < 0.97:
+        if skin[y0:y0 + bh, x0:x0 + bw].mean() < min_skin:
             continue
-        gap = int(short * 0.08)
+        gap = int(short * gap_frac)
         if any(not (box[2] + gap < t[0] or t[2] + gap < box[0] or box[3] + gap < t[1] or t[3] + gap < box[1])
                for t in taken):
             continue
@@ -491,11 +492,17 @@ def generate_image(
         tattoos.append(SynthTattoo(style=str(style), mask=ink, bbox=bbox, motifs=motifs))
 
     img = albedo * _lighting(rng, h, w)[..., None]
-    img = img + rng.normal(0, rng.uniform(0.005, 0.025), img.shape).astype(np.float32)
+    return finish_photo(rng, img, (0.005, 0.025), jpeg_quality, seed, tattoos)
+
+
+def finish_photo(rng, img: np.ndarray, noise: tuple[float, float], jpeg_quality: tuple[int, int], seed: int,
+                 tattoos: list[SynthTattoo]) -> SynthImage:
+    """The camera's last steps on a float RGB image (0..1): sensor noise and a JPEG round trip; the exact mask."""
+    h, w = img.shape[:2]
+    img = img + rng.normal(0, rng.uniform(*noise), img.shape).astype(np.float32)
     rgb = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
     quality = int(rng.integers(jpeg_quality[0], jpeg_quality[1] + 1))
     rgb = np.asarray(PILImage.open(io.BytesIO(encode_jpeg(rgb, quality))).convert("RGB"))
-
     mask = np.zeros((h, w), np.uint8)
     for t in tattoos:
         mask[t.mask] = 255

@@ -16,16 +16,24 @@ keep held-out photos out of `names` when measuring on them.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image as PILImage
-
-from .synth import SKIN_TONES, STYLE_DRAWERS, STYLE_SCALE, SYNTH_STYLES, SynthImage, SynthTattoo, _Layer, _lighting, encode_jpeg
+from .synth import (
+    SKIN_TONES,
+    STYLE_DRAWERS,
+    STYLE_SCALE,
+    SYNTH_STYLES,
+    SynthImage,
+    SynthTattoo,
+    _Layer,
+    _lighting,
+    _place_box,
+    finish_photo,
+)
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MIN_WINDOW = 96  # px of the photo; smaller free areas are skipped
@@ -122,25 +130,6 @@ def free_area(shape: tuple[int, int], boxes: Sequence[Sequence[float]]) -> np.nd
     return free
 
 
-def _place(rng, skin: np.ndarray, taken: list, frac: tuple[float, float], short: int):
-    h, w = skin.shape
-    for _ in range(40):
-        side = int(short * rng.uniform(*frac))
-        bw, bh = int(side * rng.uniform(0.8, 1.25)), int(side * rng.uniform(0.8, 1.25))
-        if bw >= w - 4 or bh >= h - 4 or bw < 12 or bh < 12:
-            continue
-        x0, y0 = int(rng.integers(2, w - bw - 2)), int(rng.integers(2, h - bh - 2))
-        box = (x0, y0, x0 + bw, y0 + bh)
-        if skin[y0:y0 + bh, x0:x0 + bw].mean() < 0.85:
-            continue
-        gap = int(short * 0.06)
-        if any(not (box[2] + gap < t[0] or t[2] + gap < box[0] or box[3] + gap < t[1] or t[3] + gap < box[1])
-               for t in taken):
-            continue
-        return box
-    return None
-
-
 def generate_on_real(seed: int, source: RealBackgrounds, width: int | None = None, height: int | None = None,
                      styles: list[str] | None = None, n_tattoos: int | None = None, p_empty: float = 0.15,
                      jpeg_quality: tuple[int, int] = (60, 95)) -> SynthImage:
@@ -180,7 +169,7 @@ def generate_on_real(seed: int, source: RealBackgrounds, width: int | None = Non
         frac = STYLE_SCALE.get(style, (0.4, 0.7))
         if len(chosen) > 1:
             frac = (frac[0] * 0.65, frac[1] * 0.65)
-        box = _place(rng, skin, taken, frac, short)
+        box = _place_box(rng, skin, taken, frac, short, min_skin=0.85, gap_frac=0.06)
         if box is None:
             continue
         layer = _Layer(h, w)
@@ -199,14 +188,7 @@ def generate_on_real(seed: int, source: RealBackgrounds, width: int | None = Non
     img = img * (0.85 + 0.15 * _lighting(rng, h, w))[..., None]
     if rng.random() < 0.5:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
-    img = img + rng.normal(0, rng.uniform(0.003, 0.015), img.shape).astype(np.float32)
-    rgb = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-    quality = int(rng.integers(jpeg_quality[0], jpeg_quality[1] + 1))
-    rgb = np.asarray(PILImage.open(io.BytesIO(encode_jpeg(rgb, quality))).convert("RGB"))
-    mask = np.zeros((h, w), np.uint8)
-    for t in tattoos:
-        mask[t.mask] = 255
-    return SynthImage(seed=seed, image=rgb, mask=mask, tattoos=tattoos)
+    return finish_photo(rng, img, (0.003, 0.015), jpeg_quality, seed, tattoos)
 
 
 def generate_on_real_images(n: int, source: RealBackgrounds, seed: int = 0, **kwargs) -> Iterator[SynthImage]:

@@ -94,7 +94,7 @@ def test_model_answers_are_traced_and_saveable(app, annotator, monkeypatch):
     assert click["method"] == "model" and runner.calls == 1
     assert _iou(rasterize([click["geometry"]], 320, 240), tattoo.mask) >= 0.6  # the clicked part of the tattoo
     x0, y0, x1, y1 = tattoo.bbox
-    box = annotator.post(url, json={"tool": "box", "box": [x0 - 5, y0 - 5, x1 + 5, y1 + 5]}).get_json()
+    box = annotator.post(url, json={"tool": "box", "box": [x0, y0, x1, y1]}).get_json()  # drawn tight
     assert box["method"] == "model" and box["model_version"] == mv_id
     assert _iou(rasterize([box["geometry"]], 320, 240), tattoo.mask) >= 0.8
     resp = annotator.put(f"/api/v1/images/{image_id}/annotation",

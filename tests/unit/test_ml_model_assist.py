@@ -108,3 +108,19 @@ def test_click_outside_the_image_is_refused():
         click_segment(image, [[70, 10]])
     with pytest.raises(ValueError):
         click_segment(image, [])
+
+
+def test_box_assist_answers_with_the_mask_that_fits_the_box_best():
+    from backend.ml.model_assist import box_assist
+
+    image, tattoo, shorts = _scene()
+    box = list(tattoo.bbox)
+    exact = MapRunner(image, tattoo.mask.astype(np.float32) * 0.9)
+    mask, method = box_assist(image, box, exact)
+    assert method == "model" and _iou(mask, tattoo.mask) >= 0.8
+    plain = generate_image(2, width=320, height=240, styles=["traditional"])
+    corner = np.zeros(plain.image.shape[:2], np.float32)
+    corner[box[1]:box[1] + 12, box[0]:box[0] + 12] = 0.9  # a model that sees a speck in one corner only
+    mask, method = box_assist(plain.image, box, MapRunner(plain.image, corner))
+    assert method == "classical" and _iou(mask, plain.tattoos[0].mask) >= 0.7
+    assert box_assist(plain.image, box, None)[1] == "classical"
