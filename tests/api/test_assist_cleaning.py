@@ -80,8 +80,9 @@ def test_bad_simplify_is_422(annotator):
 def test_brush_stroke_leaves_no_near_duplicate_vertices(annotator):
     square = {"type": "Polygon", "coordinates": [[[100, 100], [200, 100], [200, 200], [100, 200], [100, 100]]]}
     stroke = {"type": "LineString", "coordinates": [[200, 150], [200.01, 150.01], [230, 150.02], [230.01, 150]]}
+    image_id = _upload(annotator, _skin(400, 300))
     resp = annotator.post("/api/v1/geometry/union", json={"geometry": square, "stroke": stroke, "radius": 6,
-                                                          "width": 400, "height": 300})
+                                                          "image_id": image_id})
     assert resp.status_code == 200, resp.get_json()
     for ring in _vertices(resp.get_json()["geometry"]):
         steps = np.hypot(*np.diff(np.asarray(ring), axis=0).T)
