@@ -357,8 +357,8 @@ def assist(image_id: int, body: AssistIn):
                                                "(x0 < x1, y0 < y1, inside the image)")
     if body.tool in ("wand", "click"):
         if not body.points:
-            what = "positive clicks" if body.tool == "click" else "points"
-            raise APIError(422, "invalid_body", f"{body.tool} needs {what} [[x, y], ...]")
+            what = " (positive clicks, on the tattoo)" if body.tool == "click" else ""
+            raise APIError(422, "invalid_body", f"{body.tool} needs points{what} [[x, y], ...]")
         for x, y in body.points + (body.negative_points or []):
             if not (0 <= x < width and 0 <= y < height):
                 raise APIError(422, "invalid_point", f"point [{x}, {y}] lies outside the {width}×{height} image")

@@ -25,7 +25,7 @@ export function heldByOther(meta, user, now = Date.now()) {
 
 /**
  * {editable: true} or {editable: false, kind, reason, who, override}: `reason` says why the image cannot be changed
- * here, `who` who can change it; `override` is true where the user may still choose to edit (someone else's hold).
+ * here, `who` who can change it; `override` is true where the user may still choose to edit (a reviewer or admin over someone else's hold).
  */
 export function editAccess({ meta, user, agreement = false, now = Date.now() }) {
   if (agreement) return { editable: true };
@@ -40,8 +40,12 @@ export function editAccess({ meta, user, agreement = false, now = Date.now() }) 
   }
   const held = heldByOther(meta, user, now);
   if (held) {
+    // the server lets only reviewers and admins write over someone's lease (their revision records them)
+    const who = privileged
+      ? `${held.user} can change it now; as a ${user.role} you may edit anyway (your revision is recorded).`
+      : `${held.user} can change it now; after ${clockTime(held.until)} (or when they submit) anyone can.`;
     return { editable: false, kind: "held", reason: `Held by ${held.user} until ${clockTime(held.until)}: they are working on it.`,
-      who: `${held.user} can change it now; after ${clockTime(held.until)} (or when they submit) anyone can.`, override: true };
+      who, override: privileged };
   }
   return { editable: true };
 }

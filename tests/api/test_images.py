@@ -534,7 +534,7 @@ def test_import_command_dataset_formats_delegate(app, tmp_path, monkeypatch):
         def __str__(self):
             return "2 images added, 1 already present"
 
-    def fake_import_path(path, fmt, source, progress):
+    def fake_import_path(path, fmt, source, progress, status=None):
         calls.append((path, fmt, source))
         progress(3, 3, "importing")
         return Report()

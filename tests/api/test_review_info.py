@@ -61,7 +61,8 @@ def test_unknown_image_is_404(annotator):
 
 
 def test_a_stale_save_names_who_saved_the_current_version(app, make_client):
-    anna, bob = make_client("annotator", "anna"), make_client("annotator", "bob")
+    # bob reviews: another annotator could not save while anna's save holds the lease (409 leased)
+    anna, bob = make_client("annotator", "anna"), make_client("reviewer", "bob")
     from .test_images import jpeg
 
     image_id = anna.upload([(jpeg(200, 150), "arm.jpg")]).get_json()["images"][0]["id"]

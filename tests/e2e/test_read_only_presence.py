@@ -67,6 +67,12 @@ def test_someone_elses_hold_is_shown_in_the_editor_and_on_the_grid(page, live):
     banner.wait_for()
     assert f"Held by bob until {hhmm}" in banner.inner_text()
     screenshot(page, "i19-presence-editor")
+    assert page.locator("[data-testid=edit-anyway]").count() == 0  # the server would refuse an annotator's save
+    live.user("rita", "reviewer")
+    login_api(page, live, "rita")
+    page.reload()  # the app boots again as rita on the same image
+    page.wait_for_function("() => window.inklabel && window.inklabel.imageId === %d" % image_id)
+    page.locator("[data-testid=readonly-banner]").wait_for()
     page.click("[data-testid=edit-anyway]")
     assert page.locator("[data-testid=readonly-banner]").count() == 0
     page.keyboard.press("p")
@@ -76,7 +82,7 @@ def test_someone_elses_hold_is_shown_in_the_editor_and_on_the_grid(page, live):
 
 def test_conflict_dialog_names_who_saved(page, live):
     live.user("alice")
-    _, bob_token = live.user("bob")
+    _, bob_token = live.user("bob", "reviewer")  # another annotator may not write while alice holds the lease
     bob = live.client(bob_token)
     image_id = live.image(800, 600)
     login_api(page, live, "alice")

@@ -1,5 +1,5 @@
-"""Issue 18 in the browser: opening an image another annotator holds, the editor says why the save is refused,
-keeps the drawing, and the server keeps the holder's document."""
+"""Issue 18 in the browser: when another annotator takes the image while it is open, the editor says why the save
+is refused, keeps the drawing, and the server keeps the holder's document."""
 from __future__ import annotations
 
 from .conftest import screenshot
@@ -11,9 +11,9 @@ def test_save_on_an_image_someone_else_holds_says_why(page, live):
     _, bob_token = live.user("bob")
     bob = live.client(bob_token)
     image_id = live.image(800, 600)
-    assert bob.post("/api/v1/queue/next?strategy=oldest").get_json()["image_id"] == image_id  # bob holds it
     login_api(page, live, "alice")
-    open_image(page, live, image_id)
+    open_image(page, live, image_id)  # free when alice opens it: the editor is editable
+    assert bob.post("/api/v1/queue/next?strategy=oldest").get_json()["image_id"] == image_id  # then bob takes it
     draw_polygon(page, [(100, 100), (300, 100), (300, 300)])
     page.evaluate("() => window.inklabel.autosave.flush()")
     toast = page.wait_for_selector(".toast-error", timeout=10_000)

@@ -55,7 +55,8 @@ test("access: frozen and submitted are read-only for annotators, not reviewers; 
   assert.equal(heldByOther({ ...held, held_until: "2026-12-07T09:00:00Z" }, anna, now), null);
   const a = editAccess({ meta: held, user: anna, now });
   assert.equal(a.kind, "held");
-  assert.equal(a.override, true);
+  assert.equal(a.override, false); // an annotator's save would be refused (409 leased)
+  assert.equal(editAccess({ meta: held, user: rita, now }).override, true);
 });
 
 test("submit checks: flag vs regions, unstyled regions, unanswered suggestions; fixes work", () => {

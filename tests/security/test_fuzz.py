@@ -59,6 +59,7 @@ SEMANTIC_REFUSALS = {
     "unsupported_format", "unsupported_media_type", "corrupt_image", "truncated_image", "too_many_pixels",
     "empty_file", "polyglot", "file_too_large", "bad_archive", "path_traversal", "absolute_path", "symlink",
     "encrypted", "too_many_entries", "compression_ratio", "entry_too_large", "duplicate_entry", "bad_name",
+    "unknown_region",  # a region comment names a region of the image's current document
 }
 SEMANTIC_MESSAGES = ("unknown style", "unknown flag", "Unknown style", "Unknown flag", "multiple of 32",
                      "unknown segmenter", "unknown encoder", "unknown timm", "needs a box", "needs points",
