@@ -119,15 +119,10 @@ def api_login(base: str, username: str, password: str) -> dict:
 
 def browser_login(url: str, username: str, password: str, screenshot: str) -> str:
     """Open the printed URL in Chromium, log in through the form; returns the page's text after login."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright Python package is not installed (pip install -r requirements-dev.txt)")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set INKLABEL_CHROMIUM)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+    from tests.e2e.conftest import CHROMIUM_ARGS, _playwright  # skips without Playwright or Chromium
+
+    with _playwright()() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(url)
