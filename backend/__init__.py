@@ -75,7 +75,7 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(dbsetup.MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
     with app.app_context():
-        dbsetup.setup_engine(db, app)
+        dbsetup.setup_engine(db)
 
     register_error_handlers(app)
     init_observability(app)

@@ -81,14 +81,6 @@ def _as_document(version: int, stored: dict | None) -> dict:
     }
 
 
-def document_of(image: Image) -> dict:
-    """The current document of an image (version 0 and empty when it was never saved)."""
-    annotation = image.annotation
-    if annotation is None:
-        return _as_document(0, None)
-    return _as_document(annotation.version, annotation.document)
-
-
 _READ_DOCUMENT = Prepared(
     select(_images.c.id, _annotations.c.version, _annotations.c.document)
     .select_from(_images.outerjoin(_annotations, _annotations.c.image_id == _images.c.id))
@@ -236,7 +228,6 @@ def check_model_versions(regions: list[dict]) -> None:
             raise _region_error(i, f"unknown model_version {region['model_version']}")
 
 
-_check_model_versions = check_model_versions  # older name, used by api/queue.py
 
 
 def _ordered_union(*lists: Iterable[str | None]) -> list[str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import queue
 import sqlite3
@@ -16,6 +17,8 @@ import orjson
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -234,8 +237,8 @@ class _WriterQueue:
                         connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
                     finally:
                         self.release()
-            except sqlite3.Error:  # another process is checkpointing (it copies these pages too), or a hiccup
-                pass
+            except sqlite3.Error as err:  # another process is checkpointing (it copies these pages too), or a hiccup
+                log.info("WAL checkpoint of %s skipped: %s", self.database, err)
 
     def release(self) -> None:
         if self._pid != os.getpid() or self._owner is None:
@@ -339,7 +342,7 @@ def configure_sqlite(engine: Engine) -> None:
     engine.dialect.do_begin = begin
 
 
-def setup_engine(db, app) -> None:
+def setup_engine(db) -> None:
     engine = db.engine
     if engine.dialect.name == "sqlite" and not getattr(engine, "_inklabel_configured", False):
         configure_sqlite(engine)

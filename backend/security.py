@@ -141,10 +141,6 @@ def hidden_kind(endpoint: str | None, role: str | None) -> str | None:
     return None
 
 
-def is_owner_or_admin(owner_id: int | None, user) -> bool:
-    return user is not None and (owner_id == user.id or user.has_role("admin"))
-
-
 # --- hostile content in uploads -----------------------------------------------------------------------------------
 
 # Markup that makes a file a polyglot: an image that a browser (or a careless proxy or viewer) could also run as

@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, g
 from pydantic import BaseModel, Field
 
 from .. import workflow
-from ..annotations import _check_model_versions, clean_regions, clean_tags
+from ..annotations import check_model_versions, clean_regions, clean_tags
 from ..errors import not_found
 from ..extensions import db
 from ..geometry import DEFAULT_MAX_VERTICES
@@ -181,7 +181,7 @@ def put_agreement(image_id: int, body: AgreementSave):
         regions = clean_regions(body.regions, image.width, image.height, taxonomy,
                                 config.get("MAX_REGION_VERTICES", DEFAULT_MAX_VERTICES), config.get("MAX_REGIONS", 5000))
         tags = clean_tags(body.tags, taxonomy)
-        _check_model_versions(regions)
+        check_model_versions(regions)
         out = workflow.save_copy(db.session, row, body.base_version, regions, tags, body.time_spent_ms,
                                  body.complete, _lock_seconds())
         db.session.commit()

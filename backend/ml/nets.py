@@ -127,8 +127,3 @@ def build_from_architecture(architecture: dict[str, Any]) -> torch.nn.Module:
         model, _ = build_classifier(architecture["backbone"], classes, None)
         return model
     raise ValueError(f"unknown model kind {kind!r}")
-
-
-def encoder_of(model: torch.nn.Module) -> torch.nn.Module | None:
-    """The encoder of an smp model (for embeddings), None for other networks."""
-    return getattr(model, "encoder", None)

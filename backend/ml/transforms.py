@@ -35,13 +35,6 @@ def letterbox_mask(mask: np.ndarray, lb: Letterbox) -> np.ndarray:
     return out
 
 
-def valid_area(lb: Letterbox) -> np.ndarray:
-    m = np.zeros((lb.size, lb.size), bool)
-    nw, nh = lb.inner
-    m[lb.pad_y:lb.pad_y + nh, lb.pad_x:lb.pad_x + nw] = True
-    return m
-
-
 def normalize(batch_uint8_nhwc: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """uint8 NHWC → float NCHW normalised; runs on whatever device the batch is on (upload uint8, it is 4× smaller)."""
     x = batch_uint8_nhwc.permute(0, 3, 1, 2).float().div_(255.0)
