@@ -2,19 +2,18 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from tqdm import tqdm
 
 from ..extensions import db
 from ..imaging import ImageRejected
 from ..ingest import check_source, ingest_bytes
 from .core import prepare_workspace
+from .progress import Progress
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp"}
 DATASET_FORMATS = ("coco", "labelme", "yolo", "yolo-seg", "cvat", "labelstudio")
@@ -41,10 +40,9 @@ def import_images(root: Path, source: str, progress: bool | None = None) -> dict
     limit = current_app.config["MAX_UPLOAD_BYTES"]
     files = find_image_files(root)
     stats = {"files": len(files), "imported": 0, "duplicates": 0, "rejected": []}
-    # disable=None: tqdm shows the bar only on a terminal
-    bar = tqdm(files, unit="img", desc="import", file=sys.stderr, dynamic_ncols=True,
-               disable=None if progress is None else not progress)
-    for path in bar:
+    bar = Progress("import", "img", progress)
+    for done, path in enumerate(files, 1):
+        bar(done - 1, len(files))
         shown = str(path.relative_to(root)) if path != root else path.name
         try:
             size = path.stat().st_size
@@ -55,13 +53,14 @@ def import_images(root: Path, source: str, progress: bool | None = None) -> dict
         except ImageRejected as err:
             db.session.rollback()
             stats["rejected"].append((shown, err.code, err.message))
-            tqdm.write(f"rejected {shown}: {err.message} [{err.code}]", file=sys.stderr)
+            bar.write(f"rejected {shown}: {err.message} [{err.code}]")
             continue
         except OSError as err:
             stats["rejected"].append((shown, "unreadable", str(err)))
-            tqdm.write(f"rejected {shown}: cannot read the file: {err.strerror or err} [unreadable]", file=sys.stderr)
+            bar.write(f"rejected {shown}: cannot read the file: {err.strerror or err} [unreadable]")
             continue
         stats["duplicates" if result.duplicate else "imported"] += 1
+    bar(len(files), len(files))
     bar.close()
     return stats
 
@@ -76,16 +75,9 @@ def _import_dataset(path: Path, fmt: str, source: str, progress: bool | None, st
             f"--format {fmt} needs the dataset importers (backend.datasets.importers), which cannot be loaded "
             f"in this build: {err}. Plain images import with --format images."
         ) from None
-    bar = tqdm(total=0, unit="img", desc=f"import {fmt}", file=sys.stderr, dynamic_ncols=True,
-               disable=None if progress is None else not progress)
-
-    def on_progress(done, total, message=""):
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    bar = Progress(f"import {fmt}", "img", progress)
     try:
-        report = import_path(path, fmt, source=source, progress=on_progress, status=status)
+        report = import_path(path, fmt, source=source, progress=bar, status=status)
     except ArchiveRefused as err:  # refused before extraction: zip slip, absolute names, links, bombs
         raise click.ClickException(f"refused: {err} [{err.code}]") from None
     except (ValueError, FileNotFoundError) as err:

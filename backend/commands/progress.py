@@ -40,6 +40,13 @@ class Progress:
         elif self.lines and time.monotonic() - self.last_line >= self.interval:
             self._line(self._position())
 
+    def write(self, line: str) -> None:
+        """A message line (a rejected file, a warning) that leaves the bar intact."""
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

@@ -422,6 +422,17 @@ def _place_box(rng, skin: np.ndarray, taken: list, frac: tuple[float, float], sh
     return None
 
 
+def photo_size(rng: np.random.Generator, width: int | None, height: int | None,
+               long_side_range: tuple[int, int]) -> tuple[int, int]:
+    """(width, height): the ones given, else a random long side in the range and an aspect of 3:4 to 4:3."""
+    if width is None or height is None:
+        long_side = int(rng.integers(long_side_range[0], long_side_range[1] + 1))
+        aspect = rng.uniform(0.75, 1.33)
+        width = width or (long_side if aspect >= 1 else int(long_side * aspect))
+        height = height or (int(long_side / aspect) if aspect >= 1 else long_side)
+    return int(width), int(height)
+
+
 def generate_image(
     seed: int,
     width: int | None = None,
@@ -433,12 +444,7 @@ def generate_image(
 ) -> SynthImage:
     """One procedural photo. `styles` fixes the styles drawn (in order); `n_tattoos=0` gives an image without ink."""
     rng = np.random.default_rng(seed)
-    if width is None or height is None:
-        long_side = int(rng.integers(320, 481))
-        aspect = rng.uniform(0.75, 1.33)
-        width = width or (long_side if aspect >= 1 else int(long_side * aspect))
-        height = height or (int(long_side / aspect) if aspect >= 1 else long_side)
-    h, w = int(height), int(width)
+    w, h = photo_size(rng, width, height, (320, 480))
     short = min(h, w)
 
     skin = _skin_region(rng, h, w)

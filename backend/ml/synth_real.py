@@ -33,6 +33,7 @@ from .synth import (
     _lighting,
     _place_box,
     finish_photo,
+    photo_size,
 )
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -136,12 +137,7 @@ def generate_on_real(seed: int, source: RealBackgrounds, width: int | None = Non
     """One composite: a real tattoo-free window with procedural tattoos on its skin (see the module docstring).
     Where the window has too little skin for a tattoo, it comes back without one (a real negative)."""
     rng = np.random.default_rng(seed)
-    if width is None or height is None:
-        long_side = int(rng.integers(256, 449))
-        aspect = rng.uniform(0.75, 1.33)
-        width = width or (long_side if aspect >= 1 else int(long_side * aspect))
-        height = height or (int(long_side / aspect) if aspect >= 1 else long_side)
-    h, w = int(height), int(width)
+    w, h = photo_size(rng, width, height, (256, 448))
     window = source.window(rng, w / h)
     if window is None:
         raise ValueError("no tattoo-free window found in the real photos")
