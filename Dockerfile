@@ -60,6 +60,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
 
-# gunicorn with backend/gunicorn_conf.py (GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_TIMEOUT, ...).
+# gunicorn with backend/serve/gunicorn_conf.py (GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_TIMEOUT, ...).
 # A worker: `python manage.py worker --queues cpu` (or `--queues gpu --concurrency 1` on the gpu image).
-CMD ["gunicorn", "-c", "python:backend.gunicorn_conf", "backend.wsgi:app"]
+CMD ["gunicorn", "-c", "python:backend.serve.gunicorn_conf", "backend.serve.wsgi:app"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Flask, jsonify, send_from_directory
 
-from .config import INSECURE_SECRET_KEYS, load_config, normalize_database_url
+from backend.config import INSECURE_SECRET_KEYS, load_config, normalize_database_url
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 SECRET_KEY_FILE = "secret_key"
@@ -23,7 +23,7 @@ CSP = (
 
 def ensure_workspace(workspace: str | Path) -> Path:
     """Create the workspace folders and its secret key if missing (what `init` does; every command may call it)."""
-    from .taxonomy import ensure_taxonomy
+    from backend.core.taxonomy import ensure_taxonomy
 
     root = Path(workspace)
     for sub in ("", "blobs", "exports", "models", "tmp"):
@@ -54,12 +54,12 @@ def _secret_key(app: Flask) -> str:
 
 
 def create_app(config: dict | None = None) -> Flask:
-    from . import db as dbsetup
-    from .api import register_api
-    from .commands import register_commands
-    from .errors import register_error_handlers
-    from .extensions import db, migrate
-    from .observability import init_observability
+    from backend.db import engine as dbsetup
+    from backend.web.api import register_api
+    from backend.commands import register_commands
+    from backend.web.errors import register_error_handlers
+    from backend.db.extensions import db, migrate
+    from backend.web.observability import init_observability
 
     app = Flask(__name__, static_folder=None)
     app.config.update(load_config())
@@ -87,7 +87,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _configure_decoding(app: Flask) -> None:
-    from .imaging import set_decode_limits
+    from backend.media.imaging import set_decode_limits
 
     slots = Path(app.config["WORKSPACE"]) / "tmp" if app.config.get("CREATE_WORKSPACE", True) else None
     set_decode_limits(app.config["MAX_DECODE_MB"], app.config["MAX_CONCURRENT_DECODES"], slots)
@@ -106,14 +106,14 @@ def _register_pages(app: Flask) -> None:
     def frontend_file(filename: str):
         # send_from_directory refuses paths that leave FRONTEND_DIR (traversal → 404).
         if filename.startswith("api/"):
-            from .errors import not_found
+            from backend.web.errors import not_found
 
             raise not_found("route")
         return send_from_directory(FRONTEND_DIR, filename, max_age=0)
 
 
 def _register_headers(app: Flask) -> None:
-    from .db import set_reads_only
+    from backend.db.engine import set_reads_only
 
     @app.before_request
     def _writes_by_default():

@@ -49,7 +49,7 @@ def load_config() -> dict:
         "MAX_UPLOAD_BYTES": _int("INKLABEL_MAX_UPLOAD_BYTES", 50 * 1024 * 1024),
         "MAX_JSON_BYTES": _int("INKLABEL_MAX_JSON_BYTES", 8 * 1024 * 1024),
         "MAX_IMAGE_PIXELS": _int("INKLABEL_MAX_IMAGE_PIXELS", 100_000_000),
-        # Image decoding (backend/imaging.py, decode_slots.py): memory a decode may need, large decodes at once.
+        # Image decoding (backend/media/imaging.py, decode_slots.py): memory a decode may need, large decodes at once.
         "MAX_DECODE_MB": _int("INKLABEL_MAX_DECODE_MB", 512),
         "MAX_CONCURRENT_DECODES": _int("INKLABEL_MAX_CONCURRENT_DECODES", 2),
         "MAX_REGION_VERTICES": _int("INKLABEL_MAX_REGION_VERTICES", 10_000),
@@ -59,7 +59,7 @@ def load_config() -> dict:
         "LOW_CONCENTRATION": _float("INKLABEL_LOW_CONCENTRATION", 0.25),
         "LOCK_SECONDS": _int("INKLABEL_LOCK_SECONDS", 15 * 60),
         "SESSION_HOURS": _int("INKLABEL_SESSION_HOURS", 12),
-        # Login back-off (backend/auth.py), per (user name, client address): free failures in the window, then
+        # Login back-off (backend/web/auth.py), per (user name, client address): free failures in the window, then
         # a wait that doubles with each further failure, from LOGIN_BACKOFF_SECONDS up to the window.
         "LOGIN_MAX_FAILURES": _int("INKLABEL_LOGIN_MAX_FAILURES", 5),
         "LOGIN_BACKOFF_SECONDS": _float("INKLABEL_LOGIN_BACKOFF_SECONDS", 1.0),

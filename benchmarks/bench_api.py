@@ -7,7 +7,7 @@
 1. Seeds a fresh workspace with --images image rows (metadata only, no pixels) and three regions of ~40 vertices
    each (30,000 regions for 10,000 images), with bulk inserts. A PostgreSQL database given with --database-url is
    EMPTIED first (all inklabel tables dropped and created again): point it at a scratch database.
-2. Starts gunicorn with backend/gunicorn_conf.py (the production settings; --workers/--threads override) and
+2. Starts gunicorn with backend/serve/gunicorn_conf.py (the production settings; --workers/--threads override) and
    INKLABEL_WORKSPACE / DATABASE_URL in its environment.
 3. --clients processes, each with one keep-alive HTTP connection (a lean socket client, RawClient), loop for --duration seconds after
    a short warm-up: GET /api/v1/images/<id>/annotation, then PUT a new version with 3 regions of ~40 vertices on
@@ -83,9 +83,9 @@ def seed(app, n_images: int, regions_per_image: int, start: int = 0, with_docume
     """Bulk insert image rows [start, start + n_images), their annotations and (optionally) regions."""
     from sqlalchemy import insert
 
-    from backend.extensions import db
-    from backend.geometry import area_bbox
-    from backend.models import Annotation, Image, Region, empty_document
+    from backend.db.extensions import db
+    from backend.core.geometry import area_bbox
+    from backend.db.models import Annotation, Image, Region, empty_document
 
     rng = random.Random(start)
     t0 = time.perf_counter()
@@ -140,9 +140,9 @@ def build_workspace(args):
     url = args.database_url or f"sqlite:///{workspace / 'inklabel.db'}"
     os.environ["INKLABEL_WORKSPACE"] = str(workspace)
     from backend import create_app
-    from backend.auth import create_token, create_user
-    from backend.extensions import db
-    from backend.models import Base
+    from backend.web.auth import create_token, create_user
+    from backend.db.extensions import db
+    from backend.db.models import Base
 
     app = create_app({"WORKSPACE": str(workspace), "SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
@@ -171,8 +171,8 @@ def start_server(workspace: Path, url: str, port: int, args) -> subprocess.Popen
         env["GUNICORN_THREADS"] = str(args.threads)
     log = open(workspace / "gunicorn.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:backend.gunicorn_conf", "-b", f"127.0.0.1:{port}",
-         "backend.wsgi:app"],
+        [sys.executable, "-m", "gunicorn", "-c", "python:backend.serve.gunicorn_conf", "-b", f"127.0.0.1:{port}",
+         "backend.serve.wsgi:app"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.time() + 60
@@ -533,7 +533,7 @@ def main(argv=None) -> int:
     parser.add_argument("--database-url", help="PostgreSQL URL (EMPTIED first!); default SQLite in the workspace")
     parser.add_argument("--workspace", help="a new, empty workspace folder, kept afterwards (default: a temporary "
                                             "folder, removed after the run)")
-    parser.add_argument("--workers", type=int, help="gunicorn processes (default: backend/gunicorn_conf.py's)")
+    parser.add_argument("--workers", type=int, help="gunicorn processes (default: backend/serve/gunicorn_conf.py's)")
     parser.add_argument("--threads", type=int, help="threads per gunicorn process (default: gunicorn_conf.py's)")
     parser.add_argument("--sequential-pairs", type=int, default=0,
                         help="before the load, N GET+PUT pairs from one client, 3 rounds: server CPU per request "
@@ -589,7 +589,7 @@ def main(argv=None) -> int:
     finally:
         stop_server(server)
         with app.app_context():
-            from backend.extensions import db
+            from backend.db.extensions import db
 
             db.engine.dispose()
         if not args.workspace:

@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert, text  # noqa: E402
 
 from backend import create_app  # noqa: E402
-from backend.auth import _sha256  # noqa: E402
-from backend.extensions import db  # noqa: E402
-from backend.models import ApiToken, Base, Export, Image, ImageTag, Job, Prediction, Region, User, utcnow  # noqa: E402
+from backend.web.auth import _sha256  # noqa: E402
+from backend.db.extensions import db  # noqa: E402
+from backend.db.models import ApiToken, Base, Export, Image, ImageTag, Job, Prediction, Region, User, utcnow  # noqa: E402
 
 CHUNK = 5000
 STYLES = ["japanese", "tribal", "fineline", "watercolor", "traditional", "trash_polka"]

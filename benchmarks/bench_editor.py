@@ -178,7 +178,7 @@ def main() -> int:
     app = build_app(tmp, "sqlite")
     live = LiveServer(app)
     _, token = make_user(app, "bench", "annotator", "password123")
-    from backend.ingest import ingest_bytes
+    from backend.core.ingest import ingest_bytes
 
     t = time.perf_counter()
     data = big_jpeg(args.width, args.height)
@@ -291,7 +291,7 @@ def main() -> int:
     live.stop()
     import shutil
 
-    from backend.extensions import db
+    from backend.db.extensions import db
 
     with app.app_context():
         db.engine.dispose()

@@ -64,9 +64,9 @@ def rectangle(box: list[float]) -> dict:
 
 def seed_pool(app, photos: list[Path]) -> dict[int, list[list[float]]]:
     """Ingest the photos and store a cached pre-fill of each; returns image id → boxes."""
-    from backend.extensions import db
-    from backend.ingest import ingest_bytes
-    from backend.models import ModelVersion, Prediction
+    from backend.db.extensions import db
+    from backend.core.ingest import ingest_bytes
+    from backend.db.models import ModelVersion, Prediction
 
     out = {}
     with app.app_context():

@@ -46,7 +46,7 @@ DISTINCT_PICTURES = 8
 
 def make_app(workspace: Path):
     from backend import create_app
-    from backend.extensions import db
+    from backend.db.extensions import db
 
     app = create_app({
         "TESTING": True,
@@ -108,9 +108,9 @@ def _pictures(folder: Path) -> list[tuple[Path, int, int]]:
 def populate(workspace: Path, n: int, seed: int = 0) -> dict:
     from sqlalchemy import insert
 
-    from backend.extensions import db
-    from backend.models import Annotation, AnnotationRevision, Image
-    from backend.storage import BlobStore
+    from backend.db.extensions import db
+    from backend.db.models import Annotation, AnnotationRevision, Image
+    from backend.media.storage import BlobStore
 
     started = time.perf_counter()
     app = make_app(workspace)
@@ -179,12 +179,12 @@ def run_export(workspace: Path, options: dict) -> dict:
 
 def run_api_export(workspace: Path, options: dict) -> dict:
     """A COCO-only export through the API in this process: the POST, the job and the polling until it is done."""
-    from backend.auth import create_token, create_user
+    from backend.web.auth import create_token, create_user
 
     app = make_app(workspace)
     with app.app_context():
-        from backend.extensions import db
-        from backend.models import User
+        from backend.db.extensions import db
+        from backend.db.models import User
 
         user = db.session.query(User).filter_by(username="bench-admin").one_or_none() or \
             create_user("bench-admin", "bench-password-0123456789", "admin")

@@ -32,8 +32,8 @@ from sqlalchemy import insert, text  # noqa: E402
 
 from backend import create_app  # noqa: E402
 from backend.config import normalize_database_url  # noqa: E402
-from backend.extensions import db  # noqa: E402
-from backend.models import Annotation, Base, Image, Region  # noqa: E402
+from backend.db.extensions import db  # noqa: E402
+from backend.db.models import Annotation, Base, Image, Region  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "real-tattoos" / "images"
 STYLES = ["watercolor", "japanese", "tribal", "trash_polka", "fineline", "traditional", "blackwork", "dotwork"]
@@ -60,7 +60,7 @@ def make_app(workspace: Path, database: str | None):
 
 
 def token_for(app) -> str:
-    from backend.auth import create_token, create_user
+    from backend.web.auth import create_token, create_user
 
     with app.app_context():
         user = create_user(f"bench{random.randrange(10**9)}", "benchmark-password", "annotator")
@@ -68,7 +68,7 @@ def token_for(app) -> str:
 
 
 def bench_ingest(app) -> dict:
-    from backend.ingest import ingest_bytes
+    from backend.core.ingest import ingest_bytes
 
     files = sorted(REAL.glob("*.jpg"))
     if not files:
@@ -88,7 +88,7 @@ def bench_ingest(app) -> dict:
 
 
 def bench_derivatives(workspace: Path) -> dict:
-    from backend.storage import BlobStore
+    from backend.media.storage import BlobStore
 
     img = PILImage.effect_noise((4032, 3024), 50).convert("RGB")  # a 12 MP phone photo's size
     out = io.BytesIO()
@@ -110,7 +110,7 @@ def bench_derivatives(workspace: Path) -> dict:
 
 def seed(app, n: int, start: int) -> None:
     """Add images start+1..n as metadata only (no blobs), with annotations, regions and tags."""
-    from backend.ingest import rebuild_image_tags
+    from backend.core.ingest import rebuild_image_tags
 
     rng = random.Random(start)
     now = datetime.now(timezone.utc)

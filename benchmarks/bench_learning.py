@@ -73,19 +73,19 @@ def run(args, workdir: Path) -> dict:
     import torch
 
     from backend import create_app
-    from backend.auth import create_user
+    from backend.web.auth import create_user
     from backend.commands.ml import populate_synthetic
     from backend.datasets.export import create_export
-    from backend.db import init_db
-    from backend.extensions import db
+    from backend.db.engine import init_db
+    from backend.db.extensions import db
     from backend.ml.device import resolve_device
     from backend.ml.crops import crop_box
     from backend.ml.infer import ClassifierRunner, SegmenterRunner
     from backend.ml.metrics import MaskCounts, classification_report
     from backend.ml.synth import generate_image
     from backend.ml.weights import load_bundle
-    from backend.models import ModelVersion
-    from backend.tasks.training import run_training
+    from backend.db.models import ModelVersion
+    from backend.jobs.training import run_training
 
     seconds: dict[str, float] = {}
     workspace = workdir / "workspace"

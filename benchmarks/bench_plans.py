@@ -37,8 +37,8 @@ def _copy(cursor, table: str, columns: list[str], rows) -> None:
 
 def seed(app, n: int, seed_value: int) -> dict:
     """Bulk-load n images with annotations, revisions, regions, tags and scores through COPY."""
-    from backend.auth import create_token, create_user
-    from backend.extensions import db
+    from backend.web.auth import create_token, create_user
+    from backend.db.extensions import db
 
     rnd = random.Random(seed_value)
     with app.app_context():
@@ -154,8 +154,8 @@ def main() -> int:
 
     from backend import create_app
     from backend.config import normalize_database_url
-    from backend.db import init_db
-    from backend.extensions import db
+    from backend.db.engine import init_db
+    from backend.db.extensions import db
 
     base = make_url(normalize_database_url(args.pg_server))
     name = f"plans_{uuid.uuid4().hex[:8]}"

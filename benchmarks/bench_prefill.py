@@ -183,9 +183,9 @@ def stub_run(args, ids: list[int], device, source: str) -> None:
     import torch.utils.data as tud
     from sqlalchemy import delete
 
-    import backend.tasks.prefill as tp
-    from backend.extensions import db
-    from backend.models import Prediction
+    import backend.jobs.prefill as tp
+    from backend.db.extensions import db
+    from backend.db.models import Prediction
 
     clock = StageClock()
     real_load, real_loader = tp.load_current, tud.DataLoader
@@ -340,15 +340,15 @@ def run(args, workdir: Path) -> None:
     import torch
 
     from backend import create_app
-    from backend.db import init_db
-    from backend.extensions import db
-    from backend.ingest import ingest_bytes
+    from backend.db.engine import init_db
+    from backend.db.extensions import db
+    from backend.core.ingest import ingest_bytes
     from backend.ml.device import resolve_device
     from backend.ml.synth import generate_image
     from backend.ml.transforms import letterbox
-    from backend.models import ModelVersion
-    from backend.storage import BlobStore
-    from backend.tasks.prefill import decode_work_image, load_current, prefill_image, prefill_images
+    from backend.db.models import ModelVersion
+    from backend.media.storage import BlobStore
+    from backend.jobs.prefill import decode_work_image, load_current, prefill_image, prefill_images
 
     t0 = time.monotonic()
     if args.stub_forward:
@@ -403,7 +403,7 @@ def run(args, workdir: Path) -> None:
         current = load_current(device)
         runner = current.segmenter
         store = BlobStore.from_config(app.config)
-        from backend.models import Image as ImageRow
+        from backend.db.models import Image as ImageRow
 
         rows = {i: db.session.get(ImageRow, i) for i in ids}
         canvases = {}

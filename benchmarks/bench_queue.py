@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert, text  # noqa: E402
 
 from backend import create_app  # noqa: E402
-from backend.auth import _sha256  # noqa: E402
-from backend.extensions import db  # noqa: E402
-from backend.models import ApiToken, Assignment, Base, Image, ImageScore, ImageTag, ModelVersion, User, utcnow  # noqa: E402
+from backend.web.auth import _sha256  # noqa: E402
+from backend.db.extensions import db  # noqa: E402
+from backend.db.models import ApiToken, Assignment, Base, Image, ImageScore, ImageTag, ModelVersion, User, utcnow  # noqa: E402
 
 CHUNK = 5000
 

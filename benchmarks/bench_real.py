@@ -104,15 +104,15 @@ def report(out: dict) -> None:
 
 def run(args, settings: dict, workdir: Path) -> dict:
     from backend import create_app
-    from backend.auth import create_user
+    from backend.web.auth import create_user
     from backend.commands.ml import populate_synthetic
     from backend.commands.real_photos import import_real_photos, populate_composites, real_photo_split
     from backend.datasets.export import create_export
-    from backend.db import init_db
-    from backend.extensions import db
+    from backend.db.engine import init_db
+    from backend.db.extensions import db
     from backend.ml.synth_real import RealBackgrounds
-    from backend.models import ModelVersion
-    from backend.tasks.training import run_training
+    from backend.db.models import ModelVersion
+    from backend.jobs.training import run_training
 
     seconds: dict[str, float] = {}
     workspace = workdir / "workspace"
@@ -180,13 +180,13 @@ def _mask_box(mask: np.ndarray):
 def held_out(data: Path, names: list[str], boxes_per_photo: int = 99) -> dict:
     """Ingest the held-out photos unlabelled, pre-fill them with the promoted models, and measure (module doc)."""
     from backend.commands.real_photos import labelled_photos
-    from backend.extensions import db
-    from backend.geometry import area_bbox, rasterize
-    from backend.ingest import ingest_bytes
+    from backend.db.extensions import db
+    from backend.core.geometry import area_bbox, rasterize
+    from backend.core.ingest import ingest_bytes
     from backend.ml.model_assist import box_area, box_assist, click_segment
     from backend.ml.synth_real import yolo_boxes
-    from backend.models import Prediction
-    from backend.tasks.prefill import load_current, prefill_images
+    from backend.db.models import Prediction
+    from backend.jobs.prefill import load_current, prefill_images
 
     wanted = set(names)
     photos = [p for p in labelled_photos(data) if p.name in wanted]
@@ -306,7 +306,7 @@ def procedural_holdout(n: int, seed: int) -> dict:
     from backend.ml.crops import crop_box
     from backend.ml.metrics import MaskCounts, classification_report
     from backend.ml.synth import generate_image
-    from backend.tasks.prefill import load_current
+    from backend.jobs.prefill import load_current
 
     models = load_current()
     seg, cls = models.segmenter, models.classifier

@@ -241,7 +241,7 @@ class Stack:
                 _killpg(self.server, signal.SIGKILL)
                 self.server.wait(5)
         if self._app is not None:
-            from backend.extensions import db
+            from backend.db.extensions import db
 
             with self._app.app_context():
                 db.engine.dispose()
@@ -260,7 +260,7 @@ class Stack:
 
     def users(self, count: int, role: str = "annotator", prefix: str = "annotator") -> list[str]:
         """Create `count` users and return one API token each."""
-        from backend.auth import create_token, create_user
+        from backend.web.auth import create_token, create_user
 
         tokens = []
         with self.app.app_context():
@@ -284,8 +284,8 @@ class Stack:
         """image id → {"version", "document", "revisions": [versions], "region_markers": set} from the database."""
         from sqlalchemy import select
 
-        from backend.extensions import db
-        from backend.models import Annotation, AnnotationRevision, Region
+        from backend.db.extensions import db
+        from backend.db.models import Annotation, AnnotationRevision, Region
 
         out: dict[int, dict] = {}
         with self.app.app_context():

@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, text
 
 from backend import create_app
 from backend.config import normalize_database_url
-from backend.extensions import db
-from backend.models import Base
+from backend.db.extensions import db
+from backend.db.models import Base
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_TATTOOS = SHARED_DATA / "real-tattoos"
@@ -71,7 +71,7 @@ def build_app(tmp_path: Path, database: str = "sqlite", **overrides):
         config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{workspace / 'inklabel.db'}"
     config.update(overrides)
     # Model versions are cached per process by id, and every test database numbers them from 1 again.
-    from backend.tasks.prefill import clear_model_cache
+    from backend.jobs.prefill import clear_model_cache
 
     clear_model_cache()
     app = create_app(config)
@@ -130,7 +130,7 @@ class ApiClient:
 
 
 def make_user(app, username: str, role: str, password: str = "password123"):
-    from backend.auth import create_token, create_user
+    from backend.web.auth import create_token, create_user
 
     with app.app_context():
         user = create_user(username, password, role)

@@ -10,11 +10,11 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import update
 
-from backend.annotations import save_document
-from backend.extensions import db
-from backend.geometry import rasterize
-from backend.ingest import ingest_bytes
-from backend.models import Image as ImageRow
+from backend.core.annotations import save_document
+from backend.db.extensions import db
+from backend.core.geometry import rasterize
+from backend.core.ingest import ingest_bytes
+from backend.db.models import Image as ImageRow
 
 
 def ring(cx: float, cy: float, r: float, n: int = 48, clockwise: bool = False) -> list[list[float]]:

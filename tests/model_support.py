@@ -4,12 +4,12 @@ import json
 import shutil
 from pathlib import Path
 
-from backend.extensions import db
+from backend.db.extensions import db
 from backend.ml.data import open_export
 from backend.ml.synth import write_export_folder
 from backend.ml.train import TrainOptions, train_model
 from backend.ml.weights import save_bundle
-from backend.models import ModelVersion
+from backend.db.models import ModelVersion
 
 TINY_DECODER = [32, 16, 16, 16, 8]
 SMALL_IMAGES = {"width": 96, "height": 96, "p_empty": 0.0, "n_tattoos": 1}

@@ -10,9 +10,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from ..db import init_db
-from ..extensions import db
-from ..models import ROLES, User
+from backend.db.engine import init_db
+from backend.db.extensions import db
+from backend.db.models import ROLES, User
 
 
 def prepare_workspace() -> None:
@@ -40,7 +40,7 @@ def init_command():
 @with_appcontext
 def create_user_command(username, role, password):
     """Create a user who can log in to the browser tool."""
-    from ..auth import create_user
+    from backend.web.auth import create_user
 
     prepare_workspace()
     if password is None:
@@ -61,7 +61,7 @@ def create_token_command(username, name):
 
     Scripts send it as `Authorization: Bearer <token>`. It is stored hashed: keep it, it cannot be shown again.
     """
-    from ..auth import create_token
+    from backend.web.auth import create_token
 
     prepare_workspace()
     user = db.session.scalar(select(User).where(User.username == username))
@@ -109,7 +109,7 @@ def serve_until_interrupted(server) -> None:
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), envvar="INKLABEL_PORT",
               help="port to listen on [INKLABEL_PORT]")
 @click.option("--prod", "mode", flag_value="prod",
-              help="gunicorn with several worker processes and the settings in backend/gunicorn_conf.py: for a "
+              help="gunicorn with several worker processes and the settings in backend/serve/gunicorn_conf.py: for a "
                    "server that a team shares")
 @click.option("--dev", "mode", flag_value="dev", default=True,
               help="one process with a thread per request (the default): for one person or a few on a laptop")
@@ -136,9 +136,9 @@ def serve_command(host, port, mode):
     sys.stdout.flush()
     if mode == "prod":
         env = dict(os.environ, INKLABEL_WORKSPACE=app.config["WORKSPACE"])
-        args = [sys.executable, "-m", "gunicorn", "-c", "python:backend.gunicorn_conf", "-b", f"{host}:{port}", "backend.wsgi:app"]
+        args = [sys.executable, "-m", "gunicorn", "-c", "python:backend.serve.gunicorn_conf", "-b", f"{host}:{port}", "backend.serve.wsgi:app"]
         os.execvpe(args[0], args, env)
-    from ..tasks.warmup import start_model_warmup
+    from backend.serve.warmup import start_model_warmup
 
     start_model_warmup(app)
     serve_until_interrupted(server)

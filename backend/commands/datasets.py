@@ -9,9 +9,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 from pydantic import ValidationError
 
-from ..datasets.options import FORMATS, parse_split_spec
-from .core import prepare_workspace
-from .progress import Progress
+from backend.datasets.options import FORMATS, parse_split_spec
+from backend.commands.core import prepare_workspace
+from backend.commands.progress import Progress
 
 
 @click.command("export")
@@ -55,7 +55,7 @@ def export_command(formats, categories, statuses, styles, flags, split_spec, ima
     The zip is written to <workspace>/exports/<export id>.zip; its path is
     printed on stdout at the end.
     """
-    from ..datasets.export import create_export
+    from backend.datasets.export import create_export
 
     prepare_workspace()
     try:
@@ -70,7 +70,7 @@ def export_command(formats, categories, statuses, styles, flags, split_spec, ima
             "crops": {"margin": crop_margin, "mask_background": mask_crops},
             "include_excluded": include_excluded,
         }
-        from ..datasets.options import ExportOptions
+        from backend.datasets.options import ExportOptions
 
         options = ExportOptions.model_validate(options)
     except ValueError as err:

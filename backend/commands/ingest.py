@@ -9,11 +9,11 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ..extensions import db
-from ..imaging import ImageRejected
-from ..ingest import check_source, ingest_bytes
-from .core import prepare_workspace
-from .progress import Progress
+from backend.db.extensions import db
+from backend.media.imaging import ImageRejected
+from backend.core.ingest import check_source, ingest_bytes
+from backend.commands.core import prepare_workspace
+from backend.commands.progress import Progress
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp"}
 DATASET_FORMATS = ("coco", "labelme", "yolo", "yolo-seg", "cvat", "labelstudio")
@@ -69,7 +69,7 @@ def _import_dataset(path: Path, fmt: str, source: str, progress: bool | None, st
     """Hand a labelled dataset to backend.datasets.importers (images through ingest, labels through the same
     validation as the editor) and print its report."""
     try:
-        from ..datasets.importers import ArchiveRefused, import_path
+        from backend.datasets.importers import ArchiveRefused, import_path
     except ImportError as err:
         raise click.ClickException(
             f"--format {fmt} needs the dataset importers (backend.datasets.importers), which cannot be loaded "

@@ -11,11 +11,11 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
-from ..errors import APIError
-from ..extensions import db
-from ..models import IMAGE_STATUSES, Image, User
-from .core import bind_threaded_server, prepare_workspace, public_url, serve_until_interrupted
-from .progress import Progress
+from backend.web.errors import APIError
+from backend.db.extensions import db
+from backend.db.models import IMAGE_STATUSES, Image, User
+from backend.commands.core import bind_threaded_server, prepare_workspace, public_url, serve_until_interrupted
+from backend.commands.progress import Progress
 
 
 def _fmt(value) -> str:
@@ -24,7 +24,7 @@ def _fmt(value) -> str:
 
 def train_and_report(kind: str, export_ref: str, options: dict, promote: str, allow_path: bool = True,
                      progress_bar: bool | None = None) -> dict:
-    from ..tasks.training import run_training
+    from backend.jobs.training import run_training
 
     bar = Progress(f"train {kind}", "step", progress_bar)
     try:
@@ -131,7 +131,7 @@ def train_command(kind, export_ref, epochs, batch_size, input_size, lr, arch, en
 @with_appcontext
 def promote_command(model_id):
     """Make model version MODEL_ID the current one of its kind (what pre-fill uses)."""
-    from ..tasks.training import promote_model
+    from backend.jobs.training import promote_model
 
     prepare_workspace()
     try:
@@ -162,8 +162,8 @@ def prefill_command(all_images, statuses, batch_size, refresh, device, workers, 
     queue read); images already done by the current models are skipped unless --refresh. On CUDA, images are
     decoded and traced in worker processes while the GPU runs the next batch.
     """
-    from ..ml.device import resolve_device
-    from ..tasks.prefill import prefill_images, select_pool
+    from backend.ml.device import resolve_device
+    from backend.jobs.prefill import prefill_images, select_pool
 
     prepare_workspace()
     ids = select_pool(None if all_images else (list(statuses) or ["new"]))
@@ -190,11 +190,11 @@ def populate_synthetic(n_images: int, label_fraction: float, user: User, seed: i
     save_document with their exact masks and styles, submit them and accept them as `user` (a reviewer/admin).
     `synth_options` go to backend.ml.synth.generate_image (width, height, p_empty, ...).
     Returns {"labelled": [ids], "unlabelled": [ids]}."""
-    from ..annotations import save_document, submit_image
-    from ..ingest import ingest_bytes
-    from ..ml.prefill import image_mask_geometry
-    from ..ml.synth import generate_image
-    from ..workflow import review_image
+    from backend.core.annotations import save_document, submit_image
+    from backend.core.ingest import ingest_bytes
+    from backend.ml.prefill import image_mask_geometry
+    from backend.ml.synth import generate_image
+    from backend.core.workflow import review_image
 
     labelled, unlabelled = [], []
     n_label = int(round(n_images * label_fraction))
@@ -263,9 +263,9 @@ def demo_command(n_images, label_fraction, epochs, seed, username, password, ser
     within 3 minutes), promotes both, pre-fills the other images, creates an admin
     login and starts the server. --no-serve stops after building.
     """
-    from ..auth import create_user
-    from ..datasets.export import create_export
-    from ..tasks.prefill import prefill_images
+    from backend.web.auth import create_user
+    from backend.datasets.export import create_export
+    from backend.jobs.prefill import prefill_images
 
     started = time.monotonic()
     click.get_current_context().meta["inklabel.pool_refresh"] = True  # the demo pre-fills the pool itself
@@ -291,7 +291,7 @@ def demo_command(n_images, label_fraction, epochs, seed, username, password, ser
     click.echo(f"{n_images} synthetic images, {len(pool['labelled'])} labelled and accepted "
                f"({time.monotonic() - started:.0f}s)")
     if real_dir is not None:
-        from .real_photos import add_real_photos
+        from backend.commands.real_photos import add_real_photos
 
         click.echo(add_real_photos(real_dir, user, max(4, len(pool["labelled"]) // 2), seed))
     stage = time.monotonic()
@@ -324,7 +324,7 @@ def demo_command(n_images, label_fraction, epochs, seed, username, password, ser
     finally:
         bar.close()
     click.echo(f"pre-filled {stats['done']} image(s) in {stats['seconds']:.1f}s")
-    from ..tasks.scores import refresh_scores  # the queue ranks by uncertainty from the first image served
+    from backend.jobs.scores import refresh_scores  # the queue ranks by uncertainty from the first image served
 
     scores = refresh_scores(db.session)
     click.echo(f"active-learning scores for {scores['scored']} image(s)")
@@ -338,7 +338,7 @@ def demo_command(n_images, label_fraction, epochs, seed, username, password, ser
     if serve:
         click.echo(f"  open {public_url(host, server.server_port)}")
         sys.stdout.flush()
-        from ..tasks.warmup import start_model_warmup
+        from backend.serve.warmup import start_model_warmup
 
         start_model_warmup(current_app._get_current_object())
         serve_until_interrupted(server)

@@ -11,9 +11,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from ..extensions import db
-from ..models import JOB_STATUSES, Job
-from .core import prepare_workspace
+from backend.db.extensions import db
+from backend.db.models import JOB_STATUSES, Job
+from backend.commands.core import prepare_workspace
 
 
 @click.command("worker")
@@ -43,8 +43,8 @@ def worker_command(queues, concurrency, pool, nodename, loglevel, metrics_port):
     GPU machine:  python manage.py worker --queues gpu --concurrency 1
     Any machine:  python manage.py worker --queues cpu
     """
-    from ..celery_app import QUEUES, get_celery, set_worker_flask_app
-    from ..jobs import JOB_KINDS, load_job_kinds, setting, start_reaper
+    from backend.jobs.celery_app import QUEUES, get_celery, set_worker_flask_app
+    from backend.jobs.executor import JOB_KINDS, load_job_kinds, setting, start_reaper
 
     prepare_workspace()
     app = current_app._get_current_object()
@@ -94,7 +94,7 @@ def worker_command(queues, concurrency, pool, nodename, loglevel, metrics_port):
 @with_appcontext
 def jobs_list_command(status, limit, as_json):
     """List background jobs, newest first: id, kind, status, progress, worker, last heartbeat."""
-    from ..jobs import job_dict
+    from backend.jobs.executor import job_dict
 
     prepare_workspace()
     stmt = select(Job).order_by(Job.created_at.desc()).limit(limit)
@@ -143,7 +143,7 @@ def jobs_reap_command(stale_seconds, requeue_queued_after, watch):
     A stale job is queued again (and sent to a worker) while its kind allows another attempt, else marked failed;
     one whose cancel was asked is marked cancelled. Safe to run anywhere at any time.
     """
-    from ..jobs import reap_stale_jobs
+    from backend.jobs.executor import reap_stale_jobs
 
     prepare_workspace()
     app = current_app._get_current_object()
@@ -162,7 +162,7 @@ def jobs_reap_command(stale_seconds, requeue_queued_after, watch):
 @with_appcontext
 def ready_command():
     """Print readiness (database, broker, models) as JSON; exit status 1 when not ready (container health checks)."""
-    from ..observability import readiness
+    from backend.web.observability import readiness
 
     body, ready = readiness(current_app._get_current_object())
     click.echo(json.dumps(body, indent=2))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from flask import current_app
 
-from ..extensions import db
-from ..models import User
+from backend.db.extensions import db
+from backend.db.models import User
 
 HELD_OUT_EVERY = 4  # photo i (in sorted file-name order) is held out when i % 4 == 3: 30 of the 120 shared photos
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -39,7 +39,7 @@ def import_real_photos(folder: str | Path, names: list[str] | None, user_id: int
                        status: str = "accepted", progress=None):
     """Import the named photos of a YOLO-labelled folder (all when `names` is None) through the tool's importer:
     their boxes become box regions, the images get `status`. Returns the ImportReport."""
-    from ..datasets.importers import import_path
+    from backend.datasets.importers import import_path
 
     folder = Path(folder)
     wanted = set(names) if names is not None else None
@@ -60,9 +60,9 @@ def import_real_photos(folder: str | Path, names: list[str] | None, user_id: int
 
 def save_synthetic_truth(image_id: int, sample, user: User, comment: str) -> None:
     """Save a procedural sample's exact masks and styles as the image's annotation, submit and accept it."""
-    from ..annotations import save_document, submit_image
-    from ..ml.prefill import image_mask_geometry
-    from ..workflow import review_image
+    from backend.core.annotations import save_document, submit_image
+    from backend.ml.prefill import image_mask_geometry
+    from backend.core.workflow import review_image
 
     regions = []
     for tattoo in sample.tattoos:
@@ -78,8 +78,8 @@ def save_synthetic_truth(image_id: int, sample, user: User, comment: str) -> Non
 def populate_composites(source, n_images: int, user: User, seed: int = 0, progress=None, **options) -> list[int]:
     """Ingest n procedural tattoos composited on real skin (source "synthetic"), labelled with their exact masks and
     accepted. `options` go to synth_real.generate_on_real. Returns the image ids."""
-    from ..ingest import ingest_bytes
-    from ..ml.synth_real import generate_on_real
+    from backend.core.ingest import ingest_bytes
+    from backend.ml.synth_real import generate_on_real
 
     ids = []
     for i in range(n_images):
@@ -97,7 +97,7 @@ def populate_composites(source, n_images: int, user: User, seed: int = 0, progre
 def add_real_photos(folder: str | Path, user: User, n_composites: int, seed: int = 0, progress=None) -> str:
     """`manage.py demo --real DIR`: every boxed photo of DIR imported with its boxes (accepted, so the segmenter
     learns from them) and `n_composites` procedural tattoos composited on their skin. Returns a line for people."""
-    from ..ml.synth_real import RealBackgrounds
+    from backend.ml.synth_real import RealBackgrounds
 
     report = import_real_photos(folder, None, user.id, progress=progress)
     composites = populate_composites(RealBackgrounds.from_folder(folder), n_composites, user, seed + 500_000,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
-from .core import prepare_workspace
+from backend.commands.core import prepare_workspace
 
 
 @click.command("scores")
@@ -20,8 +20,8 @@ def scores_command(top_k):
     POST /api/v1/queue/scores does the same as a background job). Without a current segmenter the scores are
     cleared and the queue hands out the oldest images.
     """
-    from ..extensions import db
-    from ..tasks.scores import refresh_scores
+    from backend.db.extensions import db
+    from backend.jobs.scores import refresh_scores
 
     prepare_workspace()
     result = refresh_scores(db.session, top_k=top_k)

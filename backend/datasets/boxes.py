@@ -1,6 +1,6 @@
 """Box regions in formats out and in, and the class list shared by every format of one export.
 
-**Boxes** (the data model: backend/boxes.py). A region may carry `"kind": "box"` (default `"mask"`): its geometry
+**Boxes** (the data model: backend/core/boxes.py). A region may carry `"kind": "box"` (default `"mask"`): its geometry
 is the axis-aligned rectangle [[x0,y0],[x1,y0],[x1,y1],[x0,y1],[x0,y0]] in image pixels. Importers of box
 formats (YOLO boxes, COCO bbox-only annotations, CVAT `<box>`, Label Studio `rectanglelabels`) make box regions;
 exports write them as the format's box (COCO bbox without segmentation, CVAT `<box>`, Label Studio rectangle,
@@ -14,15 +14,15 @@ the class index itself.
 """
 from __future__ import annotations
 
-from ..boxes import box_corners, is_box
-from ..boxes import box_geometry as _canonical
+from backend.core.boxes import box_corners, is_box
+from backend.core.boxes import box_geometry as _canonical
 
 BOX_CSV_COLUMNS = ("split", "image", "image_id", "region_id", "style", "x0", "y0", "x1", "y1")
 DEFAULT_CLASS = "tattoo"
 
 
 def box_geometry(x0: float, y0: float, x1: float, y1: float) -> dict:
-    """The canonical rectangle (backend/boxes.py) from two corners in any order; ValueError when it is flat."""
+    """The canonical rectangle (backend/core/boxes.py) from two corners in any order; ValueError when it is flat."""
     x0, x1 = sorted((float(x0), float(x1)))
     y0, y1 = sorted((float(y0), float(y1)))
     if not (x1 > x0 and y1 > y0):

@@ -24,7 +24,7 @@ from typing import IO, Any, Iterator
 import numpy as np
 import orjson
 
-from ..geometry import DEFAULT_MAX_VERTICES
+from backend.core.geometry import DEFAULT_MAX_VERTICES
 
 CATEGORY = {"id": 1, "name": "tattoo", "supercategory": "tattoo"}
 ANNOTATION_ID_STRIDE = 100_000
@@ -110,7 +110,7 @@ def polygon_rle(geojson: dict, width: int, height: int) -> dict:
 
     COCO's RLE runs down the columns (Fortran order). Each edge toggles, in every column whose centre line
     x = i + 0.5 it crosses, the pixels below the crossing (centre y = j + 0.5 past it): the tool's pixel-centre rule
-    (backend.geometry.rasterize) turned on its side. Toggles at the linear positions i * height + j, xor-ed and
+    (backend.core.geometry.rasterize) turned on its side. Toggles at the linear positions i * height + j, xor-ed and
     sorted, are exactly the run boundaries (a run that reaches the bottom of a column goes on in the next one).
     Pixel centres lying exactly on an edge may be decided the other way than by the row-wise rasteriser.
     """
@@ -242,7 +242,7 @@ def mask_to_geometry(mask: np.ndarray, max_vertices: int = DEFAULT_MAX_VERTICES)
     First without simplification: the polygons then follow the pixel edges and rasterise back to exactly the same
     mask. Only when that needs more than `max_vertices` points is it simplified (0.5, 1, 2 ... pixels).
     """
-    from ..geometry import count_vertices, mask_to_polygons
+    from backend.core.geometry import count_vertices, mask_to_polygons
 
     for tolerance in (0.0, 0.5, 1.0, 2.0, 4.0):
         polygons = mask_to_polygons(mask, simplify_tolerance=tolerance, min_area=1.0)
@@ -259,7 +259,7 @@ def bbox_geometry(bbox: Any) -> dict:
     """A box region's geometry from a COCO `bbox` [x, y, width, height]; ValueError when it is not one."""
     import math
 
-    from .boxes import box_geometry
+    from backend.datasets.boxes import box_geometry
 
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                               and math.isfinite(v) for v in bbox)):

@@ -15,7 +15,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from .masks import RegionMask
+from backend.datasets.masks import RegionMask
 
 CSV_COLUMNS = ("path", "split", "region_id", "image", "image_id", "style", "motifs", "x0", "y0", "x1", "y1")
 BACKGROUND = (124, 116, 104)  # ImageNet mean RGB: neutral after the usual normalisation

@@ -28,8 +28,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-from .boxes import DEFAULT_CLASS, box_corners, box_geometry, is_box
-from .yolo import geometry_rings
+from backend.datasets.boxes import DEFAULT_CLASS, box_corners, box_geometry, is_box
+from backend.datasets.yolo import geometry_rings
 
 NOT_AREAS = ("polyline", "points", "skeleton", "cuboid")
 _A = quoteattr

@@ -30,19 +30,19 @@ import orjson
 from flask import current_app
 from sqlalchemy import select
 
-from ..db import reads_only
-from ..extensions import db
-from ..models import Export, ModelVersion, new_uuid, utcnow
-from ..storage import BlobStore
-from ..taxonomy import excluded_flags, load_taxonomy, taxonomy_path, trainable_styles
-from . import coco, crops, cvat, yolo
-from .archive import ZipOut
-from .boxes import BOX_CSV_COLUMNS, class_names
-from .manifest import FORMAT, FORMAT_VERSION, manifest_chunks, readme_text
-from .options import ExportOptions
-from .render import EXCLUDED_SPLIT, ImageTask, Rendered, RenderSettings, render_image
-from .snapshot import PinnedImage, iter_documents, pin_images
-from .splits import SPLITS, SplitItem, assign_splits
+from backend.db.engine import reads_only
+from backend.db.extensions import db
+from backend.db.models import Export, ModelVersion, new_uuid, utcnow
+from backend.media.storage import BlobStore
+from backend.core.taxonomy import excluded_flags, load_taxonomy, taxonomy_path, trainable_styles
+from backend.datasets import coco, crops, cvat, yolo
+from backend.datasets.archive import ZipOut
+from backend.datasets.boxes import BOX_CSV_COLUMNS, class_names
+from backend.datasets.manifest import FORMAT, FORMAT_VERSION, manifest_chunks, readme_text
+from backend.datasets.options import ExportOptions
+from backend.datasets.render import EXCLUDED_SPLIT, ImageTask, Rendered, RenderSettings, render_image
+from backend.datasets.snapshot import PinnedImage, iter_documents, pin_images
+from backend.datasets.splits import SPLITS, SplitItem, assign_splits
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class _Writer:
             if "labelstudio" in self.formats:
                 self.zip.write_chunks(f"labelstudio/{split}.json", _json_array(self._labelstudio(split)))
         if "labelstudio" in self.formats:
-            from .labelstudio import labeling_config
+            from backend.datasets.labelstudio import labeling_config
 
             self.zip.write_bytes("labelstudio/config.xml", labeling_config(
                 self.coco_info["styles"], [t for t in self.coco_info["tag_labels"]

@@ -10,9 +10,9 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import cvat, labelstudio
-from .boxes import box_region
-from .importers import (IMAGE_SUFFIXES, ImportReport, LabelItem, RegionBuilder, _find_image, _region_id, _source,
+from backend.datasets import cvat, labelstudio
+from backend.datasets.boxes import box_region
+from backend.datasets.importers import (IMAGE_SUFFIXES, ImportReport, LabelItem, RegionBuilder, _find_image, _region_id, _source,
                         _Vocabulary, json_documents)
 
 MAX_CVAT_XML_BYTES = 512 * 1024**2
@@ -62,8 +62,8 @@ def _shapes_builder(shapes: list[dict], tag: str, vocab: _Vocabulary) -> RegionB
         from shapely.geometry import shape as to_shapely
         from shapely.ops import unary_union
 
-        from .coco import mask_to_geometry
-        from .labelme import _polygonal, to_geojson
+        from backend.datasets.coco import mask_to_geometry
+        from backend.datasets.labelme import _polygonal, to_geojson
 
         groups: dict = {}
         problems = []

@@ -6,8 +6,8 @@ for images 1.1 XML and Label Studio JSON (the last two read in backend/datasets/
 
 `PATH` is a folder, a zip archive (checked by backend/datasets/archive.py before anything is extracted: zip slip,
 absolute names, links, bombs are refused with ArchiveRefused) or one label file (COCO, LabelMe, Label Studio .json;
-CVAT .xml). Every image goes through backend.ingest (same checks as uploads; the same bytes are stored once) and
-every annotation through backend.annotations.save_document (same validation as the editor), so an import cannot
+CVAT .xml). Every image goes through backend.core.ingest (same checks as uploads; the same bytes are stored once) and
+every annotation through backend.core.annotations.save_document (same validation as the editor), so an import cannot
 store anything the tool itself would refuse.
 
 - **All or nothing per image.** An image's labels are checked in full (geometry, sizes, styles) before the image is
@@ -21,7 +21,7 @@ store anything the tool itself would refuse.
   outside the dataset (absolute, or `..` leading out of it), regions that are not areas, geometries that cannot be
   repaired, labels drawn on an image of another size.
 - **Boxes** (YOLO boxes, COCO annotations with a bbox and no segmentation, CVAT `<box>`, Label Studio rectangles,
-  LabelMe rectangles) become box regions (`"kind": "box"`, backend/boxes.py). An image whose labels are all boxes
+  LabelMe rectangles) become box regions (`"kind": "box"`, backend/core/boxes.py). An image whose labels are all boxes
   stays `new`, in the queue for its outlines, unless `status` says otherwise.
 - **LabelMe** as LabelMe's own converters read it: shapes with the same (label, group_id) are one instance, later
   shapes cover earlier instances, `__ignore__` shapes cover but are no region, and every shape type is an area
@@ -52,17 +52,17 @@ from typing import Callable, Iterator
 from flask import current_app
 from sqlalchemy import update
 
-from ..annotations import REGION_ID, clean_region, current_document, save_document
-from ..errors import APIError
-from ..extensions import db
-from ..geometry import DEFAULT_MAX_VERTICES
-from ..imaging import ImageRejected
-from ..ingest import ingest_bytes
-from ..models import IMAGE_STATUSES, REGION_SOURCES, Image, User, utcnow
-from ..taxonomy import flag_keys, load_taxonomy, style_keys
-from . import coco, labelme, yolo
-from .boxes import box_region
-from .archive import ArchiveLimits, ArchiveRefused, extract_zip
+from backend.core.annotations import REGION_ID, clean_region, current_document, save_document
+from backend.web.errors import APIError
+from backend.db.extensions import db
+from backend.core.geometry import DEFAULT_MAX_VERTICES
+from backend.media.imaging import ImageRejected
+from backend.core.ingest import ingest_bytes
+from backend.db.models import IMAGE_STATUSES, REGION_SOURCES, Image, User, utcnow
+from backend.core.taxonomy import flag_keys, load_taxonomy, style_keys
+from backend.datasets import coco, labelme, yolo
+from backend.datasets.boxes import box_region
+from backend.datasets.archive import ArchiveLimits, ArchiveRefused, extract_zip
 
 log = logging.getLogger(__name__)
 
@@ -502,7 +502,7 @@ def import_path(path, fmt: str, source: str = "import", user_id: int | None = No
         elif fmt == "labelme":
             items = list(read_labelme(root, files, vocab, report))
         elif fmt in ("cvat", "labelstudio"):
-            from .import_readers import read_cvat, read_labelstudio
+            from backend.datasets.import_readers import read_cvat, read_labelstudio
 
             reader = read_cvat if fmt == "cvat" else read_labelstudio
             items = list(reader(root, files, vocab, report))
@@ -653,7 +653,7 @@ def _forget_new_image(result) -> None:
         return
     from sqlalchemy import delete
 
-    from ..models import Annotation
+    from backend.db.models import Annotation
 
     db.session.execute(delete(Annotation).where(Annotation.image_id == result.image.id))
     db.session.execute(delete(Image).where(Image.id == result.image.id))

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .boxes import box_corners, is_box
-from .yolo import geometry_rings
+from backend.datasets.boxes import box_corners, is_box
+from backend.datasets.yolo import geometry_rings
 
 LABELME_VERSION = "5.5.0"
 DEFAULT_LABEL = "tattoo"
@@ -106,7 +106,7 @@ def _mask_shape(shape: dict, points: list[tuple[float, float]]):
     import numpy as np
     from PIL import Image
 
-    from .coco import mask_to_geometry
+    from backend.datasets.coco import mask_to_geometry
 
     data = shape.get("mask")
     if not isinstance(data, str) or len(data) > 64 * 1024**2:

@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .boxes import DEFAULT_CLASS, box_corners, box_geometry, is_box
-from .yolo import geometry_rings
+from backend.datasets.boxes import DEFAULT_CLASS, box_corners, box_geometry, is_box
+from backend.datasets.yolo import geometry_rings
 
 IMAGE_CONTROL = "image"
 DECIMALS = 6
@@ -146,7 +146,7 @@ def _geometry(result: dict, task: LsTask) -> tuple[str, dict]:
         rotation = float(value.get("rotation") or 0)
         sx, sy = width / 100.0, height / 100.0
         if kind == "ellipse":
-            from .cvat import ellipse_geometry
+            from backend.datasets.cvat import ellipse_geometry
 
             return "mask", ellipse_geometry(x * sx, y * sy, w * sx, h * sy, rotation)
         if rotation % 360 == 0:

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..models import IMAGE_STATUSES
-from .splits import DEFAULT_MAX_DISTANCE
+from backend.db.models import IMAGE_STATUSES
+from backend.datasets.splits import DEFAULT_MAX_DISTANCE
 
 FORMATS = ("coco", "masks", "crops", "yolo", "labelme", "cvat", "labelstudio")
 Format = Literal["coco", "masks", "crops", "yolo", "labelme", "cvat", "labelstudio"]

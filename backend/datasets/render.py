@@ -15,12 +15,12 @@ import numpy as np
 import orjson
 from PIL import Image as PILImage
 
-from ..geometry import area_bbox
-from ..imaging import ImageRejected, encode_jpeg, load_rgb
-from . import coco, crops, cvat, labelme, labelstudio, yolo
-from .boxes import box_corners, class_index, is_box
-from .masks import RegionMask, encode_masks, region_mask
-from .pngio import encode_gray_png
+from backend.core.geometry import area_bbox
+from backend.media.imaging import ImageRejected, encode_jpeg, load_rgb
+from backend.datasets import coco, crops, cvat, labelme, labelstudio, yolo
+from backend.datasets.boxes import box_corners, class_index, is_box
+from backend.datasets.masks import RegionMask, encode_masks, region_mask
+from backend.datasets.pngio import encode_gray_png
 
 EXCLUDED_SPLIT = "excluded"
 JPEG_QUALITY = 95

@@ -3,7 +3,7 @@
 At the start one statement reads every selected image with its current annotation version (the *pin*). Each
 document is then read from its AnnotationRevision at exactly that version: revisions are immutable, so saves made
 while the export runs cannot tear it, and no transaction stays open for the export's duration. Every read here is
-short and, on SQLite, a deferred (shared) read (backend.db.reads_only), so annotators' saves never wait for it.
+short and, on SQLite, a deferred (shared) read (backend.db.engine.reads_only), so annotators' saves never wait for it.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Iterator
 
 from sqlalchemy import func, select, tuple_
 
-from ..db import reads_only
-from ..extensions import db
-from ..models import Annotation, AnnotationRevision, Image, ImageTag, empty_document
+from backend.db.engine import reads_only
+from backend.db.extensions import db
+from backend.db.models import Annotation, AnnotationRevision, Image, ImageTag, empty_document
 
 CHUNK = 200
 

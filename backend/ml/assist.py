@@ -279,7 +279,7 @@ def drafts_from_boxes(rgb: np.ndarray, boxes: Sequence[Sequence[float]], scale: 
                       styles: Sequence[str | None] | None = None) -> list[dict]:
     """Assist drafts (source "assist") for boxes in `rgb`'s pixels, e.g. from a YOLO import; `scale` maps them to
     the original image's pixels. Boxes where no ink is found give no region. Regions fit save_document."""
-    from .prefill import image_mask_geometry
+    from backend.ml.prefill import image_mask_geometry
 
     out = []
     for i, box in enumerate(boxes):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .transforms import _colour_jitter, _geometric
+from backend.ml.transforms import _colour_jitter, _geometric
 
 MAX_BOXES = 24  # boxes per image kept for the projection term (more are rare; the rest still mark "unknown")
 PAIRWISE_DILATION = 2

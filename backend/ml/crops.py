@@ -8,8 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..datasets.crops import BACKGROUND
-from ..datasets.crops import crop_box as export_crop_box
+from backend.datasets.crops import BACKGROUND
+from backend.datasets.crops import crop_box as export_crop_box
 
 CROP_MARGIN = 0.1  # the export's default: a share of the box's longer side, at least 2 pixels
 

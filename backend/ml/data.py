@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .boxsup import augment_boxed, known_map, lab_of, letterbox_boxes, pack_boxes
-from .transforms import augment_crop, augment_pair, letterbox, letterbox_mask
+from backend.ml.boxsup import augment_boxed, known_map, lab_of, letterbox_boxes, pack_boxes
+from backend.ml.transforms import augment_crop, augment_pair, letterbox, letterbox_mask
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")

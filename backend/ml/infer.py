@@ -13,10 +13,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .device import autocast, is_cuda, prepare_model, to_device
-from .letterbox import unletterbox
-from .transforms import letterbox, normalize
-from .weights import ModelBundle
+from backend.ml.device import autocast, is_cuda, prepare_model, to_device
+from backend.ml.letterbox import unletterbox
+from backend.ml.transforms import letterbox, normalize
+from backend.ml.weights import ModelBundle
 
 
 def fold_batchnorm(model: torch.nn.Module) -> int:

@@ -23,7 +23,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .assist import _clip_box, _expand, _fill_small_holes, _keep_boxed_parts, _remove_small, ink_score, wand
+from backend.ml.assist import _clip_box, _expand, _fill_small_holes, _keep_boxed_parts, _remove_small, ink_score, wand
 
 BOX_CONTEXT = 0.1  # the model sees the box plus this share of its long side on each side
 CLICK_CONTEXT = 0.18  # a click's window: this share of the photo's long side around the clicks (at least)
@@ -130,7 +130,7 @@ def box_assist(rgb: np.ndarray, box: Sequence[float], runner=None) -> tuple[np.n
     inside the box, and of the two the one whose bounding box fits the drawn box best — a box is drawn tight around
     the tattoo, so a mask that leaves much of it empty has missed ink or taken in something else. Without a runner,
     or when the model sees no ink in the box, the model-free answer."""
-    from .assist import box_ink
+    from backend.ml.assist import box_ink
 
     inside = box_area(rgb.shape[:2], box)
     classical = box_ink(rgb, box) & inside

@@ -2,7 +2,7 @@
 
     result = build_prefill(rgb, prob, classifier=cls, settings=PrefillSettings(), scale=orig_side / work_side)
 
-in two steps, which the batch pre-fill (backend/tasks/prefill.py) runs apart:
+in two steps, which the batch pre-fill (backend/jobs/prefill.py) runs apart:
 
     traced = trace_prefill(prob, settings, scale)                # no model: regions, areas, uncertainty (numpy;
                                                                  # picklable, runs in tracing processes)
@@ -14,7 +14,7 @@ This module does not import torch (a tracing process starts without it).
 `rgb` and `prob` are at a working resolution (the long side bounded, see PrefillSettings.work_max_side); `scale`
 maps working pixels to the original image's pixels, the frame every returned geometry is in. Regions are the
 connected groups of predicted ink (parts closer than `group_gap` of the short side belong to one tattoo, so the
-strokes of one line drawing stay one region), traced by backend.geometry.mask_to_polygons (OpenCV contours with
+strokes of one line drawing stay one region), traced by backend.core.geometry.mask_to_polygons (OpenCV contours with
 hierarchy, holes kept, shapely simplify), specks under `min_region_fraction` of the image dropped.
 """
 from __future__ import annotations
@@ -27,15 +27,15 @@ import cv2
 import numpy as np
 import shapely
 
-from ..geometry import (DEFAULT_MAX_VERTICES, GeometryError, _centre_line_shape, _polygonal, area_bbox,
+from backend.core.geometry import (DEFAULT_MAX_VERTICES, GeometryError, _centre_line_shape, _polygonal, area_bbox,
                         mask_to_polygons, to_geojson, validate_geometry)
-from . import uncertainty
-from .crops import CROP_MARGIN, crop_box
-from .letterbox import Letterbox, unletterbox
-from .map_file import mapped_canvas
+from backend.ml import uncertainty
+from backend.ml.crops import CROP_MARGIN, crop_box
+from backend.ml.letterbox import Letterbox, unletterbox
+from backend.ml.map_file import mapped_canvas
 
 if TYPE_CHECKING:
-    from .infer import ClassifierRunner
+    from backend.ml.infer import ClassifierRunner
 
 NOT_TATTOO_BELOW = 0.002  # predicted ink share under which an image is "probably no tattoo"
 UNCERTAINTY_SIDE = 256

@@ -531,7 +531,7 @@ def write_export_folder(folder, n: int, seed: int = 0, val_fraction: float = 0.2
     import json
     from pathlib import Path
 
-    from .crops import crop_box
+    from backend.ml.crops import crop_box
 
     root = Path(folder)
     counts: dict[str, int] = {}

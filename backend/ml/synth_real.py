@@ -22,7 +22,7 @@ from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
-from .synth import (
+from backend.ml.synth import (
     SKIN_TONES,
     STYLE_DRAWERS,
     STYLE_SCALE,

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from .data import (
+from backend.ml.data import (
     CropDataset,
     CropSample,
     ExportData,
@@ -33,12 +33,12 @@ from .data import (
     read_rgb,
     worker_init,
 )
-from .boxsup import PAIRWISE_WEIGHT, box_fill_iou, box_supervised_loss
-from .device import autocast, cpu_count, is_cuda, prepare_model, resolve_device, to_device
-from .infer import ClassifierRunner, SegmenterRunner
-from .metrics import MaskCounts, classification_report
-from .nets import IMAGENET_MEAN, IMAGENET_STD, build_classifier, build_segmenter
-from .transforms import normalize
+from backend.ml.boxsup import PAIRWISE_WEIGHT, box_fill_iou, box_supervised_loss
+from backend.ml.device import autocast, cpu_count, is_cuda, prepare_model, resolve_device, to_device
+from backend.ml.infer import ClassifierRunner, SegmenterRunner
+from backend.ml.metrics import MaskCounts, classification_report
+from backend.ml.nets import IMAGENET_MEAN, IMAGENET_STD, build_classifier, build_segmenter
+from backend.ml.transforms import normalize
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import torch
 
-from .letterbox import Letterbox, letterbox_geometry
-from .nets import IMAGENET_MEAN, IMAGENET_STD
+from backend.ml.letterbox import Letterbox, letterbox_geometry
+from backend.ml.nets import IMAGENET_MEAN, IMAGENET_STD
 
 PAD_RGB = tuple(int(round(m * 255)) for m in IMAGENET_MEAN)  # normalises to ~0
 

@@ -1,7 +1,7 @@
 """Active-learning scores from model outputs: pure numpy, no Flask, no torch.
 
 The pre-fill stores `combined_score(segmentation_uncertainty(prob), margins)` in `Prediction.uncertainty` and the
-encoder embedding in `Prediction.embedding`; the scores job (backend/tasks/scores.py) turns those into ImageScore
+encoder embedding in `Prediction.embedding`; the scores job (backend/jobs/scores.py) turns those into ImageScore
 rows, using `k_center_greedy` for the diversity strategy.
 
 Segmentation uncertainty of a tattoo probability map `p` (H×W, values in [0, 1]):

@@ -22,7 +22,7 @@ from typing import Any, Literal, Optional
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .nets import build_from_architecture
+from backend.ml.nets import build_from_architecture
 
 SIDECAR_FORMAT = "inklabel-model"
 SIDECAR_VERSION = 1

@@ -9,8 +9,8 @@ import secrets
 import pytest
 from sqlalchemy import func, select
 
-from backend.extensions import db
-from backend.models import Annotation, AnnotationRevision, Image, ImageTag, Region, empty_document, utcnow
+from backend.db.extensions import db
+from backend.db.models import Annotation, AnnotationRevision, Image, ImageTag, Region, empty_document, utcnow
 
 SQUARE_WITH_HOLE = {
     "type": "Polygon",
@@ -183,15 +183,15 @@ def test_save_replaces_regions_and_tags(app, annotator):
 
 
 def test_model_version_must_exist(app, annotator):
-    from backend.models import ModelVersion
+    from backend.db.models import ModelVersion
 
     image_id = make_image(app)
     resp = save(annotator, image_id, [region(square(0, 0, 10, 10), source="model", model_version=999)])
     assert resp.status_code == 422 and error_of(resp)["details"]["region"] == 0
     # Ids beyond the INTEGER range never reach SQL (PostgreSQL would fail on them): refused by the API and the service.
     assert save(annotator, image_id, [region(square(0, 0, 10, 10), model_version=2**40)]).status_code == 422
-    from backend.annotations import clean_region
-    from backend.errors import APIError
+    from backend.core.annotations import clean_region
+    from backend.web.errors import APIError
     with pytest.raises(APIError) as refused:
         clean_region(3, region(square(0, 0, 10, 10), model_version=2**40), 100, 100, set())
     assert refused.value.status == 422 and refused.value.details["region"] == 3
@@ -399,7 +399,7 @@ def test_accepted_images_are_frozen_for_annotators(app, annotator, reviewer):
 def test_an_image_accepted_while_a_save_validates_stays_frozen(app, annotator, monkeypatch):
     """The write transaction checks the status again (from its first UPDATE's RETURNING): a review that accepts the
     image between the save's read and its write wins, and the save writes nothing, not even the image's tags."""
-    import backend.annotations as annotations
+    import backend.core.annotations as annotations
 
     image_id = make_image(app)
     real_load_taxonomy = annotations.load_taxonomy

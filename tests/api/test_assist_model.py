@@ -3,7 +3,7 @@ segmenter: the model answers when there is one (`method: model`), the model-free
 import numpy as np
 import pytest
 
-from backend.geometry import rasterize, validate_geometry
+from backend.core.geometry import rasterize, validate_geometry
 
 from ..model_support import register_models
 from .test_prefill_assist import _iou, _upload
@@ -71,9 +71,9 @@ def test_box_and_click_use_the_current_segmenter(app, annotator, tiny_bundles):
 def test_model_answers_are_traced_and_saveable(app, annotator, monkeypatch):
     """The route's plumbing with a stand-in model whose map is the true ink (tests/unit/test_ml_model_assist.py)."""
     from ..unit.test_ml_model_assist import MapRunner
-    import backend.api.models as api_models
-    from backend.extensions import db
-    from backend.models import ModelVersion
+    import backend.web.api.models as api_models
+    from backend.db.extensions import db
+    from backend.db.models import ModelVersion
 
     sample = _sample()
     tattoo = sample.tattoos[0]

@@ -1,8 +1,8 @@
 """Auth: sessions with CSRF, Bearer tokens, roles, and the error shape."""
 from sqlalchemy import select
 
-from backend.extensions import db
-from backend.models import AuthSession
+from backend.db.extensions import db
+from backend.db.models import AuthSession
 
 from ..conftest import make_user
 
@@ -104,7 +104,7 @@ def test_json_answers_are_not_cached_and_no_security_header_is_doubled(app, make
 def test_the_callers_user_object_is_built_only_when_read(app, make_client, monkeypatch):
     """Authentication gives g.caller (id, role) from its one query; the persistent User behind g.user is built from
     the same row only by the views that read it: an annotation save never does, /auth/me does, once."""
-    import backend.auth as auth
+    import backend.web.auth as auth
 
     from .test_annotations import make_image, region, save, square
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from backend.boxes import box_geometry, validate_box
-from backend.extensions import db
-from backend.geometry import GeometryError
-from backend.models import Annotation, Region
-from backend.workflow_stats import document_mask
+from backend.core.boxes import box_geometry, validate_box
+from backend.db.extensions import db
+from backend.core.geometry import GeometryError
+from backend.db.models import Annotation, Region
+from backend.core.workflow_stats import document_mask
 
 from .test_annotations import error_of, make_image, save, square
 

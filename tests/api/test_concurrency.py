@@ -6,8 +6,8 @@ import threading
 
 from sqlalchemy import func, select
 
-from backend.extensions import db
-from backend.models import AnnotationRevision, Region
+from backend.db.extensions import db
+from backend.db.models import AnnotationRevision, Region
 
 from ..conftest import ApiClient, make_user
 from .test_annotations import make_image, region, square, stored

@@ -3,8 +3,8 @@ curation, export manifest / diff / checksum / style and flag filters, who starte
 live per-epoch history."""
 import hashlib
 
-from backend.extensions import db
-from backend.models import Image, Job, Prediction
+from backend.db.extensions import db
+from backend.db.models import Image, Job, Prediction
 
 from ..datasets_support import add_image, disc, donut, jpeg, smooth_image
 
@@ -136,7 +136,7 @@ def test_training_reports_each_epoch_as_it_ends(sqlite_app, tmp_path, one_torch_
     from backend.ml.data import open_export
     from backend.ml.synth import write_export_folder
     from backend.ml.train import TrainOptions, train_model
-    from backend.tasks.training import _live_history
+    from backend.jobs.training import _live_history
 
     from ..model_support import SMALL_IMAGES
 

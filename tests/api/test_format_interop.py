@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from backend.annotations import current_document
+from backend.core.annotations import current_document
 from backend.datasets.export import create_export
 from backend.datasets.importers import import_path
-from backend.extensions import db
-from backend.models import Image as ImageRow
+from backend.db.extensions import db
+from backend.db.models import Image as ImageRow
 
 from ..datasets_support import add_image, disc, donut, iou, jpeg, region_raster, run_lengths, smooth_image
 

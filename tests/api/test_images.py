@@ -12,10 +12,10 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import func, select, update
 
-from backend.extensions import db
-from backend.imaging import ImageRejected
-from backend.ingest import ingest_bytes, rebuild_image_tags, sync_image_tags
-from backend.models import Annotation, AnnotationRevision, Image, ImageTag
+from backend.db.extensions import db
+from backend.media.imaging import ImageRejected
+from backend.core.ingest import ingest_bytes, rebuild_image_tags, sync_image_tags
+from backend.db.models import Annotation, AnnotationRevision, Image, ImageTag
 
 from ..conftest import REAL_TATTOOS
 from ..unit.test_imaging import (
@@ -261,7 +261,7 @@ def test_upload_without_file(app, annotator):
 
 def test_same_bytes_at_once_make_one_image(app, monkeypatch):
     """The race: another upload of the same bytes commits between our duplicate check and our insert."""
-    import backend.ingest as ingest_module
+    import backend.core.ingest as ingest_module
 
     data = jpeg(seed=7)
     real_decode = ingest_module.decode_image

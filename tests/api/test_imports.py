@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from backend.annotations import current_document
+from backend.core.annotations import current_document
 from backend.datasets.archive import ArchiveRefused
 from backend.datasets.export import create_export
 from backend.datasets.importers import import_path
 from backend.datasets.coco import rle_segmentation
-from backend.extensions import db
-from backend.models import Image as ImageRow
-from backend.models import Job, Region
+from backend.db.extensions import db
+from backend.db.models import Image as ImageRow
+from backend.db.models import Job, Region
 
 from ..conftest import REAL_TATTOOS, build_app
 from ..datasets_support import add_image, disc, donut, iou, jpeg, region_raster, ring, smooth_image

@@ -1,5 +1,5 @@
 """Keyset paging of the image list (after_id / next_after_id), the one-query authentication (token touch, revoked
-tokens, sessions) and the SQLite writer queue (backend/db.py)."""
+tokens, sessions) and the SQLite writer queue (backend/db/engine.py)."""
 from __future__ import annotations
 
 import fcntl
@@ -14,10 +14,10 @@ import pytest
 
 from sqlalchemy import insert, select, text
 
-from backend.auth import _sha256
-from backend.db import _QueuedConnection, _WriterQueue, _writer_queue_for, reads_only
-from backend.extensions import db
-from backend.models import ApiToken, Image, utcnow
+from backend.web.auth import _sha256
+from backend.db.engine import _QueuedConnection, _WriterQueue, _writer_queue_for, reads_only
+from backend.db.extensions import db
+from backend.db.models import ApiToken, Image, utcnow
 from tests.api.test_images import _ids, _seed
 
 
@@ -203,7 +203,7 @@ def locked_sqlite(tmp_path):
     connection of the same database file to hold locks with."""
     from sqlalchemy import create_engine, event
 
-    from backend.db import configure_sqlite, engine_options
+    from backend.db.engine import configure_sqlite, engine_options
 
     uri = f"sqlite:///{tmp_path / 'locks.db'}"
     engine = create_engine(uri, **engine_options(uri))
@@ -229,7 +229,7 @@ def test_sqlite_writers_begin_immediate_and_readers_deferred(locked_sqlite):
     which the app answers with 503 database_unavailable, leaving the writer queue to the next writer."""
     from sqlalchemy.exc import OperationalError
 
-    from backend.observability import _is_connection_error
+    from backend.web.observability import _is_connection_error
 
     engine, other = locked_sqlite
     with reads_only(False), engine.connect() as conn:  # (a GET of an earlier test may have left it on)
@@ -263,7 +263,7 @@ def test_queued_writers_checkpoint_the_wal_on_a_thread_not_in_their_commit(tmp_p
     checkpoint thread, which copies the WAL into the database file, and a fully copied WAL starts over."""
     from sqlalchemy import create_engine
 
-    from backend.db import CHECKPOINT_ROWS, configure_sqlite, engine_options
+    from backend.db.engine import CHECKPOINT_ROWS, configure_sqlite, engine_options
 
     database = tmp_path / "wal.db"
     uri = f"sqlite:///{database}"

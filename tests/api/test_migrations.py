@@ -6,9 +6,9 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, inspect, text
 
 from backend import create_app
-from backend.db import MIGRATIONS_DIR, has_migrations
-from backend.extensions import db
-from backend.models import Base
+from backend.db.engine import MIGRATIONS_DIR, has_migrations
+from backend.db.extensions import db
+from backend.db.models import Base
 
 from ..conftest import postgres_url
 

@@ -2,8 +2,8 @@
 not by the first pre-fill request; with no model yet the warm-up ends quietly."""
 import pytest
 
-from backend.tasks import prefill as prefill_tasks
-from backend.tasks.warmup import start_model_warmup, warm_models
+from backend.jobs import prefill as prefill_tasks
+from backend.serve.warmup import start_model_warmup, warm_models
 
 from ..model_support import register_models
 

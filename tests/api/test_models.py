@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from backend.extensions import db
+from backend.db.extensions import db
 from backend.ml.synth import write_export_folder
 from backend.ml.weights import load_bundle
-from backend.models import Export, Image, ImageScore, ModelVersion, Prediction, User
+from backend.db.models import Export, Image, ImageScore, ModelVersion, Prediction, User
 
 from ..conftest import build_app
 from ..model_support import SMALL_IMAGES, register_models
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _labelled_export(app, n=8, fraction=0.75, formats=("masks", "crops")) -> str:
-    from backend.auth import create_user
+    from backend.web.auth import create_user
     from backend.commands.ml import populate_synthetic
     from backend.datasets.export import create_export
 
@@ -162,7 +162,7 @@ def test_demo_builds_a_workspace(tmp_path):
 
 @pytest.mark.slow
 def test_demo_with_real_photos_trains_on_their_boxes(tmp_path):
-    from backend.models import Region
+    from backend.db.models import Region
 
     from ..conftest import REAL_TATTOOS
 

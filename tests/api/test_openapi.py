@@ -3,7 +3,7 @@ import re
 
 from openapi_spec_validator import validate
 
-from backend.api.spec import API_PREFIX
+from backend.web.api.spec import API_PREFIX
 
 
 def _spec(app):

@@ -9,10 +9,10 @@ import pytest
 import torch
 from sqlalchemy import select
 
-from backend.extensions import db
-from backend.geometry import rasterize, validate_geometry
+from backend.db.extensions import db
+from backend.core.geometry import rasterize, validate_geometry
 from backend.ml.synth import encode_jpeg, generate_image
-from backend.models import ModelVersion, Prediction
+from backend.db.models import ModelVersion, Prediction
 
 from ..model_support import register_models
 
@@ -120,7 +120,7 @@ def test_planted_pickle_is_refused(app, annotator):
             db.session.query(ModelVersion).delete()
             db.session.add(ModelVersion(kind="segmenter", name="evil", weights_path=weights, is_current=True))
             db.session.commit()
-        from backend.tasks.prefill import clear_model_cache
+        from backend.jobs.prefill import clear_model_cache
 
         clear_model_cache()
         resp = annotator.post(f"/api/v1/images/{image_id}/prefill")
@@ -129,8 +129,8 @@ def test_planted_pickle_is_refused(app, annotator):
 
 
 def test_prefill_pool_command_job_and_upload_suggestion(app, admin, tiny_bundles):
-    from backend.jobs import submit_job
-    from backend.tasks.prefill import suggest_on_upload
+    from backend.jobs.executor import submit_job
+    from backend.jobs.prefill import suggest_on_upload
 
     ids = [_upload(admin, _tattoo_sample(10 + k, style=style), f"{k}.jpg")
            for k, style in enumerate(["japanese", "tribal", "traditional"])]
@@ -231,7 +231,7 @@ QUANTISED_UNCERTAINTY = 0.01
 def test_gpu_style_pool_path_on_the_cpu(sqlite_app, tiny_bundles):
     """The CUDA pool path (decode in a DataLoader worker process, regions traced in a worker process from uint8
     maps, one classifier call a batch) gives the predictions of the plain CPU path, within the stated tolerances."""
-    from backend.tasks.prefill import prefill_images
+    from backend.jobs.prefill import prefill_images
 
     from ..conftest import ApiClient, make_user
 
@@ -265,7 +265,7 @@ def test_pool_hand_over_through_shared_memory_or_the_pipe_gives_the_same_rows(sq
     """The canvases cross from the decode worker as a shared-memory tensor, or pickled through the pipe when
     /dev/shm has no room (the maps' file then lies in the temp folder): the stored predictions are the same."""
     import backend.ml.map_file as map_file
-    from backend.tasks.prefill import _loader_plan, prefill_images
+    from backend.jobs.prefill import _loader_plan, prefill_images
 
     from ..conftest import ApiClient, make_user
 
@@ -294,9 +294,9 @@ def test_pool_hand_over_through_shared_memory_or_the_pipe_gives_the_same_rows(sq
 
 
 def test_pool_counts_a_broken_file_and_stores_the_rest(sqlite_app, tiny_bundles):
-    from backend.models import Image
-    from backend.storage import BlobStore
-    from backend.tasks.prefill import prefill_images
+    from backend.db.models import Image
+    from backend.media.storage import BlobStore
+    from backend.jobs.prefill import prefill_images
 
     from ..conftest import ApiClient, make_user
 
@@ -315,7 +315,7 @@ def test_pool_counts_a_broken_file_and_stores_the_rest(sqlite_app, tiny_bundles)
 def test_pool_counts_an_image_whose_trace_fails(sqlite_app, tiny_bundles, monkeypatch):
     """A map that cannot be traced is reported like a file that cannot be decoded; the batch goes on."""
     import backend.ml.prefill
-    from backend.tasks.prefill import prefill_images
+    from backend.jobs.prefill import prefill_images
 
     from ..conftest import ApiClient, make_user
 

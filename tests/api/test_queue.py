@@ -8,9 +8,9 @@ from datetime import timedelta
 import numpy as np
 from sqlalchemy import select
 
-from backend.extensions import db
+from backend.db.extensions import db
 from backend.ml.uncertainty import combined_score, segmentation_uncertainty
-from backend.models import (
+from backend.db.models import (
     Annotation,
     AnnotationRevision,
     Assignment,
@@ -446,7 +446,7 @@ def test_rejected_image_of_a_deleted_annotator_goes_to_anyone(app, make_client, 
     reviewer.post(f"/api/v1/images/{image_id}/review", json={"decision": "reject", "comment": "redo the outline"})
     assert next_image(bob).status_code == 404  # Alice's to fix
     with app.app_context():
-        from backend.models import User
+        from backend.db.models import User
 
         db.session.delete(db.session.get(User, uid(alice)))  # assignee → NULL (ON DELETE SET NULL)
         db.session.commit()

@@ -6,8 +6,8 @@ import threading
 
 from sqlalchemy import select
 
-from backend.extensions import db
-from backend.models import Assignment, Image, ImageScore, Review
+from backend.db.extensions import db
+from backend.db.models import Assignment, Image, ImageScore, Review
 
 from .test_queue import _error, annotate, image_row, next_image, region, seed_images, set_status, uid
 
@@ -56,9 +56,9 @@ def test_accept_freezes_and_records(app, annotator, reviewer):
     # Frozen: a second decision is refused, and the annotator can no longer save (the save service's rule).
     again = reviewer.post(f"/api/v1/images/{image_id}/review", json={"decision": "reject", "comment": "x"})
     assert again.status_code == 409 and _error(again)["code"] == "not_submitted"
-    from backend.annotations import save_document
-    from backend.errors import APIError
-    from backend.models import User
+    from backend.core.annotations import save_document
+    from backend.web.errors import APIError
+    from backend.db.models import User
 
     with app.test_request_context():
         user = db.session.get(User, uid(annotator))

@@ -13,8 +13,8 @@ def test_rework_comes_before_the_image_being_worked_on(app, make_client, reviewe
     alice.post("/api/v1/queue/release", json={"image_id": ids[0]})
     # Alice took a new image before she saw the rejection …
     with app.app_context():
-        from backend.extensions import db
-        from backend.models import Image
+        from backend.db.extensions import db
+        from backend.db.models import Image
 
         db.session.get(Image, ids[0]).lock_expires_at = None
         db.session.commit()

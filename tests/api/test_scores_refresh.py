@@ -3,9 +3,9 @@
 import pytest
 from sqlalchemy import select
 
-from backend.extensions import db
+from backend.db.extensions import db
 from backend.ml.synth import generate_image
-from backend.models import ImageScore, Job, ModelVersion, Prediction
+from backend.db.models import ImageScore, Job, ModelVersion, Prediction
 
 from ..model_support import register_models
 
@@ -69,7 +69,7 @@ def test_promotion_prefills_the_pool_then_refreshes_scores(app, admin, tiny_bund
 
 
 def test_promotion_stands_when_the_prefill_cannot_be_queued(app, admin, tiny_bundles, monkeypatch):
-    import backend.jobs
+    import backend.jobs.executor
 
     _upload_pool(admin, 1)
     _first, second = _second_segmenter(app, tiny_bundles)
@@ -77,7 +77,7 @@ def test_promotion_stands_when_the_prefill_cannot_be_queued(app, admin, tiny_bun
     def broken(*args, **kwargs):
         raise RuntimeError("broker away")
 
-    monkeypatch.setattr(backend.jobs, "submit_job", broken)
+    monkeypatch.setattr(backend.jobs.executor, "submit_job", broken)
     resp = admin.post(f"/api/v1/models/{second}/promote")
     assert resp.status_code == 200 and resp.get_json()["is_current"] is True
     with app.app_context():
@@ -116,8 +116,8 @@ def test_cli_promotion_prefills_when_the_command_ends(sqlite_app, tiny_bundles):
 
 
 def test_pool_prefill_refreshes_scores_but_upload_prefill_does_not(app, admin, tiny_bundles):
-    from backend.jobs import submit_job
-    from backend.tasks.prefill import suggest_on_upload
+    from backend.jobs.executor import submit_job
+    from backend.jobs.prefill import suggest_on_upload
 
     register_models(app, tiny_bundles)
     ids = _upload_pool(admin, 2)

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from backend.extensions import db
-from backend.models import Assignment, ModelVersion, Prediction, utcnow
+from backend.db.extensions import db
+from backend.db.models import Assignment, ModelVersion, Prediction, utcnow
 
 from .test_queue import annotate, region, seed_images, uid
 

@@ -1,11 +1,11 @@
-"""Issue 18 items 5-8: the workflow's rules hold on every write (backend/write_rules.py, backend/workflow.py), on
+"""Issue 18 items 5-8: the workflow's rules hold on every write (backend/core/write_rules.py, backend/core/workflow.py), on
 SQLite and PostgreSQL; each refused request leaves the stored document as it was."""
 from __future__ import annotations
 
 from datetime import timedelta
 
-from backend.extensions import db
-from backend.models import Assignment, Image, utcnow
+from backend.db.extensions import db
+from backend.db.models import Assignment, Image, utcnow
 
 from .test_queue import next_image, region, seed_images, uid
 

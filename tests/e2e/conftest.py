@@ -66,13 +66,13 @@ class LiveServer:
         return user, token
 
     def image(self, width: int = 640, height: int = 480, name: str = "photo.jpg", seed: int = 0) -> int:
-        from backend.ingest import ingest_bytes
+        from backend.core.ingest import ingest_bytes
 
         with self.app.app_context():
             return ingest_bytes(jpeg_bytes(width, height, seed), name, source="upload").image.id
 
     def image_from_file(self, path: Path) -> int:
-        from backend.ingest import ingest_bytes
+        from backend.core.ingest import ingest_bytes
 
         with self.app.app_context():
             return ingest_bytes(path.read_bytes(), path.name, source="import").image.id
@@ -82,8 +82,8 @@ class LiveServer:
         test."""
         from sqlalchemy import select
 
-        from backend.extensions import db
-        from backend.models import Image, User
+        from backend.db.extensions import db
+        from backend.db.models import Image, User
 
         with self.app.app_context():
             image = db.session.get(Image, image_id)
@@ -100,8 +100,8 @@ class LiveServer:
 
         from sqlalchemy import select
 
-        from backend.extensions import db
-        from backend.models import ModelVersion, Prediction
+        from backend.db.extensions import db
+        from backend.db.models import ModelVersion, Prediction
 
         with self.app.app_context():
             seg = db.session.scalar(select(ModelVersion).where(ModelVersion.kind == "segmenter",
@@ -148,7 +148,7 @@ def live(tmp_path):
     server = LiveServer(app)
     yield server
     server.stop()
-    from backend.extensions import db
+    from backend.db.extensions import db
 
     with app.app_context():
         db.engine.dispose()

@@ -25,7 +25,7 @@ def console(tmp_path):
     yield server
     server.stop()
     torch.set_num_threads(threads)
-    from backend.extensions import db
+    from backend.db.extensions import db
 
     with app.app_context():
         db.engine.dispose()
@@ -36,8 +36,8 @@ def labelled_data(live, n: int = 8, fraction: float = 0.75) -> dict:
     from sqlalchemy import select
 
     from backend.commands.ml import populate_synthetic
-    from backend.extensions import db
-    from backend.models import User
+    from backend.db.extensions import db
+    from backend.db.models import User
 
     from ..model_support import SMALL_IMAGES
 
@@ -52,8 +52,8 @@ def make_export(live, formats=("masks", "crops")) -> str:
     from sqlalchemy import select
 
     from backend.datasets.export import create_export
-    from backend.extensions import db
-    from backend.models import User
+    from backend.db.extensions import db
+    from backend.db.models import User
 
     with live.app.app_context():
         admin = db.session.scalar(select(User).where(User.username == "ml"))

@@ -17,8 +17,8 @@ def _queued_job(live, kind: str, user: str) -> str:
     """A job row that waits in the queue (never dispatched), as a busy worker would leave it."""
     from sqlalchemy import select
 
-    from backend.extensions import db
-    from backend.models import Job, User
+    from backend.db.extensions import db
+    from backend.db.models import Job, User
 
     with live.app.app_context():
         uid = db.session.scalar(select(User.id).where(User.username == user))
@@ -76,8 +76,8 @@ def test_jobs_page_lists_live_and_cancels(console, page):
     # a job that appears and moves on while the page is open shows up without a reload
     late = _queued_job(console, "train", "ml")
     page.locator(f"tr[data-job-id='{late}']").wait_for(timeout=15_000)
-    from backend.extensions import db
-    from backend.models import Job
+    from backend.db.extensions import db
+    from backend.db.models import Job
 
     with console.app.app_context():
         job = db.session.get(Job, late)

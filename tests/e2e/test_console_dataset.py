@@ -12,8 +12,8 @@ pytestmark = pytest.mark.e2e
 
 
 def _predict(live, concentrations: dict[int, float]) -> None:
-    from backend.extensions import db
-    from backend.models import Prediction
+    from backend.db.extensions import db
+    from backend.db.models import Prediction
 
     with live.app.app_context():
         for image_id, value in concentrations.items():

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.e2e
 
 
 def _relabel(live, image_id: int) -> None:
-    from backend.annotations import current_document, save_document
-    from backend.extensions import db
-    from backend.models import User
+    from backend.core.annotations import current_document, save_document
+    from backend.db.extensions import db
+    from backend.db.models import User
     from sqlalchemy import select
 
     with live.app.app_context():

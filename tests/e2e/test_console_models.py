@@ -30,7 +30,7 @@ def _hold_after_first_epoch(monkeypatch):
     until the test has seen that epoch drawn: the live curve is then checked without racing the training."""
     import threading
 
-    from backend.tasks import training
+    from backend.jobs import training
 
     release = threading.Event()
     original = training._live_history
@@ -86,8 +86,8 @@ def test_train_watch_curves_confusion_promote_and_roll_back(console, page, monke
     with console.app.app_context():
         from sqlalchemy import func, select
 
-        from backend.extensions import db
-        from backend.models import Prediction
+        from backend.db.extensions import db
+        from backend.db.models import Prediction
 
         assert db.session.scalar(select(func.count(func.distinct(Prediction.image_id)))) >= 2
 

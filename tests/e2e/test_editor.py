@@ -535,8 +535,8 @@ def test_prefill_suggestions_accept_reject_undo(page, live):
     login_api(page, live, "alice")
     open_image(page, live, image_id)
 
-    from backend.extensions import db
-    from backend.models import ModelVersion
+    from backend.db.extensions import db
+    from backend.db.models import ModelVersion
 
     with live.app.app_context():  # the model version the suggestions name must exist for the save to pass
         mv = ModelVersion(kind="segmenter", name="test-unet", weights_path="none.safetensors", is_current=True)
@@ -671,7 +671,7 @@ def test_autosave_and_conflict_on_postgresql(browser, tmp_path):
     finally:
         context.close()
         live.stop()
-        from backend.extensions import db
+        from backend.db.extensions import db
 
         with app.app_context():
             db.session.remove()

@@ -89,7 +89,7 @@ def redis_or_skip(url: str | None = None) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def make_app(request, tmp_path):
     """Build apps on SQLite and on PostgreSQL with config overrides: make_app(JOBS_EAGER=False, ...)."""
-    from backend.extensions import db
+    from backend.db.extensions import db
 
     from ..conftest import build_app
 

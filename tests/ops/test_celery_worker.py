@@ -13,9 +13,9 @@ import subprocess
 
 import pytest
 
-from backend.extensions import db
-from backend.jobs import submit_job
-from backend.models import Job, User
+from backend.db.extensions import db
+from backend.jobs.executor import submit_job
+from backend.db.models import Job, User
 
 from ..conftest import ApiClient, build_app, make_user
 from .conftest import manage, redis_or_skip, wait_for, worker_env

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from backend.extensions import db
-from backend.jobs import reap_stale_jobs, submit_job
-from backend.models import Job, utcnow
+from backend.db.extensions import db
+from backend.jobs.executor import reap_stale_jobs, submit_job
+from backend.db.models import Job, utcnow
 from benchmarks.stack import Http, Stack, growing_document, markers_of
 
 from ..conftest import ApiClient, build_app, make_user

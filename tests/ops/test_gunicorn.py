@@ -1,4 +1,4 @@
-"""`manage.py serve --prod`: gunicorn with backend/gunicorn_conf.py serves the app, /metrics adds up all worker
+"""`manage.py serve --prod`: gunicorn with backend/serve/gunicorn_conf.py serves the app, /metrics adds up all worker
 processes (and survives worker replacement), logs are JSON lines with request ids."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""backend/gunicorn_worker.py under real gunicorn (`manage.py serve --prod`): one thread per process answers on its
+"""backend/serve/gunicorn_worker.py under real gunicorn (`manage.py serve --prod`): one thread per process answers on its
 event loop, keeps connections alive, and a connection that sends nothing holds it only for gthread's data timeout
 while the heartbeat keeps the arbiter from replacing the process. (With more threads it is gthread's pool: the
 other gunicorn tests run with threads=2.)"""
@@ -23,7 +23,7 @@ def test_one_thread_worker_keeps_alive_and_outlives_a_silent_connection(tmp_path
     try:
         stack.init()
         stack.start()
-        assert "Using worker: backend.gunicorn_worker.InlineThreadWorker" in stack.log_path.read_text()
+        assert "Using worker: backend.serve.gunicorn_worker.InlineThreadWorker" in stack.log_path.read_text()
         [worker] = stack.worker_pids()
 
         first, second = RawClient(stack.port, "unused"), RawClient(stack.port, "unused")

@@ -7,9 +7,9 @@ import logging
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend import create_app
-from backend.extensions import db
-from backend.models import Job, User
-from backend.observability import JsonFormatter, mark_model_loaded
+from backend.db.extensions import db
+from backend.db.models import Job, User
+from backend.web.observability import JsonFormatter, mark_model_loaded
 
 from ..conftest import ApiClient, make_user
 from .conftest import free_port

@@ -1,4 +1,4 @@
-"""Issue 18 item 4: a per-request limit in production that a runaway request cannot escape (backend/request_limits.py
+"""Issue 18 item 4: a per-request limit in production that a runaway request cannot escape (backend/serve/request_limits.py
 installed by gunicorn_conf.py for every worker class)."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.request_limits import Limits, RequestWatchdog
+from backend.serve.request_limits import Limits, RequestWatchdog
 from benchmarks.stack import Http, Stack
 
 from .conftest import wait_for

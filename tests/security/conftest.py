@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from backend.extensions import db
-from backend.models import ApiToken, Assignment, Base, Export, Job, LoginFailure, ModelVersion
+from backend.db.extensions import db
+from backend.db.models import ApiToken, Assignment, Base, Export, Job, LoginFailure, ModelVersion
 
 from ..conftest import ApiClient, make_user
 
@@ -52,8 +52,8 @@ def _tiny_zip() -> bytes:
 
 
 def _user(app, name: str, role: str) -> SimpleNamespace:
-    from backend.auth import issue_token
-    from backend.models import User
+    from backend.web.auth import issue_token
+    from backend.db.models import User
 
     user, token = make_user(app, name, role)
     with app.app_context():
@@ -70,7 +70,7 @@ def build_world(app) -> SimpleNamespace:
     """Users of every role plus a second annotator ("other"); three images (image 1 annotated); for every user a
     job and a spare token; agreement copies of image 2 for everyone but "other", whose copy is of image 3 (image 1
     has none: an open copy hides the primary document from its holder); an export and a model version."""
-    from backend.ingest import ingest_bytes
+    from backend.core.ingest import ingest_bytes
 
     w = SimpleNamespace(app=app)
     w.admin = _user(app, "admin1", "admin")
@@ -162,5 +162,5 @@ def _fast_password_hashes(monkeypatch):
     """Users are made by the dozen here: a cheap hash method keeps the tests fast (production keeps scrypt)."""
     from werkzeug.security import generate_password_hash
 
-    monkeypatch.setattr("backend.auth.generate_password_hash",
+    monkeypatch.setattr("backend.web.auth.generate_password_hash",
                         lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))

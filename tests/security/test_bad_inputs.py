@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from backend.extensions import db
-from backend.models import ModelVersion
+from backend.db.extensions import db
+from backend.db.models import ModelVersion
 
 from . import hostile
 from .conftest import build_world, diff_digest, jpeg_bytes, square, state_digest

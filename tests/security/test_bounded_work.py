@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from backend.geometry import GeometryError, union_geometry, validate_geometry
-from backend.geometry_bounds import MAX_REPAIR_CROSSINGS, TooComplex, check_crossings
+from backend.core.geometry import GeometryError, union_geometry, validate_geometry
+from backend.core.geometry_bounds import MAX_REPAIR_CROSSINGS, TooComplex, check_crossings
 from tests.api.test_annotations import make_image
 
 

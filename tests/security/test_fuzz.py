@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from sqlalchemy import update  # noqa: E402
 
-from backend.extensions import db  # noqa: E402
-from backend.models import ApiToken, User  # noqa: E402
+from backend.db.extensions import db  # noqa: E402
+from backend.db.models import ApiToken, User  # noqa: E402
 
 from ..conftest import build_app  # noqa: E402
 from .conftest import build_world  # noqa: E402

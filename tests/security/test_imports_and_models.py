@@ -135,7 +135,7 @@ def test_backend_has_no_unpickling_eval_or_http_fetching():
 
 
 def _model_classes() -> set[str]:
-    from backend import models
+    from backend.db import models
 
     return {name for name, obj in vars(models).items() if isinstance(obj, type) and hasattr(obj, "__table__")}
 

@@ -1,10 +1,10 @@
-"""Sessions, login rate limit, API tokens and user management (backend/auth.py, backend/api/auth.py)."""
+"""Sessions, login rate limit, API tokens and user management (backend/web/auth.py, backend/web/api/auth.py)."""
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from backend.extensions import db
-from backend.models import ApiToken, AuthSession, LoginFailure, User, utcnow
+from backend.db.extensions import db
+from backend.db.models import ApiToken, AuthSession, LoginFailure, User, utcnow
 
 from ..conftest import build_app, make_user
 
@@ -113,7 +113,7 @@ def test_login_back_off_is_per_user_and_address(tmp_path):
 def test_login_back_off_doubles(tmp_path):
     from datetime import timedelta
 
-    from backend.auth import RateLimited, check_login_rate
+    from backend.web.auth import RateLimited, check_login_rate
 
     app = build_app(tmp_path, "sqlite", LOGIN_BACKOFF_SECONDS=10, LOGIN_MAX_FAILURES=2)
     with app.app_context():

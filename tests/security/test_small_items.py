@@ -6,8 +6,8 @@ import io
 import pytest
 
 from backend import create_app
-from backend.extensions import db
-from backend.models import ModelVersion
+from backend.db.extensions import db
+from backend.db.models import ModelVersion
 
 from .conftest import png_bytes
 

@@ -1,4 +1,4 @@
-"""Issue 18 item 9: uploaded originals carry no foreign bytes into storage or exports (backend/sanitize.py): the five
+"""Issue 18 item 9: uploaded originals carry no foreign bytes into storage or exports (backend/media/sanitize.py): the five
 polyglot shapes are valid images (refused: test_bad_inputs.py), and harmless metadata and trailers are stripped
 losslessly before the original is stored."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.imaging import decode_image
-from backend.sanitize import strip_foreign
+from backend.media.imaging import decode_image
+from backend.media.sanitize import strip_foreign
 
 from . import hostile
 from .conftest import jpeg_bytes, png_bytes

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from backend.extensions import db
-from backend.models import User
-from backend.taxonomy import DEFAULT_TAXONOMY
+from backend.db.extensions import db
+from backend.db.models import User
+from backend.core.taxonomy import DEFAULT_TAXONOMY
 
 from ..conftest import build_app, make_user
 from .conftest import jpeg_bytes, square
@@ -92,7 +92,7 @@ def planted(tmp_path):
     app = build_app(tmp_path, "sqlite")
     _, alice_token = make_user(app, "alice", "annotator", PASSWORD)
     _, rita_token = make_user(app, "rita", "reviewer", PASSWORD)
-    from backend.ingest import ingest_bytes
+    from backend.core.ingest import ingest_bytes
 
     from ..conftest import ApiClient
 

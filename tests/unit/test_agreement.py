@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from backend.workflow import selected_for_agreement
-from backend.workflow_stats import cohen_kappa, document_mask, image_style, mask_iou, region_fates, region_iou
+from backend.core.workflow import selected_for_agreement
+from backend.core.workflow_stats import cohen_kappa, document_mask, image_style, mask_iou, region_fates, region_iou
 
 
 def square(x0, y0, x1, y1):

@@ -16,13 +16,13 @@ from PIL import Image
 from pycocotools.coco import COCO
 from sqlalchemy import select
 
-from backend.annotations import current_document, save_document
+from backend.core.annotations import current_document, save_document
 from backend.datasets.export import create_export
-from backend.extensions import db
-from backend.geometry import rasterize
-from backend.models import Export
-from backend.models import Image as ImageRow
-from backend.storage import BlobStore
+from backend.db.extensions import db
+from backend.core.geometry import rasterize
+from backend.db.models import Export
+from backend.db.models import Image as ImageRow
+from backend.media.storage import BlobStore
 
 from ..datasets_support import add_image, disc, donut, iou, jpeg, near_duplicate, region_raster, smooth_image
 from .test_datasets_formats import LABELME_SCHEMA
@@ -348,7 +348,7 @@ def test_options_are_validated(app):
 
 
 def test_manifest_lists_the_models_behind_exported_regions(app):
-    from backend.models import ModelVersion
+    from backend.db.models import ModelVersion
 
     with app.app_context():
         model = ModelVersion(kind="segmenter", name="unet-r18", weights_path="m.safetensors")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from backend import imaging
-from backend.decode_slots import DecodeBusy, DecodeSlots
+from backend.media import imaging
+from backend.media.decode_slots import DecodeBusy, DecodeSlots
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +33,7 @@ def flat_png(width: int, height: int, bit_depth: int, color_type: int, bytes_per
 
 PEAK_SCRIPT = """
 import resource, sys
-from backend.imaging import decode_image
+from backend.media.imaging import decode_image
 data = open(sys.argv[1], "rb").read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 decoded = decode_image(data, 100_000_000)

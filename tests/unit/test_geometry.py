@@ -1,4 +1,4 @@
-"""backend/geometry.py: validation policy, conversions, rasterisation (checked against pycocotools) and
+"""backend/core/geometry.py: validation policy, conversions, rasterisation (checked against pycocotools) and
 mask -> polygons round trips."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import shapely
 from pycocotools import mask as coco_mask
 
-from backend.geometry import (
+from backend.core.geometry import (
     GeometryError,
     area_bbox,
     count_vertices,

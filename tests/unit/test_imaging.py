@@ -1,4 +1,4 @@
-"""Safe decoding (backend.imaging), the blob store (backend.storage) and display names (backend.ingest)."""
+"""Safe decoding (backend.media.imaging), the blob store (backend.media.storage) and display names (backend.core.ingest)."""
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.imaging import (
+from backend.media.imaging import (
     ImageRejected,
     decode_image,
     encode_jpeg,
@@ -20,8 +20,8 @@ from backend.imaging import (
     resize_to_max_side,
     sniff_format,
 )
-from backend.ingest import display_name
-from backend.storage import BlobStore
+from backend.core.ingest import display_name
+from backend.media.storage import BlobStore
 
 LIMIT = 10_000_000
 

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.geometry import rasterize, validate_geometry
+from backend.core.geometry import rasterize, validate_geometry
 from backend.ml.cache import ModelCache
 from backend.ml.prefill import PrefillSettings, build_prefill, split_instances, work_size
 from backend.ml.synth import generate_image
@@ -104,7 +104,7 @@ def test_model_cache_loads_once_and_evicts():
 
 
 def test_fast_tracing_keeps_the_mask_and_its_holes():
-    from backend.geometry import rasterize
+    from backend.core.geometry import rasterize
     from backend.ml.prefill import mask_geometry
 
     ious = {True: [], False: []}  # exact hand-made masks
@@ -126,7 +126,7 @@ def test_fast_tracing_keeps_the_mask_and_its_holes():
 def test_fine_line_strokes_survive_the_fast_tracing():
     """One-pixel strokes (fine line) are what a 3×3 median erases: the fast path keeps them, and still smooths a
     filled shape's one-pixel spur away."""
-    from backend.geometry import to_shape
+    from backend.core.geometry import to_shape
     from backend.ml.prefill import mask_geometry
 
     lines = np.zeros((160, 160), np.uint8)
@@ -232,7 +232,7 @@ def test_the_tracing_code_imports_neither_torch_nor_the_app():
     import sys
 
     code = ("import sys, backend.ml.prefill; "
-            "print(sorted(m for m in ('torch', 'backend.extensions', 'backend.models') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'backend.db.extensions', 'backend.db.models') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

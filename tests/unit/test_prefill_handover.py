@@ -1,4 +1,4 @@
-"""The batch pre-fill's hand-overs between processes (backend/tasks/prefill.py): canvases from the decode workers as
+"""The batch pre-fill's hand-overs between processes (backend/jobs/prefill.py): canvases from the decode workers as
 one shared-memory tensor a batch (or through the pipe when /dev/shm has no room), the work image as a view of its
 canvas, the uint8 maps to the tracing processes through a shared map file, the embedding's rounding; and the
 benchmark's stubbed-model mode (benchmarks/bench_prefill.py --stub-forward)."""
@@ -16,7 +16,7 @@ from backend.ml.synth import generate_image
 from backend.ml.letterbox import unletterbox
 from backend.ml.transforms import letterbox
 from backend.ml.map_file import MapRing
-from backend.tasks.prefill import _batch_items, _Collate, _DecodeDataset, _loader_plan, _prediction_values, _rounded
+from backend.jobs.prefill import _batch_items, _Collate, _DecodeDataset, _loader_plan, _prediction_values, _rounded
 
 ROOT = Path(__file__).resolve().parents[2]
 

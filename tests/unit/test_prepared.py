@@ -1,4 +1,4 @@
-"""backend/prepared.py: statements run on the DBAPI cursor (SQLite and PostgreSQL) store exactly what
+"""backend/db/prepared.py: statements run on the DBAPI cursor (SQLite and PostgreSQL) store exactly what
 Connection.execute stores, read back the same rows, fill in the same column defaults, raise SQLAlchemy's errors,
 invalidate a lost connection, and refuse what they cannot do; other drivers go through Connection.execute."""
 from __future__ import annotations
@@ -24,8 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from backend.db import configure_sqlite, engine_options, reads_only
-from backend.prepared import Prepared
+from backend.db.engine import configure_sqlite, engine_options, reads_only
+from backend.db.prepared import Prepared
 from tests.conftest import _pg_state, postgres_url
 
 metadata = MetaData()

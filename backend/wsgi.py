@@ -1,9 +1,0 @@
-"""WSGI entry point for gunicorn: `gunicorn -c python:backend.gunicorn_conf backend.wsgi:app`.
-
-Settings come from the environment (DATABASE_URL, INKLABEL_WORKSPACE, INKLABEL_BROKER_URL, ...), as for
-`manage.py`. The schema is not touched here: run `python manage.py init` once per deploy (the Docker image's
-entrypoint does) so that several workers never race to migrate.
-"""
-from . import create_app
-
-app = create_app()
