@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_active_learning import DECODER, fresh_training, predict, to_tensor, train_step  # noqa: E402
 
-from backend.core.geometry import mask_to_polygons, rasterize, to_geojson, to_shape  # noqa: E402
+from backend.core.geometry import mask_to_polygons, to_geojson, to_shape
+from backend.core.geometry_raster import rasterize  # noqa: E402
 from backend.ml.device import configure_cpu_threads  # noqa: E402
 from backend.ml.nets import build_segmenter  # noqa: E402
 from backend.ml.prefill import PrefillSettings, build_prefill  # noqa: E402
@@ -111,7 +112,7 @@ def prefill_polygons(rgb: np.ndarray, prob: np.ndarray) -> list[Polygon]:
 
 
 def raster(polys: list[Polygon], shape: tuple[int, int]) -> np.ndarray:
-    """Union mask of polygons with holes, by backend.core.geometry.rasterize (pixel-centre rule, as everywhere)."""
+    """Union mask of polygons with holes, by backend.core.geometry_raster.rasterize (pixel-centre rule, as everywhere)."""
     geoms = [to_geojson(p) for p in polys if p is not None and not p.is_empty]
     return rasterize(geoms, shape[1], shape[0]) > 0
 
@@ -217,7 +218,7 @@ MAX_PATCHES = 8  # the largest pieces per kind the annotator considers at each s
 
 def _fast_raster(poly: Polygon, shape: tuple[int, int]) -> np.ndarray:
     """raster([poly]) without the GeoJSON round trip (the same pixel-centre rule: backend.core.geometry's filler)."""
-    from backend.core.geometry import _fill_polygon
+    from backend.core.geometry_raster import _fill_polygon
 
     out = np.zeros(shape, bool)
     _fill_polygon(out, [np.asarray(poly.exterior.coords)] + [np.asarray(r.coords) for r in poly.interiors])

@@ -76,7 +76,7 @@ def run(args, workdir: Path) -> dict:
     from backend.web.auth import create_user
     from backend.commands.ml import populate_synthetic
     from backend.datasets.export import create_export
-    from backend.db.engine import init_db
+    from backend.db.migrate import init_db
     from backend.db.extensions import db
     from backend.ml.device import resolve_device
     from backend.ml.crops import crop_box

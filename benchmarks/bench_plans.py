@@ -154,7 +154,7 @@ def main() -> int:
 
     from backend import create_app
     from backend.config import normalize_database_url
-    from backend.db.engine import init_db
+    from backend.db.migrate import init_db
     from backend.db.extensions import db
 
     base = make_url(normalize_database_url(args.pg_server))

@@ -340,7 +340,7 @@ def run(args, workdir: Path) -> None:
     import torch
 
     from backend import create_app
-    from backend.db.engine import init_db
+    from backend.db.migrate import init_db
     from backend.db.extensions import db
     from backend.core.ingest import ingest_bytes
     from backend.ml.device import resolve_device

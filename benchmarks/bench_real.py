@@ -108,7 +108,7 @@ def run(args, settings: dict, workdir: Path) -> dict:
     from backend.commands.ml import populate_synthetic
     from backend.commands.real_photos import import_real_photos, populate_composites, real_photo_split
     from backend.datasets.export import create_export
-    from backend.db.engine import init_db
+    from backend.db.migrate import init_db
     from backend.db.extensions import db
     from backend.ml.synth_real import RealBackgrounds
     from backend.db.models import ModelVersion
@@ -181,7 +181,8 @@ def held_out(data: Path, names: list[str], boxes_per_photo: int = 99) -> dict:
     """Ingest the held-out photos unlabelled, pre-fill them with the promoted models, and measure (module doc)."""
     from backend.commands.real_photos import labelled_photos
     from backend.db.extensions import db
-    from backend.core.geometry import area_bbox, rasterize
+    from backend.core.geometry import area_bbox
+    from backend.core.geometry_raster import rasterize
     from backend.core.ingest import ingest_bytes
     from backend.ml.model_assist import box_area, box_assist, click_segment
     from backend.ml.synth_real import yolo_boxes

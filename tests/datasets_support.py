@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from backend.core.annotations import save_document
 from backend.db.extensions import db
-from backend.core.geometry import rasterize
+from backend.core.geometry_raster import rasterize
 from backend.core.ingest import ingest_bytes
 from backend.db.models import Image as ImageRow
 

@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from backend.db.engine import init_db
+from backend.db.migrate import init_db
 from backend.db.extensions import db
 from backend.db.models import ROLES, User
 

@@ -44,7 +44,8 @@ def worker_command(queues, concurrency, pool, nodename, loglevel, metrics_port):
     Any machine:  python manage.py worker --queues cpu
     """
     from backend.jobs.celery_app import QUEUES, get_celery, set_worker_flask_app
-    from backend.jobs.executor import JOB_KINDS, load_job_kinds, setting, start_reaper
+    from backend.jobs.executor import start_reaper
+    from backend.jobs.runner import JOB_KINDS, load_job_kinds, setting
 
     prepare_workspace()
     app = current_app._get_current_object()

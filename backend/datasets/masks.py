@@ -1,5 +1,5 @@
 """Region masks for exports: each region rasterised once, in its own bounding window, with the tool's own
-rasteriser (`backend.core.geometry.rasterize`: pixel (i, j) is inside when its centre (i + .5, j + .5) is, holes empty).
+rasteriser (`backend.core.geometry_raster.rasterize`: pixel (i, j) is inside when its centre (i + .5, j + .5) is, holes empty).
 
 A window is the integer pixel box around the region; the region is moved by whole pixels into it, which leaves the
 pixel-centre sampling unchanged, so the window is exactly the full-image mask cut to the box, at a fraction of the
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backend.core.geometry import rasterize
+from backend.core.geometry_raster import rasterize
 from backend.datasets.pngio import encode_gray_png
 
 

@@ -1,18 +1,17 @@
 """Jobs on Celery workers: one task, `inklabel.run_job(job_id)`, runs any registered job kind by its Job row id.
 
 The web process only sends the job id to the queue of the job's kind ("gpu" for training and pre-fill, "cpu" for
-exports and score refreshes); the worker runs `backend.jobs.executor.run_job` inside its own Flask app, so status,
+exports and score refreshes); the worker runs `backend.jobs.runner.run_job` inside its own Flask app, so status,
 progress, cancellation and results live in the database exactly as with the local executor. Redis (or any
 broker kombu speaks) only carries the ids: no result backend, and nothing is lost if it restarts (the reaper
 sends still-queued jobs again).
 
     INKLABEL_BROKER_URL=redis://127.0.0.1:6379/0 python manage.py worker --queues gpu,cpu
-    celery -A backend.jobs.celery_app:celery worker -Q cpu      # the same worker, started by celery's own CLI
+    celery -A backend.serve.celery_worker:celery worker -Q cpu   # the same worker, started by celery's own CLI
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from celery import Celery, signals
@@ -28,6 +27,7 @@ QUEUES = ("gpu", "cpu")
 _apps: dict[str, Celery] = {}
 _apps_lock = threading.Lock()
 _flask_app = None  # the worker-side Flask app (one per worker process)
+_app_factory = None  # builds it when nobody set it (backend/serve/celery_worker.py passes the web app factory)
 
 
 class BrokerUnavailable(APIError):
@@ -71,7 +71,7 @@ def make_celery(broker_url: str) -> Celery:
 
     @app.task(name=TASK_NAME, ignore_result=True)
     def run_job_task(job_id: str) -> None:
-        from backend.jobs.executor import run_job
+        from backend.jobs.runner import run_job
 
         run_job(worker_flask_app(), job_id)
 
@@ -92,12 +92,19 @@ def set_worker_flask_app(app) -> None:
     _flask_app = app
 
 
+def set_app_factory(factory) -> None:
+    """How a worker process builds its Flask app on its first task when `set_worker_flask_app` was not called."""
+    global _app_factory
+    _app_factory = factory
+
+
 def worker_flask_app():
     global _flask_app
     if _flask_app is None:
-        from backend import create_app
-
-        _flask_app = create_app()
+        if _app_factory is None:
+            raise RuntimeError("no Flask app for the job: start workers with `python manage.py worker` or "
+                               "`celery -A backend.serve.celery_worker:celery worker`")
+        _flask_app = _app_factory()
     return _flask_app
 
 
@@ -112,7 +119,7 @@ def _after_fork(**_kwargs) -> None:
 
 
 def _queue_for(job) -> str:
-    from backend.jobs.executor import JOB_KINDS, load_job_kinds
+    from backend.jobs.runner import JOB_KINDS, load_job_kinds
 
     load_job_kinds()
     kind = JOB_KINDS.get(job.kind)
@@ -163,7 +170,3 @@ def ping_broker(broker_url: str) -> None:
         return
     with Connection(broker_url, connect_timeout=1) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
-
-
-# `celery -A backend.jobs.celery_app:celery worker` finds this instance (broker from INKLABEL_BROKER_URL).
-celery = get_celery(os.environ.get("INKLABEL_BROKER_URL") or "memory://")

@@ -8,7 +8,7 @@ from flask import current_app
 
 from backend.datasets.export import create_export
 from backend.datasets.importers import import_path
-from backend.jobs.executor import JobContext, register_job
+from backend.jobs.runner import JobContext, register_job
 
 UPLOADS = "uploads"  # workspace/tmp/uploads: datasets uploaded through POST /api/v1/imports, until imported
 

@@ -29,7 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from backend.core.annotations import REGION_KEYS
 from backend.web.errors import APIError, not_found
 from backend.db.extensions import db
-from backend.jobs.executor import JobContext, register_job, submit_job
+from backend.jobs.executor import submit_job
+from backend.jobs.runner import JobContext, register_job
 from backend.ml import map_file
 from backend.ml.cache import ModelCache
 from backend.db.models import Image, ModelVersion, Prediction, utcnow

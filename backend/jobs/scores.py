@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from backend.db.extensions import db
-from backend.jobs.executor import JobContext, register_job
+from backend.jobs.runner import JobContext, register_job
 from backend.ml.uncertainty import k_center_greedy
 from backend.db.models import Image, ImageScore, ModelVersion, Prediction, utcnow
 from backend.core.workflow import POOL_STATUSES

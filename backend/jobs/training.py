@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from backend.web.errors import APIError
 from backend.db.extensions import db
-from backend.jobs.executor import JobContext, register_job
+from backend.jobs.runner import JobContext, register_job
 from backend.db.models import Export, ModelVersion
 from backend.core.taxonomy import load_taxonomy, trainable_styles
 

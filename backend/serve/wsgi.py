@@ -4,6 +4,6 @@ Settings come from the environment (DATABASE_URL, INKLABEL_WORKSPACE, INKLABEL_B
 `manage.py`. The schema is not touched here: run `python manage.py init` once per deploy (the Docker image's
 entrypoint does) so that several workers never race to migrate.
 """
-from backend import create_app
+from backend.web.app import create_app
 
 app = create_app()

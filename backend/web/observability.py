@@ -42,6 +42,8 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 
+from backend.jobs.runner import on_job_finished
+
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("inklabel.access")
 
@@ -82,7 +84,7 @@ _logging_installed = False
 # --- metrics recorded by other modules ---------------------------------------------------------------------------
 
 def record_job(kind: str, status: str, seconds: float | None) -> None:
-    """Called by backend.jobs.executor when a job ends (seconds None: ended by the reaper, run time unknown)."""
+    """Called when a job ends (seconds None: ended by the reaper, run time unknown): a backend.jobs.runner listener."""
     JOBS_FINISHED.labels(kind, status).inc()
     if status == "failed":
         JOB_FAILURES.labels(kind).inc()
@@ -393,6 +395,7 @@ def readyz_view():
 
 def init_observability(app) -> None:
     _install_logging()
+    on_job_finished(record_job)
     app.before_request(_before_request)
     app.after_request(_after_request)
     app.add_url_rule("/metrics", "metrics", metrics_view, methods=["GET"])

@@ -3,7 +3,8 @@ segmenter: the model answers when there is one (`method: model`), the model-free
 import numpy as np
 import pytest
 
-from backend.core.geometry import rasterize, validate_geometry
+from backend.core.geometry import validate_geometry
+from backend.core.geometry_raster import rasterize
 
 from ..model_support import register_models
 from .test_prefill_assist import _iou, _upload

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from backend.web.auth import _sha256
-from backend.db.engine import _QueuedConnection, _WriterQueue, _writer_queue_for, reads_only
+from backend.db.engine import reads_only
+from backend.db.writer_queue import _QueuedConnection, _WriterQueue, _writer_queue_for
 from backend.db.extensions import db
 from backend.db.models import ApiToken, Image, utcnow
 from tests.api.test_images import _ids, _seed
@@ -263,7 +264,8 @@ def test_queued_writers_checkpoint_the_wal_on_a_thread_not_in_their_commit(tmp_p
     checkpoint thread, which copies the WAL into the database file, and a fully copied WAL starts over."""
     from sqlalchemy import create_engine
 
-    from backend.db.engine import CHECKPOINT_ROWS, configure_sqlite, engine_options
+    from backend.db.engine import configure_sqlite, engine_options
+    from backend.db.writer_queue import CHECKPOINT_ROWS
 
     database = tmp_path / "wal.db"
     uri = f"sqlite:///{database}"

@@ -6,7 +6,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, inspect, text
 
 from backend import create_app
-from backend.db.engine import MIGRATIONS_DIR, has_migrations
+from backend.db.migrate import MIGRATIONS_DIR, has_migrations
 from backend.db.extensions import db
 from backend.db.models import Base
 

@@ -10,7 +10,8 @@ import torch
 from sqlalchemy import select
 
 from backend.db.extensions import db
-from backend.core.geometry import rasterize, validate_geometry
+from backend.core.geometry import validate_geometry
+from backend.core.geometry_raster import rasterize
 from backend.ml.synth import encode_jpeg, generate_image
 from backend.db.models import ModelVersion, Prediction
 

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from backend.jobs.executor import register_job
+from backend.jobs.runner import register_job
 
 
 @register_job("ops_sleep", queue="cpu")

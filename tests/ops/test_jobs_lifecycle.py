@@ -9,7 +9,8 @@ from datetime import timedelta
 from prometheus_client import REGISTRY
 
 from backend.db.extensions import db
-from backend.jobs.executor import reap_stale_jobs, run_job, submit_chunked, submit_job
+from backend.jobs.executor import reap_stale_jobs, submit_chunked, submit_job
+from backend.jobs.runner import run_job
 from backend.db.models import Job, utcnow
 
 from .conftest import free_port, wait_for
@@ -172,7 +173,7 @@ def test_local_executor_runs_jobs_in_the_background(make_app):
 def _app_with_job_route(make_app, **overrides):
     from flask import Blueprint
 
-    from backend.web.api.spec import endpoint
+    from backend.web.api.endpoint import endpoint
 
     app = make_app(**overrides)
     bp = Blueprint("ops_test", __name__, url_prefix="/api/v1")

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from backend.core.annotations import current_document, save_document
 from backend.datasets.export import create_export
 from backend.db.extensions import db
-from backend.core.geometry import rasterize
+from backend.core.geometry_raster import rasterize
 from backend.db.models import Export
 from backend.db.models import Image as ImageRow
 from backend.media.storage import BlobStore

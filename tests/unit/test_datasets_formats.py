@@ -16,7 +16,8 @@ from pycocotools.coco import COCO
 from backend.datasets import coco, crops, labelme, yolo
 from backend.datasets.masks import instance_mask, region_mask, semantic_from_instances
 from backend.datasets.pngio import encode_gray_png
-from backend.core.geometry import area_bbox, rasterize, rasterize_instances, validate_geometry
+from backend.core.geometry import area_bbox, validate_geometry
+from backend.core.geometry_raster import rasterize, rasterize_instances
 
 from ..datasets_support import disc, donut, iou, region_raster, ring, run_lengths
 

@@ -16,13 +16,12 @@ from backend.core.geometry import (
     count_vertices,
     difference_geometry,
     mask_to_polygons,
-    rasterize,
-    rasterize_instances,
     to_geojson,
     to_shape,
     union_geometry,
     validate_geometry,
 )
+from backend.core.geometry_raster import rasterize, rasterize_instances
 
 HOLED = {
     "type": "Polygon",

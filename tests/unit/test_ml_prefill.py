@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.core.geometry import rasterize, validate_geometry
+from backend.core.geometry import validate_geometry
+from backend.core.geometry_raster import rasterize
 from backend.ml.cache import ModelCache
 from backend.ml.prefill import PrefillSettings, build_prefill, split_instances, work_size
 from backend.ml.synth import generate_image
@@ -104,7 +105,7 @@ def test_model_cache_loads_once_and_evicts():
 
 
 def test_fast_tracing_keeps_the_mask_and_its_holes():
-    from backend.core.geometry import rasterize
+    from backend.core.geometry_raster import rasterize
     from backend.ml.prefill import mask_geometry
 
     ious = {True: [], False: []}  # exact hand-made masks

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from backend.core.geometry import rasterize, validate_geometry
+from backend.core.geometry import validate_geometry
+from backend.core.geometry_raster import rasterize
 from backend.ml.prefill import mask_geometry
 from backend.ml.synth import SYNTH_STYLES, generate_image, write_export_folder
 

@@ -33,7 +33,7 @@ from backend.core.geometry_bounds import MAX_STROKE_POINTS
 from backend.db.models import Image
 from backend.core.write_rules import check_not_copy_holder
 from backend.web.api.schemas import QueryModel, StrictModel
-from backend.web.api.spec import endpoint
+from backend.web.api.endpoint import endpoint
 
 bp = Blueprint("annotations", __name__, url_prefix="/api/v1")
 

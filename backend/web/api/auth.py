@@ -34,7 +34,7 @@ from backend.web.errors import APIError, error_response, not_found
 from backend.db.extensions import db
 from backend.db.models import ROLES, ApiToken, User
 from backend.web.api.schemas import DbId, OkResponse, QueryModel, StrictModel
-from backend.web.api.spec import endpoint
+from backend.web.api.endpoint import endpoint
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1")
 bp.record_once(lambda state: init_sessions(state.app))  # cookie flags + Secure on HTTPS, for the whole app

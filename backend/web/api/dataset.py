@@ -21,7 +21,7 @@ from backend.db.models import Image
 from backend.core.workflow import end_lease
 from backend.web.api.images import KEY_PATTERN
 from backend.web.api.schemas import DbId, QueryModel, StrictModel
-from backend.web.api.spec import endpoint
+from backend.web.api.endpoint import endpoint
 
 bp = Blueprint("dataset", __name__, url_prefix="/api/v1")
 

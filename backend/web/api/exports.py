@@ -30,7 +30,7 @@ from backend.jobs.executor import submit_job
 from backend.db.models import Export, User
 from backend.jobs.exports import upload_dir
 from backend.web.api.schemas import QueryModel
-from backend.web.api.spec import endpoint
+from backend.web.api.endpoint import endpoint
 
 bp = Blueprint("exports", __name__, url_prefix="/api/v1")
 

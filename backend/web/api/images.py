@@ -20,7 +20,7 @@ from backend.db.models import IMAGE_STATUSES, Annotation, Image, ImageTag, Regio
 from backend.media.storage import BlobStore
 from backend.core.taxonomy import flag_keys, load_taxonomy, style_keys
 from backend.web.api.schemas import QueryModel
-from backend.web.api.spec import endpoint
+from backend.web.api.endpoint import endpoint
 
 bp = Blueprint("images", __name__, url_prefix="/api/v1")
 

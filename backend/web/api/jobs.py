@@ -12,7 +12,7 @@ from backend.db.extensions import db
 from backend.jobs.executor import job_dict
 from backend.db.models import Job, User
 from backend.web.api.schemas import QueryModel
-from backend.web.api.spec import endpoint
+from backend.web.api.endpoint import endpoint
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 

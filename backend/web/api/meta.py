@@ -1,7 +1,8 @@
 """The OpenAPI document of the API."""
 from flask import Blueprint, current_app, jsonify
 
-from backend.web.api.spec import build_openapi, endpoint
+from backend.web.api.endpoint import endpoint
+from backend.web.api.spec import build_openapi
 
 bp = Blueprint("meta", __name__, url_prefix="/api/v1")
 

@@ -25,7 +25,7 @@ from backend.db.models import Image, ModelVersion
 from backend.jobs.prefill import cached_prediction, decode_work_image, prefill_image
 from backend.jobs.training import export_zip, model_dict, promote_model
 from backend.web.api.schemas import QueryModel, StrictModel
-from backend.web.api.spec import endpoint
+from backend.web.api.endpoint import endpoint
 
 bp = Blueprint("models", __name__, url_prefix="/api/v1")
 

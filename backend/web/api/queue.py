@@ -23,7 +23,7 @@ from backend.jobs.executor import submit_job
 from backend.db.models import Image
 from backend.core.taxonomy import load_taxonomy
 from backend.web.api.schemas import QueryModel, StrictModel
-from backend.web.api.spec import endpoint
+from backend.web.api.endpoint import endpoint
 
 bp = Blueprint("queue", __name__, url_prefix="/api/v1")
 

@@ -19,7 +19,7 @@ from backend.db.extensions import db
 from backend.db.models import Annotation, AnnotationRevision, Image, RegionComment, Review, SubmitNote, User
 from backend.web.api.images import _iso
 from backend.web.api.schemas import StrictModel
-from backend.web.api.spec import endpoint
+from backend.web.api.endpoint import endpoint
 
 bp = Blueprint("review_info", __name__, url_prefix="/api/v1")
 

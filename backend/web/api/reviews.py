@@ -19,7 +19,7 @@ from backend.web.errors import not_found
 from backend.db.extensions import db
 from backend.db.models import Image
 from backend.web.api.schemas import QueryModel, StrictModel
-from backend.web.api.spec import endpoint
+from backend.web.api.endpoint import endpoint
 
 bp = Blueprint("reviews", __name__, url_prefix="/api/v1")
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from backend.core import workflow_stats
 from backend.db.extensions import db
 from backend.web.api.schemas import QueryModel
-from backend.web.api.spec import endpoint
+from backend.web.api.endpoint import endpoint
 
 bp = Blueprint("stats", __name__, url_prefix="/api/v1")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 
 from backend.core.taxonomy import load_taxonomy
-from backend.web.api.spec import endpoint
+from backend.web.api.endpoint import endpoint
 
 bp = Blueprint("taxonomy", __name__, url_prefix="/api/v1")
 
