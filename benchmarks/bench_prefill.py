@@ -348,7 +348,8 @@ def run(args, workdir: Path) -> None:
     from backend.ml.transforms import letterbox
     from backend.db.models import ModelVersion
     from backend.media.storage import BlobStore
-    from backend.jobs.prefill import decode_work_image, load_current, prefill_image, prefill_images
+    from backend.jobs.prefill import prefill_images
+    from backend.jobs.predictions import decode_work_image, load_current, prefill_image
 
     t0 = time.monotonic()
     if args.stub_forward:

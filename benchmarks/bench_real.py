@@ -187,7 +187,8 @@ def held_out(data: Path, names: list[str], boxes_per_photo: int = 99) -> dict:
     from backend.ml.model_assist import box_area, box_assist, click_segment
     from backend.ml.synth_real import yolo_boxes
     from backend.db.models import Prediction
-    from backend.jobs.prefill import load_current, prefill_images
+    from backend.jobs.prefill import prefill_images
+    from backend.jobs.predictions import load_current
 
     wanted = set(names)
     photos = [p for p in labelled_photos(data) if p.name in wanted]
@@ -307,7 +308,7 @@ def procedural_holdout(n: int, seed: int) -> dict:
     from backend.ml.crops import crop_box
     from backend.ml.metrics import MaskCounts, classification_report
     from backend.ml.synth import generate_image
-    from backend.jobs.prefill import load_current
+    from backend.jobs.predictions import load_current
 
     models = load_current()
     seg, cls = models.segmenter, models.classifier

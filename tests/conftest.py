@@ -71,7 +71,7 @@ def build_app(tmp_path: Path, database: str = "sqlite", **overrides):
         config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{workspace / 'inklabel.db'}"
     config.update(overrides)
     # Model versions are cached per process by id, and every test database numbers them from 1 again.
-    from backend.jobs.prefill import clear_model_cache
+    from backend.jobs.predictions import clear_model_cache
 
     clear_model_cache()
     app = create_app(config)

@@ -8,8 +8,8 @@ Definitions
   (the editor's `time_spent_ms`, idle excluded by the editor).
 - Agreement: an image of the agreement sample annotated by its first annotator (the image's own document, once
   submitted or accepted) and independently by a second one (a completed agreement copy). Per pair of annotators and
-  per annotator: mean mask IoU (both masks rasterised with backend.core.geometry_raster.rasterize, scaled so the long side is at
-  most 512 pixels; two empty masks agree perfectly, IoU 1) and style agreement — each annotator's *image style* is
+  per annotator: mean mask IoU (both masks rasterised with backend.core.geometry_raster.rasterize, scaled so the
+  long side is at most 512 pixels; two empty masks agree perfectly, IoU 1) and style agreement — each annotator's *image style* is
   the style of their largest styled region (else their first image-level style, else "none"), compared with
   Cohen's kappa (None when it is undefined: both used one and the same label throughout) and raw agreement.
 - Box regions (``"kind": "box"``, backend/core/boxes.py) are weak labels, not outlines: every mask here (agreement IoU,

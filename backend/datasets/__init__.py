@@ -12,6 +12,7 @@ Out: `export.create_export(options, user_id=None, progress=None) -> Export` writ
     options.py    ExportOptions: the one definition of what an export may be asked for
 
 In: `importers.import_path(path, fmt, source="import", user_id=None, progress=None) -> ImportReport` reads COCO,
-LabelMe, YOLO boxes, YOLO-seg, CVAT for images 1.1 and Label Studio JSON (import_readers.py) from a folder, a zip
+LabelMe, YOLO boxes, YOLO-seg, CVAT for images 1.1 and Label Studio JSON (import_readers.py; the report and items in
+import_items.py) from a folder, a zip
 (checked before extraction) or one label file; each image with all its labels or not at all.
 """

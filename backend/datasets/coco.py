@@ -110,8 +110,8 @@ def polygon_rle(geojson: dict, width: int, height: int) -> dict:
 
     COCO's RLE runs down the columns (Fortran order). Each edge toggles, in every column whose centre line
     x = i + 0.5 it crosses, the pixels below the crossing (centre y = j + 0.5 past it): the tool's pixel-centre rule
-    (backend.core.geometry_raster.rasterize) turned on its side. Toggles at the linear positions i * height + j, xor-ed and
-    sorted, are exactly the run boundaries (a run that reaches the bottom of a column goes on in the next one).
+    (backend.core.geometry_raster.rasterize) turned on its side. Toggles at the linear positions i * height + j,
+    xor-ed and sorted, are exactly the run boundaries (a run that reaches the bottom of a column goes on in the next one).
     Pixel centres lying exactly on an edge may be decided the other way than by the row-wise rasteriser.
     """
     from pycocotools import mask as mask_utils

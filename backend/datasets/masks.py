@@ -1,5 +1,6 @@
 """Region masks for exports: each region rasterised once, in its own bounding window, with the tool's own
-rasteriser (`backend.core.geometry_raster.rasterize`: pixel (i, j) is inside when its centre (i + .5, j + .5) is, holes empty).
+rasteriser (`backend.core.geometry_raster.rasterize`: pixel (i, j) is inside when its centre (i + .5, j + .5) is,
+holes empty).
 
 A window is the integer pixel box around the region; the region is moved by whole pixels into it, which leaves the
 pixel-centre sampling unchanged, so the window is exactly the full-image mask cut to the box, at a fraction of the

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from backend.web.errors import APIError
 from backend.db.extensions import db
 from backend.db.models import AnnotationRevision, Export, Image, ModelVersion
-from backend.jobs.prefill import _device, _load_runner, _store, decode_work_image
+from backend.jobs.predictions import _device, _load_runner, _store, decode_work_image
 
 WORK_SIDE = 768  # predictions at this long side, geometry scaled back to original pixels
 

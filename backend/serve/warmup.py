@@ -18,7 +18,7 @@ def warm_models(app) -> bool:
     """Load the promoted segmenter (and classifier); True when they are now in the cache."""
     from backend.web.errors import APIError
     from backend.db.extensions import db
-    from backend.jobs.prefill import load_current
+    from backend.jobs.predictions import load_current
 
     started = time.perf_counter()
     with app.app_context():

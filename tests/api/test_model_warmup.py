@@ -2,7 +2,7 @@
 not by the first pre-fill request; with no model yet the warm-up ends quietly."""
 import pytest
 
-from backend.jobs import prefill as prefill_tasks
+from backend.jobs import predictions as prefill_tasks
 from backend.serve.warmup import start_model_warmup, warm_models
 
 from ..model_support import register_models

@@ -121,7 +121,7 @@ def test_planted_pickle_is_refused(app, annotator):
             db.session.query(ModelVersion).delete()
             db.session.add(ModelVersion(kind="segmenter", name="evil", weights_path=weights, is_current=True))
             db.session.commit()
-        from backend.jobs.prefill import clear_model_cache
+        from backend.jobs.predictions import clear_model_cache
 
         clear_model_cache()
         resp = annotator.post(f"/api/v1/images/{image_id}/prefill")

@@ -16,7 +16,8 @@ from backend.ml.synth import generate_image
 from backend.ml.letterbox import unletterbox
 from backend.ml.transforms import letterbox
 from backend.ml.map_file import MapRing
-from backend.jobs.prefill import _batch_items, _Collate, _DecodeDataset, _loader_plan, _prediction_values, _rounded
+from backend.jobs.prefill import _batch_items, _Collate, _DecodeDataset, _loader_plan
+from backend.jobs.predictions import _prediction_values, _rounded
 
 ROOT = Path(__file__).resolve().parents[2]
 

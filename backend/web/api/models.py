@@ -22,7 +22,7 @@ from backend.web.errors import APIError, not_found
 from backend.db.extensions import db
 from backend.jobs.executor import submit_job
 from backend.db.models import Image, ModelVersion
-from backend.jobs.prefill import cached_prediction, decode_work_image, prefill_image
+from backend.jobs.predictions import cached_prediction, decode_work_image, prefill_image
 from backend.jobs.training import export_zip, model_dict, promote_model
 from backend.web.api.schemas import QueryModel, StrictModel
 from backend.web.api.endpoint import endpoint
@@ -283,7 +283,8 @@ def prefill(image_id: int, query: PrefillQuery):
           body=PrefillPoolIn, response=PrefillPoolStarted, status=202, role="admin", errors=(409,), tags=["models"])
 def prefill_pool(body: PrefillPoolIn):
     from backend.jobs.executor import submit_chunked
-    from backend.jobs.prefill import no_model_error, select_pool
+    from backend.jobs.prefill import select_pool
+    from backend.jobs.predictions import no_model_error
     from backend.jobs.training import current_model
 
     if current_model("segmenter") is None:
@@ -312,7 +313,7 @@ def get_prediction(image_id: int):
 
 def _assist_segmenter():
     """(model version id, SegmenterRunner) of the current segmenter, or (None, None) without a usable one."""
-    from backend.jobs.prefill import load_current
+    from backend.jobs.predictions import load_current
 
     try:
         models = load_current()

@@ -126,7 +126,7 @@ def add_region_comment(image_id: int, body: RegionCommentIn):
 @endpoint("Who annotated an image, when and for how long; overridden checks; the document at the last rejection "
           "and the pre-fill (for a diff overlay)", response=ReviewInfoOut, tags=["reviews"])
 def review_info(image_id: int):
-    from backend.jobs.prefill import cached_prediction
+    from backend.jobs.predictions import cached_prediction
 
     image = _image(image_id)
     revisions = db.session.execute(
