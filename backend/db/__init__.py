@@ -1,1 +1,3 @@
-"""Persistence: the data model, the engine (SQLite pragmas, the SQLite writer queue, migrations) and prepared statements."""
+"""Persistence: the data model (models.py), the engine (engine.py: SQLite pragmas and transactions; its writer queue in
+writer_queue.py), the JSON columns' codecs (codecs.py), schema creation and upgrades (migrate.py) and prepared
+statements (prepared.py)."""
