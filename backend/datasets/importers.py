@@ -52,8 +52,9 @@ from typing import Callable, Iterator
 from flask import current_app
 from sqlalchemy import update
 
-from backend.core.annotations import REGION_ID, clean_region, current_document, save_document
-from backend.web.errors import APIError
+from backend.core.annotations import current_document, save_document
+from backend.core.document_checks import REGION_ID, clean_region
+from backend.core.errors import DomainError
 from backend.db.extensions import db
 from backend.core.geometry import DEFAULT_MAX_VERTICES
 from backend.media.imaging import ImageRejected
@@ -556,7 +557,7 @@ def _checked_regions(item: LabelItem, width: int, height: int, sha: str, vocab: 
         try:
             region = clean_region(index, raw, width, height, vocab.styles,
                                   config.get("MAX_REGION_VERTICES", DEFAULT_MAX_VERTICES))
-        except APIError as err:
+        except DomainError as err:
             problems.append(err.message)
             continue
         if region["id"] in seen:
@@ -633,7 +634,7 @@ def _import_item(item: LabelItem, root: Path, report: ImportReport, vocab: _Voca
         return
     try:
         save_document(image_id, user, current["version"], regions, tags)
-    except APIError as err:
+    except DomainError as err:
         report.skip(item.name, err.message)
         return
     report.documents_written += 1

@@ -18,7 +18,7 @@ import threading
 from celery import Celery, signals
 from kombu import Connection
 
-from backend.web.errors import APIError
+from backend.core.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,11 @@ _apps_lock = threading.Lock()
 _flask_app = None  # the worker-side Flask app (one per worker process)
 
 
-class BrokerUnavailable(APIError):
+class BrokerUnavailable(Unavailable):
     """The job broker did not answer: job-submitting endpoints answer 503 `broker_unavailable` (retryable)."""
 
     def __init__(self, reason: str):
         super().__init__(
-            503,
             "broker_unavailable",
             "Background jobs cannot be started right now: the job broker (Redis) is unreachable. "
             "Annotation keeps working; try again in a minute.",
