@@ -110,7 +110,7 @@ def bench_derivatives(workspace: Path) -> dict:
 
 def seed(app, n: int, start: int) -> None:
     """Add images start+1..n as metadata only (no blobs), with annotations, regions and tags."""
-    from backend.core.ingest import rebuild_image_tags
+    from backend.core.tags import rebuild_image_tags
 
     rng = random.Random(start)
     now = datetime.now(timezone.utc)

@@ -6,7 +6,7 @@ rate limit.
    --examples examples per operation and data mode; calls, operations reached, calls/s, statuses, failures.
 2. corpus: every hostile input of tests/security/test_bad_inputs.py, each with a digest of the database rows and
    workspace files before and after; time per input and per area.
-3. polyglot scan: backend.web.security.find_markup over the real tattoo photos, against their full decode.
+3. polyglot scan: backend.media.upload_checks.find_markup over the real tattoo photos, against their full decode.
 4. login: latency of a wrong password, and of the 429 answered once the user name is over the limit.
 
     python benchmarks/bench_security.py                            # SQLite
@@ -101,7 +101,7 @@ def bench_corpus(database: str) -> None:
 
 def bench_polyglot_scan() -> None:
     from backend.media.imaging import decode_image
-    from backend.web.security import find_markup
+    from backend.media.upload_checks import find_markup
 
     files = sorted(p for p in (REAL / "images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not files:

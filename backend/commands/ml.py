@@ -11,7 +11,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
-from backend.web.errors import APIError
+from backend.core.errors import DomainError
 from backend.db.extensions import db
 from backend.db.models import IMAGE_STATUSES, Image, User
 from backend.commands.core import bind_threaded_server, prepare_workspace, public_url, serve_until_interrupted
@@ -29,7 +29,7 @@ def train_and_report(kind: str, export_ref: str, options: dict, promote: str, al
     bar = Progress(f"train {kind}", "step", progress_bar)
     try:
         summary = run_training(kind, export_ref, options, promote, progress=bar, allow_path=allow_path)
-    except APIError as err:
+    except DomainError as err:
         raise click.ClickException(err.message) from None
     finally:
         bar.close()
@@ -136,7 +136,7 @@ def promote_command(model_id):
     prepare_workspace()
     try:
         mv = promote_model(model_id)
-    except APIError as err:
+    except DomainError as err:
         raise click.ClickException(err.message) from None
     click.echo(f"{mv.kind} model {mv.id} ({mv.name}) is now current")
 
@@ -172,7 +172,7 @@ def prefill_command(all_images, statuses, batch_size, refresh, device, workers, 
         stats = prefill_images(ids, batch_size=batch_size, refresh=refresh, progress=bar, workers=workers,
                                device=resolve_device(device or current_app.config.get("DEVICE", "auto")),
                                trace_processes=trace_processes)
-    except APIError as err:
+    except DomainError as err:
         raise click.ClickException(err.message) from None
     finally:
         bar.close()
@@ -194,7 +194,7 @@ def populate_synthetic(n_images: int, label_fraction: float, user: User, seed: i
     from backend.core.ingest import ingest_bytes
     from backend.ml.prefill import image_mask_geometry
     from backend.ml.synth import generate_image
-    from backend.core.workflow import review_image
+    from backend.core.workflow.review import review_image
 
     labelled, unlabelled = [], []
     n_label = int(round(n_images * label_fraction))

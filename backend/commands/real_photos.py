@@ -62,7 +62,7 @@ def save_synthetic_truth(image_id: int, sample, user: User, comment: str) -> Non
     """Save a procedural sample's exact masks and styles as the image's annotation, submit and accept it."""
     from backend.core.annotations import save_document, submit_image
     from backend.ml.prefill import image_mask_geometry
-    from backend.core.workflow import review_image
+    from backend.core.workflow.review import review_image
 
     regions = []
     for tattoo in sample.tattoos:

@@ -21,48 +21,38 @@ with "mask"). The version lives in ``annotations.version``; the stored JSON hold
 """
 from __future__ import annotations
 
-import math
-import re
-import uuid
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterable
 
 from flask import current_app
 from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from backend.core.boxes import REGION_KINDS, validate_box, with_kinds
-from backend.db.engine import end_read, reads_only
-from backend.web.errors import APIError, not_found
+from backend.core.boxes import with_kinds
+from backend.core.document_checks import check_model_versions, clean_document
+from backend.db.engine import commit_keeping_loaded, end_read, reads_only
+from backend.core.errors import Conflict, DomainError, Invalid, not_found
 from backend.db.extensions import db
-from backend.core.geometry import DEFAULT_MAX_VERTICES, GeometryError, area_bbox, validate_geometry
-from backend.core.ingest import write_image_tags
+from backend.core.geometry import area_bbox
+from backend.core.tags import write_image_tags
 from backend.db.models import (
-    REGION_SOURCES,
     Annotation,
     AnnotationRevision,
     Image,
-    ModelVersion,
     Region,
     User,
     empty_document,
     utcnow,
 )
 from backend.db.prepared import Prepared
-from backend.core.taxonomy import flag_keys, load_taxonomy, style_keys
+from backend.core.workflow.agreement import agreement_copy, copy_document, store_copy
 from backend.core.write_rules import HELD_WRITE, hidden_primary, holds_open_copy, refusal
 
 if TYPE_CHECKING:
     from backend.web.auth import Caller
 
-REGION_KEYS = ("id", "kind", "geometry", "style", "motifs", "source", "model_version", "confidence")
-REGION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
-MAX_MOTIFS = 50
-MAX_TAG_LENGTH = 64
-MAX_TAGS = 50
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000
 SUBMITTABLE = ("new", "in_progress", "rejected")
-MAX_ID = 2**31 - 1  # integer primary keys (PostgreSQL INTEGER): larger ids cannot exist and must not reach SQL
 
 _images, _annotations = Image.__table__, Annotation.__table__
 _regions, _revisions = Region.__table__, AnnotationRevision.__table__
@@ -89,145 +79,11 @@ _READ_DOCUMENT = Prepared(
 
 
 def current_document(image_id: int) -> dict:
-    """The current document of an image by id; APIError 404 when the image does not exist."""
+    """The current document of an image by id; NotFound when the image does not exist."""
     row = _READ_DOCUMENT.first(db.session.connection(), {"b_image_id": image_id})
     if row is None:
         raise not_found("image")
     return _as_document(row.version or 0, row.document)
-
-
-# --- validation ---------------------------------------------------------------------------------------------------
-
-
-def _region_error(index: int, reason: str) -> APIError:
-    return APIError(422, "invalid_region", f"Region {index}: {reason}", {"region": index, "reason": reason})
-
-
-def _string_list(value: Any, what: str, limit: int) -> list[str]:
-    if not isinstance(value, list):
-        raise ValueError(f"{what} must be a list of strings")
-    if len(value) > limit:
-        raise ValueError(f"{what} has {len(value)} entries; at most {limit} are allowed")
-    out: list[str] = []
-    for item in value:
-        if not isinstance(item, str) or not item.strip() or len(item) > MAX_TAG_LENGTH:
-            raise ValueError(f"{what} entries must be non-empty strings of at most {MAX_TAG_LENGTH} characters")
-        item = item.strip()
-        if item not in out:
-            out.append(item)
-    return out
-
-
-def clean_region(index: int, raw: Any, width: int, height: int, styles: set[str],
-                 max_vertices: int = DEFAULT_MAX_VERTICES) -> dict:
-    """One region checked and normalised, or APIError 422 naming `index`.
-
-    id: 1-64 characters of letters, digits and ``_ . : -`` (a uuid hex is assigned when missing); kind: "mask"
-    (default) or "box"; geometry: for a mask see geometry.validate_geometry (clipped/repaired, never refused for
-    being repairable), for a box boxes.validate_box (an axis-aligned rectangle, clipped, canonical ring); style: a taxonomy key or
-    null; motifs: at most 50 strings of at most 64 characters; source: human | model | assist (default human);
-    model_version: optional id of a ModelVersion; confidence: optional number in [0, 1].
-    """
-    if not isinstance(raw, dict):
-        raise _region_error(index, "a region must be an object")
-    unknown = sorted(set(raw) - set(REGION_KEYS))
-    if unknown:
-        raise _region_error(index, f"unknown field(s): {', '.join(map(str, unknown))[:200]}")
-    region_id = raw.get("id")
-    if region_id is None:
-        region_id = uuid.uuid4().hex
-    elif not isinstance(region_id, str) or not REGION_ID.match(region_id):
-        raise _region_error(index, "id must be 1-64 letters, digits, '_', '.', ':' or '-'")
-    kind = raw.get("kind", "mask")
-    if kind not in REGION_KINDS:
-        raise _region_error(index, f"kind must be one of {', '.join(REGION_KINDS)}")
-    try:
-        if kind == "box":
-            geometry = validate_box(raw.get("geometry"), width, height)
-        else:
-            geometry = validate_geometry(raw.get("geometry"), width, height, max_vertices)
-    except GeometryError as err:
-        raise _region_error(index, f"geometry: {err}") from None
-    style = raw.get("style")
-    if style is not None and (not isinstance(style, str) or style not in styles):
-        raise _region_error(index, f"unknown style {str(style)[:64]!r}; see GET /api/v1/taxonomy")
-    try:
-        motifs = _string_list(raw.get("motifs", []), "motifs", MAX_MOTIFS)
-    except ValueError as err:
-        raise _region_error(index, str(err)) from None
-    source = raw.get("source", "human")
-    if source not in REGION_SOURCES:
-        raise _region_error(index, f"source must be one of {', '.join(REGION_SOURCES)}")
-    model_version = raw.get("model_version")
-    if model_version is not None and (isinstance(model_version, bool) or not isinstance(model_version, int)
-                                      or not 1 <= model_version <= MAX_ID):
-        raise _region_error(index, "model_version must be a model version id")
-    confidence = raw.get("confidence")
-    if confidence is not None:
-        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) \
-                or not math.isfinite(confidence) or not 0 <= confidence <= 1:
-            raise _region_error(index, "confidence must be a number from 0 to 1")
-        confidence = float(confidence)
-    return {
-        "id": region_id,
-        "kind": kind,
-        "geometry": geometry,
-        "style": style,
-        "motifs": motifs,
-        "source": source,
-        "model_version": model_version,
-        "confidence": confidence,
-    }
-
-
-def clean_tags(tags: Any, taxonomy: dict) -> dict:
-    """Image-level tags: known style keys and flag keys only, duplicates dropped (422 otherwise)."""
-    if tags is None:
-        tags = {}
-    if not isinstance(tags, dict) or set(tags) - {"styles", "flags"}:
-        raise APIError(422, "invalid_tags", "tags must be an object with 'styles' and 'flags' lists")
-    out = {}
-    for key, known, code in (("styles", style_keys(taxonomy), "unknown_style"),
-                             ("flags", flag_keys(taxonomy), "unknown_flag")):
-        try:
-            values = _string_list(tags.get(key, []), f"tags.{key}", MAX_TAGS)
-        except ValueError as err:
-            raise APIError(422, "invalid_tags", str(err)) from None
-        unknown = [v for v in values if v not in known]
-        if unknown:
-            raise APIError(422, code, f"Unknown {key[:-1]} key(s) in tags: {', '.join(unknown)[:300]}; "
-                                      "see GET /api/v1/taxonomy", {key: unknown})
-        out[key] = values
-    return out
-
-
-def clean_regions(regions: Any, width: int, height: int, taxonomy: dict, max_vertices: int,
-                  max_regions: int) -> list[dict]:
-    if not isinstance(regions, list):
-        raise APIError(422, "invalid_regions", "regions must be a list")
-    if len(regions) > max_regions:
-        raise APIError(422, "too_many_regions", f"{len(regions)} regions; at most {max_regions} per image")
-    styles = style_keys(taxonomy)
-    cleaned = [clean_region(i, raw, width, height, styles, max_vertices) for i, raw in enumerate(regions)]
-    seen: dict[str, int] = {}
-    for i, region in enumerate(cleaned):
-        if region["id"] in seen:
-            raise _region_error(i, f"duplicate id {region['id']!r} (also region {seen[region['id']]})")
-        seen[region["id"]] = i
-    return cleaned
-
-
-def check_model_versions(regions: list[dict]) -> None:
-    """422 naming the first region whose model_version is not a known ModelVersion id."""
-    wanted = {r["model_version"] for r in regions if r["model_version"] is not None}
-    if not wanted:
-        return
-    found = set(db.session.scalars(select(ModelVersion.id).where(ModelVersion.id.in_(wanted))))
-    for i, region in enumerate(regions):
-        if region["model_version"] is not None and region["model_version"] not in found:
-            raise _region_error(i, f"unknown model_version {region['model_version']}")
-
-
 
 
 def _ordered_union(*lists: Iterable[str | None]) -> list[str]:
@@ -285,7 +141,20 @@ _UPDATE_HELD_IMAGE = Prepared(
 )
 
 
-def _stale(image_id: int) -> APIError:
+def stale_version(current: dict, saved_by: str | None = None, saved_at: datetime | None = None) -> Conflict:
+    """The one answer to a save on a version that is no longer current (the image's document or an agreement
+    copy): 409 `stale_version`, the current document in details.current (the editor merges into it) and, where
+    known, who saved it when."""
+    return Conflict(
+        "stale_version",
+        f"The annotation changed since you loaded it (now version {current['version']}); "
+        "merge your changes into the current document and save again.",
+        {"current": current, "saved_by": saved_by,
+         "saved_at": saved_at.isoformat() if saved_at is not None else None},
+    )
+
+
+def _stale(image_id: int) -> Conflict:
     current = current_document(image_id)
     # who saved the version that won, so the conflict dialog can name them
     last = db.session.execute(
@@ -296,20 +165,14 @@ def _stale(image_id: int) -> APIError:
     saved_at = last.created_at if last is not None else None
     if saved_at is not None and saved_at.tzinfo is None:  # SQLite: naive, stored in UTC
         saved_at = saved_at.replace(tzinfo=timezone.utc)
-    return APIError(
-        409, "stale_version",
-        f"The annotation changed since you loaded it (now version {current['version']}); "
-        "merge your changes into the current document and save again.",
-        {"current": current, "saved_by": last.username if last is not None else None,
-         "saved_at": saved_at.isoformat() if saved_at is not None else None},
-    )
+    return stale_version(current, last.username if last is not None else None, saved_at)
 
 
-def _frozen() -> APIError:
+def _frozen() -> DomainError:
     return refusal("accepted", None, None, None, utcnow())
 
 
-def _refused_meanwhile(session, image_id: int, user_id: int | None) -> APIError:
+def _refused_meanwhile(session, image_id: int, user_id: int | None) -> DomainError:
     """Why the write transaction's conditional UPDATE matched no row: the image is gone, or it changed hands or
     status since the read (someone took the lease, submitted it, ...)."""
     row = session.execute(select(Image.status, Image.assignee_id, Image.lock_expires_at)
@@ -317,7 +180,7 @@ def _refused_meanwhile(session, image_id: int, user_id: int | None) -> APIError:
     if row is None:
         return not_found("image")
     return refusal(row.status, row.assignee_id, row.lock_expires_at, user_id, utcnow()) or \
-        APIError(409, "leased", "Another annotator took this image a moment ago; ask the queue for another image.")
+        Conflict("leased", "Another annotator took this image a moment ago; ask the queue for another image.")
 
 
 def _expire_image_objects(session, image_id: int) -> None:
@@ -341,23 +204,28 @@ def _region_rows(image_id: int, regions: list[dict]) -> list[dict]:
     return rows
 
 
+def _check_counters(base_version: Any, time_spent_ms: Any) -> None:
+    if isinstance(base_version, bool) or not isinstance(base_version, int) or base_version < 0:
+        raise Invalid("invalid_base_version", "base_version must be the version you loaded (an integer >= 0)")
+    if isinstance(time_spent_ms, bool) or not isinstance(time_spent_ms, int) \
+            or not 0 <= time_spent_ms <= MAX_TIME_SPENT_MS:
+        raise Invalid("invalid_time_spent", f"time_spent_ms must be an integer from 0 to {MAX_TIME_SPENT_MS}")
+
+
 def save_document(image_id: int, user: User | Caller | None, base_version: int, regions: list, tags: dict | None,
                   time_spent_ms: int = 0, allow_frozen: bool = False) -> dict:
     """Save a new version of an image's annotation document; returns the saved document.
 
-    Raises APIError: 404 unknown image, 403 accepted image and the user is not a reviewer/admin (unless
-    `allow_frozen`), 409 stale `base_version` (details.current), 422 invalid region/tags. Nothing is written
-    unless everything is valid and the version still matches.
+    Raises (backend.core.errors): NotFound for an unknown image; Forbidden for an accepted image when the user
+    is not a reviewer/admin (unless `allow_frozen`); Conflict `stale_version` (details.current) for a stale
+    `base_version`; Invalid for a region or tags. Nothing is written unless everything is valid and the version
+    still matches.
 
     Transactions: the caller's open transaction is committed first (a read: the state is checked and the request
     validated outside any lock), then one write transaction makes the change and commits. Loaded ORM objects are
     not expired by these commits, except the image's own Image/Annotation objects after a successful save.
     """
-    if isinstance(base_version, bool) or not isinstance(base_version, int) or base_version < 0:
-        raise APIError(422, "invalid_base_version", "base_version must be the version you loaded (an integer >= 0)")
-    if isinstance(time_spent_ms, bool) or not isinstance(time_spent_ms, int) \
-            or not 0 <= time_spent_ms <= MAX_TIME_SPENT_MS:
-        raise APIError(422, "invalid_time_spent", f"time_spent_ms must be an integer from 0 to {MAX_TIME_SPENT_MS}")
+    _check_counters(base_version, time_spent_ms)
     config = current_app.config
     session = db.session()
     user_id = user.id if user is not None else None
@@ -383,11 +251,7 @@ def save_document(image_id: int, user: User | Caller | None, base_version: int, 
             end_read(session)
 
         # 2. Validate (CPU only, no transaction open).
-        taxonomy = load_taxonomy(config["WORKSPACE"])
-        cleaned = clean_regions(regions, row.width, row.height, taxonomy,
-                                config.get("MAX_REGION_VERTICES", DEFAULT_MAX_VERTICES),
-                                config.get("MAX_REGIONS", 5000))
-        cleaned_tags = clean_tags(tags, taxonomy)
+        cleaned, cleaned_tags = clean_document(regions, tags, row.width, row.height)
         document = {"regions": cleaned, "tags": cleaned_tags}
         flags = cleaned_tags["flags"]
         styles = _ordered_union(cleaned_tags["styles"], (r["style"] for r in cleaned))
@@ -426,7 +290,7 @@ def save_document(image_id: int, user: User | Caller | None, base_version: int, 
                                         "author_id": user_id, "time_spent_ms": time_spent_ms, "created_at": now})
         if list(row.styles or []) != styles or list(row.flags or []) != flags:
             write_image_tags(conn, image_id, styles, flags)  # the image list's style/flag index
-        end_read(session)
+        commit_keeping_loaded(session)
     except IntegrityError:
         # Lost a race on the first save of an image (or on the revision number): the other save won.
         session.rollback()
@@ -436,6 +300,34 @@ def save_document(image_id: int, user: User | Caller | None, base_version: int, 
         raise
     _expire_image_objects(session, image_id)
     return _as_document(new_version, document)
+
+
+def save_agreement_copy(image_id: int, user: User | Caller, base_version: int, regions: list, tags: dict | None,
+                        time_spent_ms: int, complete: bool, lock_seconds: int) -> dict:
+    """Save the next version of the caller's agreement copy of an image (never the image's own document); returns
+    the copy. The same checks as `save_document`: 404 without a copy, 409 `stale_version` (details.current: the
+    copy) when `base_version` is not its version, 422 for regions and tags; and 409 `already_completed` once the
+    copy is final. `complete` makes it final. Commits."""
+    _check_counters(base_version, time_spent_ms)
+    session = db.session
+    try:
+        size = session.execute(select(Image.width, Image.height).where(Image.id == image_id)).first()
+        if size is None:
+            raise not_found("image")
+        row = agreement_copy(session, image_id, user)
+        if row.completed_at is not None:
+            raise Conflict("already_completed", "This agreement copy was completed; it can no longer change.")
+        current = copy_document(row)
+        if current["version"] != base_version:
+            raise stale_version(current)
+        cleaned, cleaned_tags = clean_document(regions, tags, size.width, size.height)
+        check_model_versions(cleaned)
+        saved = store_copy(row, cleaned, cleaned_tags, time_spent_ms, complete, lock_seconds)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return saved
 
 
 # --- workflow -----------------------------------------------------------------------------------------------------
@@ -472,7 +364,7 @@ def submit_image(image_id: int, user: User | Caller | None = None) -> dict:
             refused = refusal(row.status, row.assignee_id, row.lock_expires_at, user.id, now) if held else None
             if refused is not None and row.status in SUBMITTABLE:
                 raise refused
-            raise APIError(409, "bad_status",
+            raise Conflict("bad_status",
                            f"The image is {row.status}; only new, in-progress or rejected images can be submitted.",
                            {"status": row.status})
         session.commit()

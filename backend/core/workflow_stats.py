@@ -50,7 +50,8 @@ from backend.db.models import (
     User,
     utcnow,
 )
-from backend.core.workflow import DONE_STATUSES, HELD_STATUSES, credit_order, iso
+from backend.core.workflow import DONE_STATUSES, HELD_STATUSES, iso
+from backend.core.workflow.review import credit_order
 
 RASTER_MAX_SIDE = 512
 UNCHANGED_IOU = 0.98

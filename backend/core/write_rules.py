@@ -7,7 +7,7 @@ An annotator (any caller below reviewer) may save or submit an image only when
 - they do not hold an open agreement copy of it: the primary document stays hidden from the copy's holder, for
   reading too (403 ``agreement_open``), until the copy is completed.
 Reviewers and admins write regardless of leases and status (their revisions record them as authors); they are
-kept from reviewing an image they wrote any revision of by backend/core/workflow.py.
+kept from reviewing an image they wrote any revision of by backend/core/workflow/review.py.
 
 `refusal` states the rules over the values of one image row; `HELD_WRITE` is the same rule as SQL for the
 conditional UPDATE that takes the lease inside the save's write transaction, so a lease taken meanwhile by
@@ -20,7 +20,7 @@ from typing import Optional
 
 from sqlalchemy import and_, bindparam, or_, select
 
-from backend.web.errors import APIError
+from backend.core.errors import Conflict, DomainError, Forbidden
 from backend.db.models import Assignment, Image
 
 WRITABLE = ("new", "in_progress")
@@ -40,30 +40,30 @@ def _aware(value: Optional[datetime]) -> Optional[datetime]:
 
 
 def refusal(status: str, assignee_id: Optional[int], lock_expires_at: Optional[datetime], user_id: Optional[int],
-            now: datetime) -> Optional[APIError]:
-    """Why an annotator may not write an image in this state (an APIError to raise), or None."""
+            now: datetime) -> Optional[DomainError]:
+    """Why an annotator may not write an image in this state (an error to raise), or None."""
     if status == "accepted":
-        return APIError(403, "frozen", "This image was accepted in review; only a reviewer or admin may change it.")
+        return Forbidden("frozen", "This image was accepted in review; only a reviewer or admin may change it.")
     if status == "submitted":
-        return APIError(403, "submitted", "This image is submitted and waits for review: it is read-only until a "
-                        "reviewer accepts it or sends it back.")
+        return Forbidden("submitted", "This image is submitted and waits for review: it is read-only until a "
+                         "reviewer accepts it or sends it back.")
     if assignee_id is None or assignee_id == user_id:
         return None
     if status == "rejected":
-        return APIError(403, "not_yours", "This image was sent back to the annotator who made it; only they (or a "
-                        "reviewer) may change it. Ask the queue for another image.")
+        return Forbidden("not_yours", "This image was sent back to the annotator who made it; only they (or a "
+                         "reviewer) may change it. Ask the queue for another image.")
     expires = _aware(lock_expires_at)
     if status in WRITABLE and expires is not None and expires >= now:
-        return APIError(409, "leased", "Another annotator is working on this image (their lease runs until "
+        return Conflict("leased", "Another annotator is working on this image (their lease runs until "
                         f"{expires.isoformat(timespec='seconds')}); ask the queue for another image.",
                         {"lease_expires_at": expires.isoformat()})
     return None
 
 
-def hidden_primary(image_id: int) -> APIError:
-    return APIError(403, "agreement_open", f"You are making an independent agreement copy of image {image_id}: its "
-                    "first annotation stays hidden from you and cannot be changed by you until you complete the copy "
-                    f"(PUT /api/v1/images/{image_id}/agreement).")
+def hidden_primary(image_id: int) -> Forbidden:
+    return Forbidden("agreement_open", f"You are making an independent agreement copy of image {image_id}: its "
+                     "first annotation stays hidden from you and cannot be changed by you until you complete the copy "
+                     f"(PUT /api/v1/images/{image_id}/agreement).")
 
 
 def holds_open_copy(connection, image_id: int, user_id: Optional[int]) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from backend.core.annotations import REGION_ID
+from backend.core.document_checks import REGION_ID
 from backend.core.taxonomy import flag_keys, style_keys
 from backend.db.models import REGION_SOURCES
 

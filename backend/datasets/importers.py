@@ -47,7 +47,8 @@ from typing import Callable
 from flask import current_app
 from sqlalchemy import update
 
-from backend.core.annotations import clean_region, current_document, save_document
+from backend.core.annotations import current_document, save_document
+from backend.core.document_checks import clean_region
 from backend.core.geometry import DEFAULT_MAX_VERTICES
 from backend.core.ingest import ingest_bytes
 from backend.core.taxonomy import load_taxonomy
@@ -57,7 +58,7 @@ from backend.datasets.import_readers import read_coco, read_cvat, read_labelme, 
 from backend.db.extensions import db
 from backend.db.models import IMAGE_STATUSES, Image, User, utcnow
 from backend.media.imaging import ImageRejected
-from backend.web.errors import APIError
+from backend.core.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def _checked_regions(item: LabelItem, width: int, height: int, sha: str, vocab: 
         try:
             region = clean_region(index, raw, width, height, vocab.styles,
                                   config.get("MAX_REGION_VERTICES", DEFAULT_MAX_VERTICES))
-        except APIError as err:
+        except DomainError as err:
             problems.append(err.message)
             continue
         if region["id"] in seen:
@@ -238,7 +239,7 @@ def _import_item(item: LabelItem, root: Path, report: ImportReport, vocab: _Voca
         return
     try:
         save_document(image_id, user, current["version"], regions, tags)
-    except APIError as err:
+    except DomainError as err:
         report.skip(item.name, err.message)
         return
     report.documents_written += 1

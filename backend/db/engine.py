@@ -30,11 +30,9 @@ def reads_only(value: bool = True):
         _reads_only.reset(token)
 
 
-def end_read(session=None) -> None:
-    """Commit the current transaction without expiring loaded objects.
+def commit_keeping_loaded(session=None) -> None:
+    """Commit the session's transaction (its writes included) without expiring loaded objects.
 
-    On SQLite a transaction holds a lock (the write lock when it began IMMEDIATE, a read snapshot otherwise);
-    ending a read as soon as it is done lets writers in while this request parses, validates or serialises.
     Loaded objects (the caller's ``g.user``) stay readable without a new query - and so without opening a new
     transaction. Use it only where the transaction changed nothing those objects hold (reads, or Core statements
     on other rows).
@@ -49,6 +47,14 @@ def end_read(session=None) -> None:
         session.commit()
     finally:
         session.expire_on_commit = keep
+
+
+def end_read(session=None) -> None:
+    """End a transaction that only read, keeping loaded objects (see commit_keeping_loaded; a rollback would expire
+    them). On SQLite a transaction holds a lock (the write lock when it began IMMEDIATE, a read snapshot otherwise);
+    ending a read as soon as it is done lets writers in while this request parses, validates or serialises.
+    A transaction that wrote ends with commit_keeping_loaded, which says so."""
+    commit_keeping_loaded(session)
 
 
 def engine_options(uri: str) -> dict:

@@ -132,7 +132,7 @@ class Image(Base):
 
 class ImageTag(Base):
     """One row per entry of Image.styles (kind "style") and Image.flags (kind "flag"), so the image list can filter
-    by style or flag through an index on SQLite and PostgreSQL alike. Kept in sync by backend.core.ingest: automatically
+    by style or flag through an index on SQLite and PostgreSQL alike. Kept in sync by backend.core.tags: automatically
     on every ORM flush that changes Image.styles or Image.flags; write_image_tags / sync_image_tags after Core
     UPDATEs; rebuild_image_tags after bulk inserts."""
 

@@ -17,7 +17,7 @@ import threading
 from celery import Celery, signals
 from kombu import Connection
 
-from backend.web.errors import APIError
+from backend.core.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,11 @@ _flask_app = None  # the worker-side Flask app (one per worker process)
 _app_factory = None  # builds it when nobody set it (backend/serve/celery_worker.py passes the web app factory)
 
 
-class BrokerUnavailable(APIError):
+class BrokerUnavailable(Unavailable):
     """The job broker did not answer: job-submitting endpoints answer 503 `broker_unavailable` (retryable)."""
 
     def __init__(self, reason: str):
         super().__init__(
-            503,
             "broker_unavailable",
             "Background jobs cannot be started right now: the job broker (Redis) is unreachable. "
             "Annotation keeps working; try again in a minute.",

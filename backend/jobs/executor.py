@@ -47,7 +47,7 @@ def submit_job(kind: str, params: dict, user_id: int | None = None, app=None) ->
 
 
 def ensure_broker(app=None) -> None:
-    """Raise APIError 503 `broker_unavailable` when jobs go to a broker (INKLABEL_BROKER_URL) that does not answer.
+    """Raise BrokerUnavailable (503 `broker_unavailable`) when jobs go to a broker (INKLABEL_BROKER_URL) that does not answer.
 
     Endpoints that write rows which only make sense with a job (an Export row, say) call this first; `submit_job`
     checks on its own when it enqueues. Without a broker (local executor) this does nothing.
@@ -64,7 +64,7 @@ def ensure_broker(app=None) -> None:
 def dispatch(app, job: Job, fail_on_broker_error: bool = True) -> None:
     """Hand a queued job to the executor: inline (JOBS_EAGER), Celery (BROKER_URL) or the local thread pool.
 
-    When the broker is unreachable this raises BrokerUnavailable (an APIError 503 `broker_unavailable`); the job is
+    When the broker is unreachable this raises BrokerUnavailable (503 `broker_unavailable`); the job is
     marked failed ("not started") unless `fail_on_broker_error` is false, as for the reaper's retries, which stay
     queued and are sent again on a later pass.
     """

@@ -15,7 +15,7 @@ from shapely.geometry import shape
 from shapely.ops import unary_union
 from sqlalchemy import select
 
-from backend.web.errors import APIError
+from backend.core.errors import Conflict
 from backend.db.extensions import db
 from backend.db.models import AnnotationRevision, Export, Image, ModelVersion
 from backend.jobs.predictions import _device, _load_runner, _store, decode_work_image
@@ -62,7 +62,7 @@ def _validation_images(mv: ModelVersion, limit: int) -> tuple[list[tuple[int, in
 
 def validation_samples(mv: ModelVersion, limit: int = 4) -> dict:
     if mv.kind != "segmenter":
-        raise APIError(409, "not_a_segmenter", "Validation overlays exist for segmenters only.")
+        raise Conflict("not_a_segmenter", "Validation overlays exist for segmenters only.")
     pinned, reason = _validation_images(mv, limit)
     runner = _load_runner(mv, _device()) if pinned else None
     store = _store()

@@ -21,12 +21,12 @@ from flask import current_app
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from backend.core.annotations import REGION_KEYS
+from backend.core.document_checks import REGION_KEYS
 from backend.db.extensions import db
 from backend.db.models import Image, ModelVersion, Prediction, utcnow
 from backend.jobs.training import current_model, models_dir
 from backend.ml.cache import ModelCache
-from backend.web.errors import APIError, not_found
+from backend.core.errors import Conflict, not_found
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,9 @@ _MODELS = ModelCache(max_items=4)
 TRAIN_HINT = "python manage.py train segmenter --export ID"
 
 
-def no_model_error() -> APIError:
-    return APIError(
-        409, "no_model",
+def no_model_error() -> Conflict:
+    return Conflict(
+        "no_model",
         f"No segmentation model yet: train a model first ({TRAIN_HINT}, or POST /api/v1/models/train) "
         "and promote it; then pre-fill works.",
         {"train": TRAIN_HINT},
@@ -66,7 +66,7 @@ def _load_runner(mv: ModelVersion, device):
         try:
             bundle = load_bundle(mv.weights_path, root=models_dir())
         except (UnsafeModelFile, FileNotFoundError) as err:
-            raise APIError(409, "model_unavailable", f"model {mv.id} ({mv.kind}) cannot be loaded: {err}") from None
+            raise Conflict("model_unavailable", f"model {mv.id} ({mv.kind}) cannot be loaded: {err}") from None
         runner_cls = SegmenterRunner if mv.kind == "segmenter" else ClassifierRunner
         runner = runner_cls.from_bundle(bundle, device)
         runner.sidecar = bundle.sidecar
@@ -268,7 +268,7 @@ def prefill_image(image_id: int, refresh: bool = False) -> dict:
     try:
         rgb, scale = decode_work_image(_store(), sha, fmt, width, height, models.settings.work_max_side)
     except FileNotFoundError:
-        raise APIError(409, "image_file_missing", "the stored file of this image is missing") from None
+        raise Conflict("image_file_missing", "the stored file of this image is missing") from None
     result = _predict(models, [rgb], [scale], [(width, height)])[0]
     pred = _store_prediction(image_id, models, result, result["embedding"])
     return prediction_payload(pred, cached=False, low_concentration=models.settings.low_concentration)

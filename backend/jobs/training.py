@@ -19,7 +19,7 @@ import numpy as np
 from flask import current_app
 from sqlalchemy import select, update
 
-from backend.web.errors import APIError
+from backend.core.errors import Conflict, Invalid, NotFound
 from backend.db.extensions import db
 from backend.jobs.runner import JobContext, register_job
 from backend.db.models import Export, ModelVersion
@@ -37,15 +37,15 @@ def models_dir() -> Path:
 
 
 def export_zip(export_id: str) -> Path:
-    """The zip of a finished export, or APIError 404 / 409 saying what is wrong."""
+    """The zip of a finished export, or NotFound / Conflict saying what is wrong."""
     from backend.datasets.export import export_file
 
     export = db.session.get(Export, export_id)
     if export is None:
-        raise APIError(404, "not_found", f"export {export_id!r} not found; list exports with GET /api/v1/exports")
+        raise NotFound("not_found", f"export {export_id!r} not found; list exports with GET /api/v1/exports")
     path = export_file(export, current_app.config["WORKSPACE"])
     if export.status != "succeeded" or path is None:
-        raise APIError(409, "export_not_ready",
+        raise Conflict("export_not_ready",
                        f"export {export_id} is {export.status}; wait for it to finish (or make a new one)")
     return path
 
@@ -82,19 +82,19 @@ def promote_model(model_id: int) -> ModelVersion:
 
     mv = db.session.get(ModelVersion, model_id)
     if mv is None:
-        raise APIError(404, "not_found", "model version not found")
+        raise NotFound("not_found", "model version not found")
     root = models_dir().resolve()
     weights = (root / mv.weights_path).resolve()
     if root not in weights.parents or weights.suffix != ".safetensors":
-        raise APIError(409, "weights_unsafe", f"the weights path of model {mv.id} ({mv.weights_path!r}) is not a "
+        raise Conflict("weights_unsafe", f"the weights path of model {mv.id} ({mv.weights_path!r}) is not a "
                        ".safetensors file inside the models folder; it cannot be promoted")
     if not weights.is_file():
-        raise APIError(409, "weights_missing", f"the weights file of model {mv.id} is missing from the workspace")
+        raise Conflict("weights_missing", f"the weights file of model {mv.id} is missing from the workspace")
     try:  # the file and its sidecar must be what load_bundle accepts, before anyone relies on the promotion
         check_safetensors_header(weights)
         read_sidecar(weights)
     except UnsafeModelFile as err:
-        raise APIError(409, "weights_unsafe", f"model {mv.id} cannot be promoted: {err}") from None
+        raise Conflict("weights_unsafe", f"model {mv.id} cannot be promoted: {err}") from None
     db.session.execute(update(ModelVersion).where(ModelVersion.kind == mv.kind, ModelVersion.id != mv.id)
                        .values(is_current=False).execution_options(synchronize_session=False))
     mv.is_current = True
@@ -250,7 +250,7 @@ def run_training(kind: str, export_ref: str, options: dict | None = None, promot
         try:
             result = train_model(data, train_options, progress, on_epoch)
         except ExportError as err:
-            raise APIError(422, "export_unusable", str(err)) from None
+            raise Invalid("export_unusable", str(err)) from None
         comparison = None
         if promote == "if_better":
             comparison = _compare_with_current(kind, data, result, train_options.device)

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from backend.media.decode_slots import DecodeBusy, DecodeSlots
+from backend.media.upload_checks import find_markup
 
 # format name (stored in Image.format) -> Pillow plugin name, file extension, MIME type
 FORMATS = {
@@ -283,9 +284,8 @@ def _finish(img: Image.Image, fmt: str, draft_side: int | None = None) -> Image.
 
 
 def refuse_polyglot(data: bytes, fmt: str) -> None:
-    """ImageRejected 415 when the file also carries markup (backend.web.security.find_markup)."""
-    from backend.web.security import find_markup  # polyglots: a valid image that also carries HTML/SVG/script
-
+    """ImageRejected 415 when the file also carries markup: a polyglot, a valid image that also carries
+    HTML/SVG/script (backend/media/upload_checks.py)."""
     marker = find_markup(data, fmt)
     if marker is not None:
         raise ImageRejected("polyglot", f"The {fmt.upper()} file also carries markup ({marker!r}) in its metadata, "

@@ -3,7 +3,7 @@
 An upload is stored (and later exported) as these bytes, not as it came: segments, chunks and trailers that do
 not describe pixels are dropped; the coded pixel data is copied bit for bit (no re-encoding, no quality loss).
 What stays: what a decoder needs, the colour profile and the EXIF block (its orientation defines the upright
-image every geometry refers to). backend.web.security.find_markup has checked the upload (all of it) before.
+image every geometry refers to). backend.media.upload_checks.find_markup has checked the upload (all of it) before.
 
 - JPEG: SOI, APP0 JFIF, APP1 Exif (the first), APP2 ICC_PROFILE, APP14 Adobe (colour transform of CMYK/YCCK),
   quantisation/Huffman/arithmetic tables, frame and scan headers with their entropy-coded data (every scan of a

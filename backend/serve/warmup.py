@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 def warm_models(app) -> bool:
     """Load the promoted segmenter (and classifier); True when they are now in the cache."""
-    from backend.web.errors import APIError
+    from backend.core.errors import DomainError
     from backend.db.extensions import db
     from backend.jobs.predictions import load_current
 
@@ -24,7 +24,7 @@ def warm_models(app) -> bool:
     with app.app_context():
         try:
             load_current()
-        except APIError as err:
+        except DomainError as err:
             log.info("model warm-up skipped: %s", err.message)
             return False
         except Exception:  # a broken model must not stop the server; the request that needs it explains

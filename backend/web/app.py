@@ -107,7 +107,7 @@ def _register_pages(app: Flask) -> None:
     def frontend_file(filename: str):
         # send_from_directory refuses paths that leave FRONTEND_DIR (traversal → 404).
         if filename.startswith("api/"):
-            from backend.web.errors import not_found
+            from backend.core.errors import not_found
 
             raise not_found("route")
         return send_from_directory(FRONTEND_DIR, filename, max_age=0)

@@ -7,7 +7,7 @@
 - Failed logins back off exponentially per (user name, client address) (LoginFailure rows: every worker and host
   counts the same); while waiting the answer is 429 with Retry-After, before the password is even checked.
 - API tokens (`Authorization: Bearer ink_…`): shown once, stored as sha256, listed with a prefix, revocable.
-- Authorisation follows backend/web/security.py: `require_user(role)` answers 401/403, or 404 where a 403 would
+- Authorisation follows backend/web/policy.py: `require_user(role)` answers 401/403, or 404 where a 403 would
   confirm that an object the caller may not see exists.
 """
 from __future__ import annotations
@@ -25,12 +25,13 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import make_transient_to_detached
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from backend.db.engine import end_read, reads_only
-from backend.web.errors import APIError, not_found
+from backend.db.engine import commit_keeping_loaded, end_read, reads_only
+from backend.core.errors import not_found
+from backend.web.errors import APIError
 from backend.db.extensions import db
 from backend.db.models import ROLES, ApiToken, AuthSession, LoginFailure, User, role_allows, utcnow
 from backend.db.prepared import Prepared
-from backend.web.security import hidden_kind
+from backend.web.policy import hidden_kind
 
 TOKEN_PREFIX = "ink_"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -342,7 +343,7 @@ def _user_from_token(header: str) -> Caller:
         end_read()
         with reads_only(False):
             _TOKEN_TOUCH.execute(db.session.connection(), {"b_token_id": row.token_id, "last_used_at": now})
-            end_read()
+            commit_keeping_loaded()
     g.auth_method = "token"
     return Caller(row)
 

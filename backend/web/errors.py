@@ -1,4 +1,8 @@
-"""One error shape for every failure: {"error": {"code", "message", "details"}} with a 4xx status."""
+"""One error shape for every failure: {"error": {"code", "message", "details"}} with a 4xx status.
+
+Services raise backend.core.errors (DomainError kinds without a status); `STATUS` below is where each kind gets
+its HTTP status. APIError is for what only HTTP has: the request's format, authentication, rate limits.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,7 +10,12 @@ import logging
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
+from backend.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
+
 log = logging.getLogger(__name__)
+
+STATUS: dict[type[DomainError], int] = {Invalid: 422, NotFound: 404, Forbidden: 403, Conflict: 409,
+                                        Unavailable: 503}
 
 
 class APIError(Exception):
@@ -18,8 +27,8 @@ class APIError(Exception):
         self.details = details or {}
 
 
-def not_found(what: str = "resource") -> APIError:
-    return APIError(404, "not_found", f"{what} not found")
+def http_status(err: DomainError) -> int:
+    return next((STATUS[kind] for kind in type(err).__mro__ if kind in STATUS), 400)
 
 
 def error_response(status: int, code: str, message: str, details: dict | None = None):
@@ -58,6 +67,10 @@ def register_error_handlers(app) -> None:
     @app.errorhandler(APIError)
     def _api_error(err: APIError):
         return error_response(err.status, err.code, err.message, err.details)
+
+    @app.errorhandler(DomainError)
+    def _domain_error(err: DomainError):
+        return error_response(http_status(err), err.code, err.message, err.details)
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):

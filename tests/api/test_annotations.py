@@ -190,11 +190,11 @@ def test_model_version_must_exist(app, annotator):
     assert resp.status_code == 422 and error_of(resp)["details"]["region"] == 0
     # Ids beyond the INTEGER range never reach SQL (PostgreSQL would fail on them): refused by the API and the service.
     assert save(annotator, image_id, [region(square(0, 0, 10, 10), model_version=2**40)]).status_code == 422
-    from backend.core.annotations import clean_region
-    from backend.web.errors import APIError
-    with pytest.raises(APIError) as refused:
+    from backend.core.document_checks import clean_region
+    from backend.core.errors import Invalid
+    with pytest.raises(Invalid) as refused:
         clean_region(3, region(square(0, 0, 10, 10), model_version=2**40), 100, 100, set())
-    assert refused.value.status == 422 and refused.value.details["region"] == 3
+    assert refused.value.code == "invalid_region" and refused.value.details["region"] == 3
     with app.app_context():
         mv = ModelVersion(kind="segmenter", name="unet", weights_path="x.safetensors")
         db.session.add(mv)
@@ -399,17 +399,17 @@ def test_accepted_images_are_frozen_for_annotators(app, annotator, reviewer):
 def test_an_image_accepted_while_a_save_validates_stays_frozen(app, annotator, monkeypatch):
     """The write transaction checks the status again (from its first UPDATE's RETURNING): a review that accepts the
     image between the save's read and its write wins, and the save writes nothing, not even the image's tags."""
-    import backend.core.annotations as annotations
+    import backend.core.document_checks as document_checks
 
     image_id = make_image(app)
-    real_load_taxonomy = annotations.load_taxonomy
+    real_load_taxonomy = document_checks.load_taxonomy
 
     def accept_meanwhile(workspace):  # runs in step 2, with no transaction of the save open
         with db.engine.begin() as conn:
             conn.execute(Image.__table__.update().where(Image.id == image_id).values(status="accepted"))
         return real_load_taxonomy(workspace)
 
-    monkeypatch.setattr(annotations, "load_taxonomy", accept_meanwhile)
+    monkeypatch.setattr(document_checks, "load_taxonomy", accept_meanwhile)
     resp = save(annotator, image_id, [region(square(0, 0, 10, 10), style="tribal")],
                 tags={"styles": [], "flags": ["duplicate"]})
     assert resp.status_code == 403 and error_of(resp)["code"] == "frozen"

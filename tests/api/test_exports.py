@@ -70,7 +70,7 @@ def test_exports_are_admin_only(app, annotator, reviewer):
     for client in (annotator, reviewer):
         assert client.post("/api/v1/exports", json={}).status_code == 403
         assert client.get("/api/v1/exports").status_code == 403
-        # A route naming an export answers as if it did not exist (backend/web/security.py: no hint that it does).
+        # A route naming an export answers as if it did not exist (backend/web/policy.py: no hint that it does).
         for url in ("/api/v1/exports/real", "/api/v1/exports/real/download"):
             assert client.get(url).status_code == 404
         assert client.delete("/api/v1/exports/real").status_code == 404

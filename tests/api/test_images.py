@@ -14,7 +14,8 @@ from sqlalchemy import func, select, update
 
 from backend.db.extensions import db
 from backend.media.imaging import ImageRejected
-from backend.core.ingest import ingest_bytes, rebuild_image_tags, sync_image_tags
+from backend.core.ingest import ingest_bytes
+from backend.core.tags import rebuild_image_tags, sync_image_tags
 from backend.db.models import Annotation, AnnotationRevision, Image, ImageTag
 
 from ..conftest import REAL_TATTOOS

@@ -389,7 +389,10 @@ def test_agreement_copy_goes_to_a_second_annotator_and_is_stored_apart(app, make
     saved = bob.put(f"/api/v1/images/{ids[0]}/agreement", json=body)
     assert saved.status_code == 200 and saved.get_json()["version"] == 1
     stale = bob.put(f"/api/v1/images/{ids[0]}/agreement", json=body)
-    assert stale.status_code == 409 and _error(stale)["code"] == "version_conflict"
+    # The one conflict answer of every save: stale_version with the current copy to merge into.
+    assert stale.status_code == 409 and _error(stale)["code"] == "stale_version"
+    assert _error(stale)["details"]["current"]["version"] == 1
+    assert _error(stale)["details"]["current"]["regions"][0]["id"] == "b1"
     bad = dict(body, base_version=1, regions=[region("b1", {"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]})])
     resp = bob.put(f"/api/v1/images/{ids[0]}/agreement", json=bad)
     assert resp.status_code == 422 and _error(resp)["details"]["region"] == 0

@@ -91,3 +91,22 @@ def test_region_comments_are_pinned_to_existing_regions(app, make_client):
     assert rita.post("/api/v1/images/999/region-comments", json={"region_id": "r1", "text": "x"}).status_code == 404
     info = anna.get(f"/api/v1/images/{image_id}/review-info").get_json()
     assert [(c["region_id"], c["author"], c["text"]) for c in info["comments"]] == [("r1", "rita", "the outline misses the arm")]
+
+
+def test_every_region_id_a_save_accepts_can_take_a_comment(app, make_client):
+    """One region-id rule (backend/core/document_checks.py): ids with '.' and ':' (an import's "cvat:12.3") are
+    valid in a document, so a comment can be pinned to them; ids the save refuses are refused here too."""
+    anna, rita = make_client("annotator", "anna"), make_client("reviewer", "rita")
+    from .test_images import jpeg
+
+    image_id = anna.upload([(jpeg(200, 150), "arm.jpg")]).get_json()["images"][0]["id"]
+    doc = {"base_version": 0, "regions": [{"id": "cvat:12.3", "geometry": _square()}],
+           "tags": {"styles": [], "flags": []}}
+    assert anna.put(f"/api/v1/images/{image_id}/annotation", json=doc).status_code == 200
+    resp = rita.post(f"/api/v1/images/{image_id}/region-comments", json={"region_id": "cvat:12.3", "text": "fix"})
+    assert resp.status_code == 201, resp.get_json()
+    too_long = "r" * 65
+    saved = anna.put(f"/api/v1/images/{image_id}/annotation",
+                     json={**doc, "base_version": 1, "regions": [{"id": too_long, "geometry": _square()}]})
+    commented = rita.post(f"/api/v1/images/{image_id}/region-comments", json={"region_id": too_long, "text": "x"})
+    assert saved.status_code == commented.status_code == 422

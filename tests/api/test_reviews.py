@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import threading
 
+import pytest
 from sqlalchemy import select
 
 from backend.db.extensions import db
@@ -57,17 +58,14 @@ def test_accept_freezes_and_records(app, annotator, reviewer):
     again = reviewer.post(f"/api/v1/images/{image_id}/review", json={"decision": "reject", "comment": "x"})
     assert again.status_code == 409 and _error(again)["code"] == "not_submitted"
     from backend.core.annotations import save_document
-    from backend.web.errors import APIError
+    from backend.core.errors import Forbidden
     from backend.db.models import User
 
     with app.test_request_context():
         user = db.session.get(User, uid(annotator))
-        try:
+        with pytest.raises(Forbidden) as refused:
             save_document(image_id, user, 1, [], None)
-        except APIError as err:
-            assert err.status == 403
-        else:  # pragma: no cover - the assertion message is the point
-            raise AssertionError("an annotator could edit an accepted image")
+        assert refused.value.code == "frozen"
     assert next_image(annotator).status_code == 404
 
 

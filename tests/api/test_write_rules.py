@@ -1,4 +1,4 @@
-"""Issue 18 items 5-8: the workflow's rules hold on every write (backend/core/write_rules.py, backend/core/workflow.py), on
+"""Issue 18 items 5-8: the workflow's rules hold on every write (backend/core/write_rules.py, backend/core/workflow/), on
 SQLite and PostgreSQL; each refused request leaves the stored document as it was."""
 from __future__ import annotations
 

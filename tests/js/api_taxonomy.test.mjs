@@ -36,14 +36,14 @@ test("writes carry the CSRF header and JSON; reads do not", async () => {
 test("server errors keep code, message and details; network failures are status 0", async () => {
   let unauthorized = 0;
   const { impl } = fakeFetch([
-    { status: 409, body: { error: { code: "version_conflict", message: "stale", details: { current: { version: 3 } } } } },
+    { status: 409, body: { error: { code: "stale_version", message: "stale", details: { current: { version: 3 } } } } },
     new TypeError("Failed to fetch"),
     { status: 502 },
     { status: 401, body: { error: { code: "unauthorized", message: "Log in", details: {} } } },
   ]);
   const api = createApi({ fetchImpl: impl });
   api.onUnauthorized = () => unauthorized++;
-  await assert.rejects(api.put("/x", {}), (e) => e instanceof ApiError && e.status === 409 && e.code === "version_conflict" && e.details.current.version === 3 && !e.transient);
+  await assert.rejects(api.put("/x", {}), (e) => e instanceof ApiError && e.status === 409 && e.code === "stale_version" && e.details.current.version === 3 && !e.transient);
   await assert.rejects(api.put("/x", {}), (e) => e.status === 0 && e.offline && e.transient);
   await assert.rejects(api.get("/x"), (e) => e.status === 502 && e.code === "http_502" && e.transient);
   await assert.rejects(api.get("/x"), (e) => e.status === 401);

@@ -19,7 +19,7 @@ class FakeServer {
     if (this.mode === "error500") throw new ApiError(503, "unavailable", "down");
     if (this.mode === "422") throw new ApiError(422, "invalid_geometry", "region 0: bad", { region: 0 });
     if (body.base_version !== this.doc.version) {
-      throw new ApiError(409, "version_conflict", "stale", { current: JSON.parse(JSON.stringify(this.doc)) });
+      throw new ApiError(409, "stale_version", "stale", { current: JSON.parse(JSON.stringify(this.doc)) });
     }
     this.doc = { version: this.doc.version + 1, regions: body.regions, tags: body.tags };
     return JSON.parse(JSON.stringify(this.doc));

@@ -1,6 +1,6 @@
-"""Every route × every kind of caller, generated from the app's route table, checked against backend/web/security.py.
+"""Every route × every kind of caller, generated from the app's route table, checked against backend/web/policy.py.
 
-A route added without a rule in `backend.web.security.ROUTES` (or with a path parameter this file cannot fill) fails
+A route added without a rule in `backend.web.policy.ROUTES` (or with a path parameter this file cannot fill) fails
 `test_every_route_has_a_rule`; the matrix then calls every route as anonymous, annotator, reviewer and admin, and
 with another annotator's objects, and checks 401 / 403 / 404 (same answer as for a missing id) / allowed.
 """
@@ -12,7 +12,7 @@ import pytest
 
 from backend.web.api.spec import API_PREFIX
 from backend.db.models import ROLE_RANK
-from backend.web.security import OBJECTS, PUBLIC, ROUTES, hidden_kind
+from backend.web.policy import OBJECTS, PUBLIC, ROUTES, hidden_kind
 
 from .conftest import build_world
 
@@ -94,7 +94,7 @@ def test_every_route_has_a_rule(sqlite_app):
         seen.add(rule.endpoint)
         policy = ROUTES.get(rule.endpoint)
         if policy is None:
-            problems.append(f"{method} {rule.rule} ({rule.endpoint}) has no rule in backend/web/security.py ROUTES")
+            problems.append(f"{method} {rule.rule} ({rule.endpoint}) has no rule in backend/web/policy.py ROUTES")
             continue
         if policy.scope not in OBJECTS and policy.scope not in ("none", "self") and \
                 not (policy.scope.startswith("list:") and policy.scope[5:] in OBJECTS):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from backend.core.workflow import selected_for_agreement
+from backend.core.workflow.agreement import selected_for_agreement
 from backend.core.workflow_stats import cohen_kappa, document_mask, image_style, mask_iou, region_fates, region_iou
 
 

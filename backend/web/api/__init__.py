@@ -6,6 +6,7 @@ from importlib import import_module
 from werkzeug.routing import IntegerConverter
 
 from backend.web.api.schemas import MAX_DB_INT
+from backend.web.policy import ROUTES
 
 
 class DbIntConverter(IntegerConverter):
@@ -24,3 +25,7 @@ def register_api(app) -> None:
     for name in RESOURCES:
         module = import_module(f"{__name__}.{name}")
         app.register_blueprint(module.bp)
+    unruled = sorted(name for name, view in app.view_functions.items()
+                     if hasattr(view, "endpoint_meta") and name not in ROUTES)
+    if unruled:  # the role of an @endpoint comes from its rule: without one it would answer 500s
+        raise RuntimeError(f"add these routes to backend/web/policy.py ROUTES: {', '.join(unruled)}")

@@ -14,9 +14,6 @@ from pydantic import BaseModel, Field, PlainValidator, WithJsonSchema
 from sqlalchemy import select
 
 from backend.core.annotations import (
-    MAX_MOTIFS,
-    MAX_TAG_LENGTH,
-    MAX_TAGS,
     MAX_TIME_SPENT_MS,
     current_document,
     get_revision,
@@ -24,8 +21,10 @@ from backend.core.annotations import (
     save_document,
     submit_image,
 )
+from backend.core.document_checks import MAX_MOTIFS, MAX_TAG_LENGTH, MAX_TAGS, REGION_ID_PATTERN
 from backend.db.engine import end_read
-from backend.web.errors import APIError, not_found
+from backend.core.errors import not_found
+from backend.web.errors import APIError
 from backend.db.extensions import db
 from backend.core.geometry import GeometryError, area_bbox, difference_geometry, union_geometry
 from backend.core.geometry_clean import clean_geometry
@@ -120,7 +119,7 @@ Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH)]
 
 
 class RegionIn(StrictModel):
-    id: Optional[str] = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$",
+    id: Optional[str] = Field(None, pattern=REGION_ID_PATTERN,
                               description="stable id chosen by the client; the server assigns a uuid hex if absent")
     kind: Literal["mask", "box"] = Field(
         "mask", description="mask: the geometry outlines the tattoo; box: a weak label, the geometry is the "

@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from backend.core import dataset_stats
 from backend.core.annotations import current_document, save_document
-from backend.web.errors import APIError
+from backend.core.errors import Conflict
 from backend.db.extensions import db
 from backend.db.models import Image
-from backend.core.workflow import end_lease
+from backend.core.workflow.queue import end_lease
 from backend.web.api.images import KEY_PATTERN
 from backend.web.api.schemas import DbId, QueryModel, StrictModel
 from backend.web.api.endpoint import endpoint
@@ -85,14 +85,14 @@ def _threshold() -> float:
 
 @bp.get("/dataset/overview")
 @endpoint("The dataset at a glance: counts by status, style and flag, the concentration histogram, queue depth",
-          response=OverviewOut, role="reviewer", tags=["dataset"])
+          response=OverviewOut, tags=["dataset"])
 def overview():
     return dataset_stats.dataset_overview(db.session, _threshold())
 
 
 @bp.get("/dataset/concentration")
 @endpoint("Images by predicted tattoo concentration, lowest first (or flagged first), for curation",
-          query=GalleryQuery, response=GalleryOut, role="admin", tags=["dataset"])
+          query=GalleryQuery, response=GalleryOut, tags=["dataset"])
 def concentration_gallery(query: GalleryQuery):
     page = dataset_stats.concentration_page(db.session, query.below, query.flag, query.order, query.page,
                                             query.per_page)
@@ -101,7 +101,7 @@ def concentration_gallery(query: GalleryQuery):
 
 @bp.post("/dataset/bulk")
 @endpoint("Flag many images at once (bad training example / not a tattoo) or send them back to the queue",
-          body=BulkIn, response=BulkOut, role="admin", tags=["dataset"])
+          body=BulkIn, response=BulkOut, tags=["dataset"])
 def bulk(body: BulkIn):
     ids = sorted(set(body.image_ids))
     found = set(db.session.scalars(select(Image.id).where(Image.id.in_(ids))))
@@ -126,9 +126,7 @@ def bulk(body: BulkIn):
         try:
             save_document(image_id, g.user, doc["version"], doc.get("regions") or [],
                           {**tags, "flags": [*(tags.get("flags") or []), flag]}, allow_frozen=True)
-        except APIError as err:
-            if err.status != 409:  # 409: saved by someone meanwhile; leave that image for a second try
-                raise
+        except Conflict:  # saved by someone meanwhile: leave that image for a second try
             unchanged.append(image_id)
             continue
         changed.append(image_id)

@@ -3,8 +3,11 @@ query with pydantic models and encodes the response; it records the same models 
 (backend/web/api/spec.py), so the spec can never drift from what the server checks.
 
     @bp.put("/images/<int:image_id>/annotation")
-    @endpoint("Save the annotation document", body=SaveAnnotation, response=AnnotationDocument, role="annotator")
+    @endpoint("Save the annotation document", body=SaveAnnotation, response=AnnotationDocument)
     def save_annotation(image_id, body): ...
+
+The role a route needs is not declared here: it is the route's rule in backend/web/policy.py (ROUTES, by endpoint
+name), read when a request arrives and written into the OpenAPI document as x-role.
 
 The view gets the validated `body` (and `query`) as keyword arguments; `g.caller` is the caller (id and role) and
 `g.user` the caller's User (built on first use). Returning a pydantic model or a dict sends JSON with the declared
@@ -26,6 +29,7 @@ from backend.db.engine import end_read, reads_only, set_reads_only
 from backend.db.extensions import db
 from backend.web.auth import require_user
 from backend.web.errors import APIError
+from backend.web.policy import PUBLIC, ROUTES
 
 
 @dataclass
@@ -35,7 +39,6 @@ class Endpoint:
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
-    role: str | None = "annotator"  # None: public
     multipart: dict[str, str] | None = None  # form field -> description, for uploads
     produces: str = "application/json"
     errors: tuple[int, ...] = ()
@@ -127,13 +130,14 @@ def endpoint(summary: str, **options) -> Callable:
         def wrapper(*args, **kwargs):
             read_request = request.method in ("GET", "HEAD") and not meta.writes
             set_reads_only(read_request)
-            if meta.role is not None:
+            role = ROUTES[request.endpoint].role  # (register_api checked that every route has a rule)
+            if role != PUBLIC:
                 # Authentication is a read (on SQLite DEFERRED: a WAL snapshot, no write lock). A read-only request
                 # goes on in that transaction; on SQLite any other ends it before the body is parsed and validated,
                 # and its writes begin a transaction of their own (IMMEDIATE: never a read upgraded to a write).
                 # PostgreSQL has no such lock, and a commit there is one more round trip: the view goes on in it.
                 with reads_only():
-                    g.caller = require_user(meta.role)
+                    g.caller = require_user(role)
                     if not read_request and not meta.reads_first and db.engine.dialect.name == "sqlite":
                         end_read()
             if meta.query is not None:

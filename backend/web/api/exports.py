@@ -24,7 +24,8 @@ from backend.datasets.archive import ArchiveLimits, ArchiveRefused, copy_limited
 from backend.datasets.compare import ManifestUnreadable, compare_manifests, read_manifest
 from backend.datasets.export import export_file
 from backend.datasets.options import ExportOptions
-from backend.web.errors import APIError, not_found
+from backend.core.errors import not_found
+from backend.web.errors import APIError
 from backend.db.extensions import db
 from backend.jobs.executor import submit_job
 from backend.db.models import Export, User
@@ -135,7 +136,7 @@ def _export(export_id: str) -> Export:
 
 @bp.post("/exports")
 @endpoint("Start an export (a background job); the zip appears under /exports/<id>/download",
-          body=ExportOptions, response=ExportCreated, status=202, role="admin", tags=["exports"])
+          body=ExportOptions, response=ExportCreated, status=202, tags=["exports"])
 def create_export_route(body: ExportOptions):
     export = Export(status="queued", options=body.model_dump(mode="json"), created_by=g.user.id)
     db.session.add(export)
@@ -152,7 +153,7 @@ def create_export_route(body: ExportOptions):
 
 
 @bp.get("/exports")
-@endpoint("Exports, newest first", query=ExportQuery, response=ExportList, role="admin", tags=["exports"])
+@endpoint("Exports, newest first", query=ExportQuery, response=ExportList, tags=["exports"])
 def list_exports(query: ExportQuery):
     stmt = select(Export)
     if query.status:
@@ -168,13 +169,13 @@ def list_exports(query: ExportQuery):
 
 @bp.get("/exports/<export_id>")
 @endpoint("One export: status, options and manifest summary (counts, splits, excluded images)",
-          response=ExportOut, role="admin", tags=["exports"])
+          response=ExportOut, tags=["exports"])
 def get_export(export_id: str):
     return _export_dict(_export(export_id))
 
 
 @bp.get("/exports/<export_id>/download")
-@endpoint("Download the export zip", role="admin", produces="application/zip", errors=(409,), tags=["exports"])
+@endpoint("Download the export zip", produces="application/zip", errors=(409,), tags=["exports"])
 def download_export(export_id: str):
     path = _finished_zip(export_id)
     return send_file(path, mimetype="application/zip", as_attachment=True,
@@ -202,15 +203,14 @@ def _full_manifest(export_id: str) -> dict:
 
 @bp.get("/exports/<export_id>/manifest")
 @endpoint("The export's full manifest.json: options, counts, pinned images (id, sha256, split, version) and the "
-          "sha256 of every file", role="admin", errors=(409, 410), tags=["exports"])
+          "sha256 of every file", errors=(409, 410), tags=["exports"])
 def export_manifest(export_id: str):
     return _full_manifest(export_id)
 
 
 @bp.get("/exports/<export_id>/diff")
 @endpoint("Compare an export with another (`against`, usually the older one): images added, removed, relabelled "
-          "(another annotation version) and moved to another split", query=DiffQuery, response=ExportDiff,
-          role="admin", errors=(409, 410), tags=["exports"])
+          "(another annotation version) and moved to another split", query=DiffQuery, response=ExportDiff, errors=(409, 410), tags=["exports"])
 def export_diff(export_id: str, query: DiffQuery):
     new = _full_manifest(export_id)
     against = query.against or _previous_export_id(_export(export_id))
@@ -225,7 +225,7 @@ def _previous_export_id(export: Export) -> Optional[str]:
 
 
 @bp.delete("/exports/<export_id>")
-@endpoint("Delete an export and its zip", role="admin", errors=(409,), tags=["exports"])
+@endpoint("Delete an export and its zip", errors=(409,), tags=["exports"])
 def delete_export(export_id: str):
     export = _export(export_id)
     if export.status in ("queued", "running"):
@@ -242,7 +242,7 @@ def delete_export(export_id: str):
 @bp.post("/imports")
 @endpoint("Import a labelled dataset (zip, or one COCO/LabelMe/Label Studio JSON or CVAT XML) as a background job",
           query=ImportQuery, multipart={"file": "the dataset: a .zip archive (images + labels) or a single .json / .xml"},
-          response=ImportQueued, status=202, role="admin", tags=["exports"])
+          response=ImportQueued, status=202, tags=["exports"])
 def create_import(query: ImportQuery):
     upload = request.files.get("file")
     if upload is None or not upload.filename:

@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import case, func, select
 from werkzeug.utils import secure_filename
 
-from backend.web.errors import APIError, not_found
+from backend.core.errors import not_found
+from backend.web.errors import APIError
 from backend.db.extensions import db
 from backend.media.imaging import ImageRejected, extension, mime_type
 from backend.core.ingest import SOURCE_PATTERN, display_name, ingest_bytes

@@ -7,7 +7,7 @@ from flask import Blueprint, g
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from backend.web.errors import not_found
+from backend.core.errors import not_found
 from backend.db.extensions import db
 from backend.jobs.executor import job_dict
 from backend.db.models import Job, User

@@ -8,7 +8,7 @@ bp = Blueprint("meta", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/openapi.json")
-@endpoint("The OpenAPI 3.1 document of this API", role=None)
+@endpoint("The OpenAPI 3.1 document of this API")
 def openapi():
     if "openapi" not in current_app.extensions:
         current_app.extensions["openapi"] = build_openapi(current_app)

@@ -18,7 +18,8 @@ from flask import Blueprint, current_app, g
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select
 
-from backend.web.errors import APIError, not_found
+from backend.core.errors import DomainError, not_found
+from backend.web.errors import APIError
 from backend.db.extensions import db
 from backend.jobs.executor import submit_job
 from backend.db.models import Image, ModelVersion
@@ -197,7 +198,7 @@ def get_model(model_id: int):
 
 @bp.post("/models/train")
 @endpoint("Train a segmenter or style classifier on an export (background job; follow it at /jobs/<id>)",
-          body=TrainIn, response=TrainStarted, status=202, role="admin", errors=(409,), tags=["models"])
+          body=TrainIn, response=TrainStarted, status=202, errors=(409,), tags=["models"])
 def train_model(body: TrainIn):
     export_zip(body.export_id)  # 404 / 409 now rather than a failed job later
     options = body.model_dump(exclude_none=True, exclude={"kind", "export_id", "promote"})
@@ -251,7 +252,7 @@ class SamplesOut(BaseModel):
 
 @bp.get("/models/<int:model_id>/samples")
 @endpoint("A few validation images of a segmenter: predicted vs true masks (GeoJSON) and their IoU",
-          query=SampleQuery, response=SamplesOut, role="admin", errors=(409,), tags=["models"])
+          query=SampleQuery, response=SamplesOut, errors=(409,), tags=["models"])
 def model_samples(model_id: int, query: SampleQuery):
     from backend.jobs.model_samples import validation_samples
 
@@ -262,7 +263,7 @@ def model_samples(model_id: int, query: SampleQuery):
 
 
 @bp.post("/models/<int:model_id>/promote")
-@endpoint("Make a model version the current one of its kind", response=ModelOut, role="admin", errors=(409,),
+@endpoint("Make a model version the current one of its kind", response=ModelOut, errors=(409,),
           tags=["models"])
 def promote(model_id: int):
     return model_dict(promote_model(model_id))
@@ -280,7 +281,7 @@ def prefill(image_id: int, query: PrefillQuery):
 
 @bp.post("/models/prefill")
 @endpoint("Pre-fill the pool with the current models in the background (jobs; follow them at /jobs/<id>)",
-          body=PrefillPoolIn, response=PrefillPoolStarted, status=202, role="admin", errors=(409,), tags=["models"])
+          body=PrefillPoolIn, response=PrefillPoolStarted, status=202, errors=(409,), tags=["models"])
 def prefill_pool(body: PrefillPoolIn):
     from backend.jobs.executor import submit_chunked
     from backend.jobs.prefill import select_pool
@@ -317,7 +318,7 @@ def _assist_segmenter():
 
     try:
         models = load_current()
-    except APIError:  # no model yet, or its file cannot be loaded: the model-free assist answers
+    except DomainError:  # no model yet, or its file cannot be loaded: the model-free assist answers
         db.session.rollback()
         return None, None
     return models.segmenter_id, models.segmenter

@@ -1,6 +1,6 @@
 """/api/v1/queue: the active-learning queue hands out images with a lease; agreement copies of images.
 
-    POST /queue/next?strategy=uncertainty|diversity|random|oldest   lease the next image (see backend/core/workflow.py)
+    POST /queue/next?strategy=uncertainty|diversity|random|oldest   lease the next image (backend/core/workflow/queue.py)
     POST /queue/heartbeat {"image_id"}                              extend the caller's lease
     POST /queue/release   {"image_id"}                              give the image back
     GET  /queue                                                     pool size, scores, the caller's leases
@@ -14,20 +14,14 @@ from typing import Any, Literal, Optional
 from flask import Blueprint, current_app, g
 from pydantic import BaseModel, Field
 
-from backend.core import workflow
-from backend.core.annotations import check_model_versions, clean_regions, clean_tags
-from backend.web.errors import not_found
+from backend.core.annotations import MAX_TIME_SPENT_MS, save_agreement_copy
+from backend.core.workflow import agreement, queue
 from backend.db.extensions import db
-from backend.core.geometry import DEFAULT_MAX_VERTICES
 from backend.jobs.executor import submit_job
-from backend.db.models import Image
-from backend.core.taxonomy import load_taxonomy
 from backend.web.api.schemas import QueryModel, StrictModel
 from backend.web.api.endpoint import endpoint
 
 bp = Blueprint("queue", __name__, url_prefix="/api/v1")
-
-MAX_TIME_SPENT_MS = 24 * 3600 * 1000
 
 
 class NextQuery(QueryModel):
@@ -114,8 +108,8 @@ def _lock_seconds() -> int:
           "An empty pool is a 404 with code queue_empty.")
 def queue_next(query: NextQuery):
     try:
-        item = workflow.next_image(db.session, g.user, query.strategy, _lock_seconds(),
-                                   workflow.agreement_share(current_app.config))
+        item = queue.next_image(db.session, g.user, query.strategy, _lock_seconds(),
+                                agreement.agreement_share(current_app.config))
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -127,7 +121,7 @@ def queue_next(query: NextQuery):
 @endpoint("Extend the caller's lease on an image", body=LeaseIn, response=LeaseOut, errors=(409,))
 def queue_heartbeat(body: LeaseIn):
     try:
-        out = workflow.heartbeat(db.session, body.image_id, g.user, _lock_seconds())
+        out = queue.heartbeat(db.session, body.image_id, g.user, _lock_seconds())
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -139,7 +133,7 @@ def queue_heartbeat(body: LeaseIn):
 @endpoint("Give a leased image back to the queue", body=LeaseIn, response=ReleaseOut, errors=(409,))
 def queue_release(body: LeaseIn):
     try:
-        out = workflow.release(db.session, body.image_id, g.user)
+        out = queue.release(db.session, body.image_id, g.user)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -150,12 +144,12 @@ def queue_release(body: LeaseIn):
 @bp.get("/queue")
 @endpoint("Queue overview: pool size, scored images, the caller's leases", response=QueueSummary)
 def queue_overview():
-    return workflow.queue_summary(db.session, g.user)
+    return queue.queue_summary(db.session, g.user)
 
 
 @bp.post("/queue/scores")
 @endpoint("Recompute the active-learning scores of the unlabelled pool (background job)", body=ScoresIn,
-          response=JobStarted, status=202, role="admin")
+          response=JobStarted, status=202)
 def queue_scores(body: ScoresIn):
     job = submit_job("scores", {"top_k": body.top_k}, user_id=g.user.id)
     return {"job_id": job.id}
@@ -164,28 +158,15 @@ def queue_scores(body: ScoresIn):
 @bp.get("/images/<int:image_id>/agreement")
 @endpoint("The caller's agreement copy of an image", response=AgreementDoc, writes=True)
 def get_agreement(image_id: int):
-    return workflow.copy_document(workflow.agreement_copy(db.session, image_id, g.user))
+    return agreement.copy_document(agreement.agreement_copy(db.session, image_id, g.user))
 
 
 @bp.put("/images/<int:image_id>/agreement")
 @endpoint("Save the caller's agreement copy (never the image's own document)", body=AgreementSave,
-          response=AgreementDoc, errors=(409,))
+          response=AgreementDoc, errors=(409,),
+          description="Checked as PUT /images/<id>/annotation is: 409 `stale_version` with `details.current` (the "
+          "copy) when `base_version` is not its version, 422 naming the region index; 409 `already_completed` "
+          "once the copy is complete.")
 def put_agreement(image_id: int, body: AgreementSave):
-    try:
-        image = db.session.get(Image, image_id)
-        if image is None:
-            raise not_found("image")
-        row = workflow.agreement_copy(db.session, image_id, g.user)
-        config = current_app.config
-        taxonomy = load_taxonomy(config["WORKSPACE"])
-        regions = clean_regions(body.regions, image.width, image.height, taxonomy,
-                                config.get("MAX_REGION_VERTICES", DEFAULT_MAX_VERTICES), config.get("MAX_REGIONS", 5000))
-        tags = clean_tags(body.tags, taxonomy)
-        check_model_versions(regions)
-        out = workflow.save_copy(db.session, row, body.base_version, regions, tags, body.time_spent_ms,
-                                 body.complete, _lock_seconds())
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return out
+    return save_agreement_copy(image_id, g.user, body.base_version, body.regions, body.tags, body.time_spent_ms,
+                               body.complete, _lock_seconds())

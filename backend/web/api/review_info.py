@@ -14,7 +14,9 @@ from flask import Blueprint, g
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from backend.web.errors import APIError, not_found
+from backend.core.document_checks import REGION_ID_PATTERN
+from backend.core.errors import not_found
+from backend.web.errors import APIError
 from backend.db.extensions import db
 from backend.db.models import Annotation, AnnotationRevision, Image, RegionComment, Review, SubmitNote, User
 from backend.web.api.images import _iso
@@ -45,7 +47,7 @@ class SubmitNoteOut(BaseModel):
 
 
 class RegionCommentIn(StrictModel):
-    region_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+    region_id: str = Field(pattern=REGION_ID_PATTERN,
                            description="the id of a region of the image's current document")
     text: str = Field(min_length=1, max_length=2000)
 

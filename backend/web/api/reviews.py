@@ -14,8 +14,8 @@ from typing import Any, Literal, Optional
 from flask import Blueprint, g
 from pydantic import BaseModel, Field
 
-from backend.core import workflow
-from backend.web.errors import not_found
+from backend.core.workflow import review
+from backend.core.errors import not_found
 from backend.db.extensions import db
 from backend.db.models import Image
 from backend.web.api.schemas import QueryModel, StrictModel
@@ -57,19 +57,19 @@ class ReviewList(BaseModel):
 
 @bp.get("/reviews/queue")
 @endpoint("Submitted images waiting for review, the longest-waiting first", query=ReviewQueueQuery,
-          response=ReviewQueueOut, role="reviewer")
+          response=ReviewQueueOut)
 def review_queue(query: ReviewQueueQuery):
-    return workflow.review_queue(db.session, query.page, query.per_page)
+    return review.review_queue(db.session, query.page, query.per_page)
 
 
 @bp.post("/images/<int:image_id>/review")
-@endpoint("Accept or reject a submitted image", body=ReviewIn, response=ReviewOut, status=201, role="reviewer",
+@endpoint("Accept or reject a submitted image", body=ReviewIn, response=ReviewOut, status=201,
           errors=(409,), description="Only submitted images (409 otherwise, also when another reviewer was "
           "first). A rejection needs a comment (422) and returns the image to its annotator; an acceptance "
           "freezes it. Reviewers cannot review their own annotation (403); admins can.")
 def review_image(image_id: int, body: ReviewIn):
     try:
-        out = workflow.review_image(db.session, image_id, g.user, body.decision, body.comment)
+        out = review.review_image(db.session, image_id, g.user, body.decision, body.comment)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -82,4 +82,4 @@ def review_image(image_id: int, body: ReviewIn):
 def image_reviews(image_id: int):
     if db.session.get(Image, image_id) is None:
         raise not_found("image")
-    return {"items": workflow.image_reviews(db.session, image_id)}
+    return {"items": review.image_reviews(db.session, image_id)}

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from backend.web.api.endpoint import Endpoint
+from backend.web.policy import PUBLIC, ROUTES
 
 API_PREFIX = "/api/v1"
 
@@ -49,6 +50,7 @@ def build_openapi(app) -> dict:
         meta: Endpoint | None = getattr(view, "endpoint_meta", None)
         if meta is None:
             continue
+        role = ROUTES[rule.endpoint].role
         path = _CONVERTER.sub(lambda m: "{" + m.group(2) + "}", rule.rule)
         parameters = [
             {"name": m.group(2), "in": "path", "required": True, "schema": _PARAM_TYPES.get(m.group(1), {"type": "string"})}
@@ -66,7 +68,7 @@ def build_openapi(app) -> dict:
             "tags": meta.tags or [rule.endpoint.split(".")[0]],
             "parameters": parameters,
             "responses": {},
-            "x-role": meta.role or "public",
+            "x-role": role,
         }
         if meta.description:
             op["description"] = meta.description
@@ -86,7 +88,7 @@ def build_openapi(app) -> dict:
             ok = {"description": "OK", "content": {meta.produces: {"schema": {"type": "string", "format": "binary"}}}}
         op["responses"][str(meta.status)] = ok
         codes = set(meta.errors) | {400, 404, 405, 413, 415, 422}
-        if meta.role is not None:
+        if role != PUBLIC:
             codes |= {401, 403}
             op["security"] = [{"bearer": []}, {"session": []}]
         for code in sorted(codes):

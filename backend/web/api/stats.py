@@ -43,7 +43,7 @@ class MeOut(BaseModel):
 
 @bp.get("/stats")
 @endpoint("Workflow statistics: status counts, throughput per annotator and day, agreement, pre-fill usefulness",
-          query=StatsQuery, response=StatsOut, role="reviewer")
+          query=StatsQuery, response=StatsOut)
 def stats(query: StatsQuery):
     return workflow_stats.workflow_stats(db.session, days=query.days, limit=query.sample)
 
