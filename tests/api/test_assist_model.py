@@ -5,7 +5,7 @@ import pytest
 
 from backend.core.geometry import rasterize, validate_geometry
 
-from ..model_support import register_models
+from ..support.models import register_models
 from .test_prefill_assist import _iou, _upload
 from backend.ml.synth import generate_image
 

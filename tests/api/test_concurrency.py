@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from backend.db.extensions import db
 from backend.db.models import AnnotationRevision, Region
 
-from ..conftest import ApiClient, make_user
+from ..support.app import ApiClient, make_user
 from .test_annotations import make_image, region, square, stored
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from backend.db.extensions import db
 from backend.db.models import Export, Job
 
-from ..datasets_support import add_image, disc, donut, jpeg, smooth_image
+from ..support.datasets import add_image, disc, donut, jpeg, smooth_image
 
 
 def _error(resp):

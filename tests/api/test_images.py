@@ -17,7 +17,7 @@ from backend.media.imaging import ImageRejected
 from backend.core.ingest import ingest_bytes, rebuild_image_tags, sync_image_tags
 from backend.db.models import Annotation, AnnotationRevision, Image, ImageTag
 
-from ..conftest import REAL_TATTOOS
+from ..support.app import REAL_TATTOOS
 from ..unit.test_imaging import (
     HTML,
     SVG,

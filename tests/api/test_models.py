@@ -10,8 +10,8 @@ from backend.ml.synth import write_export_folder
 from backend.ml.weights import load_bundle
 from backend.db.models import Export, Image, ImageScore, ModelVersion, Prediction, User
 
-from ..conftest import build_app
-from ..model_support import SMALL_IMAGES, register_models
+from ..support.app import build_app
+from ..support.models import SMALL_IMAGES, register_models
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -164,7 +164,7 @@ def test_demo_builds_a_workspace(tmp_path):
 def test_demo_with_real_photos_trains_on_their_boxes(tmp_path):
     from backend.db.models import Region
 
-    from ..conftest import REAL_TATTOOS
+    from ..support.app import REAL_TATTOOS
 
     photos = sorted((REAL_TATTOOS / "images").glob("*.jpg"))[:3] if REAL_TATTOOS.exists() else []
     if not photos:

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from backend.db.engine import configure_sqlite, engine_options, reads_only
 from backend.db.prepared import Prepared
-from tests.conftest import _pg_state, postgres_url
+from ..support.app import postgres_url_or_skip
 
 metadata = MetaData()
 things = Table(
@@ -45,9 +45,7 @@ def engine(request, tmp_path):
     if request.param == "sqlite":
         uri = f"sqlite:///{tmp_path / 'prepared.db'}"
     else:
-        uri = postgres_url()
-        if uri is None:
-            pytest.skip(_pg_state["reason"])
+        uri = postgres_url_or_skip()
     engine = create_engine(uri, **engine_options(uri))
     if request.param == "sqlite":
         configure_sqlite(engine)

@@ -97,3 +97,32 @@ def run_lengths(flat) -> list[int]:
             value, count = pixel, 1
     runs.append(count)
     return runs
+
+
+# LabelMe 5's file format (labelme/label_file.py: LabelFile.load reads exactly these keys).
+LABELME_SCHEMA = {
+    "type": "object",
+    "required": ["version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"],
+    "properties": {
+        "version": {"type": "string"},
+        "flags": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "imagePath": {"type": "string"},
+        "imageData": {"type": ["string", "null"]},
+        "imageHeight": {"type": "integer", "minimum": 1},
+        "imageWidth": {"type": "integer", "minimum": 1},
+        "shapes": {"type": "array", "items": {
+            "type": "object",
+            "required": ["label", "points", "group_id", "shape_type", "flags"],
+            "properties": {
+                "label": {"type": "string", "minLength": 1},
+                "points": {"type": "array", "minItems": 3, "items": {
+                    "type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}}},
+                "group_id": {"type": ["integer", "null"]},
+                "shape_type": {"enum": ["polygon", "rectangle", "circle", "line", "point", "linestrip", "points",
+                                        "mask"]},
+                "flags": {"type": "object", "additionalProperties": {"type": "boolean"}},
+                "description": {"type": ["string", "null"]},
+            },
+        }},
+    },
+}
