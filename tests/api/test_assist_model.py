@@ -59,11 +59,13 @@ def test_box_and_click_use_the_current_segmenter(app, annotator, tiny_bundles):
     x0, y0, x1, y1 = tattoo.bbox
     box = [x0 - 5, y0 - 5, x1 + 5, y1 + 5]
     body = annotator.post(url, json={"tool": "box", "box": box}).get_json()
-    if body["method"] == "model":  # (the tiny model may see no ink in the box: then the classical answer)
+    if body["method"] == "model":
         assert body["model_version"] == ids["segmenter"] and body["region"]["model_version"] == ids["segmenter"]
-    if body["geometry"]:
-        bx0, by0, bx1, by1 = body["bbox"]
-        assert bx0 >= box[0] and by0 >= box[1] and bx1 <= box[2] and by1 <= box[3]
+    else:  # the tiny model may see no ink in the box: then the classical answer, which does
+        assert body["method"] == "classical" and body["model_version"] is None
+    assert body["geometry"], body
+    bx0, by0, bx1, by1 = body["bbox"]
+    assert bx0 >= box[0] and by0 >= box[1] and bx1 <= box[2] and by1 <= box[3]
     plain = annotator.post(url, json={"tool": "box", "box": box, "use_model": False}).get_json()
     assert plain["method"] == "classical" and plain["model_version"] is None
 

@@ -254,6 +254,9 @@ def test_readme_everyday_commands_run_in_order_on_a_fresh_workspace(tmp_path):
             done_now, skipped = map(int, re.search(r"pre-filled (\d+) image\(s\), skipped (\d+)", done.stdout).groups())
             assert done_now + skipped == 3, done.stdout
     assert token and export_id
+    listed = " | ".join(readme_commands("Everyday use"))
+    for step in ("import ~/photos", "--format coco", "train segmenter", "train classifier", "prefill", "manage.py serve"):
+        assert step in listed, f"the README's Everyday use lost `{step}`, whose output this test checks"
 
 
 @pytest.mark.timeout(120)

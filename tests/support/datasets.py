@@ -99,6 +99,15 @@ def run_lengths(flat) -> list[int]:
     return runs
 
 
+
+def annotated_images(app, n=4) -> list[int]:
+    """n accepted images with two regions each (one with a hole), in their export's order."""
+    with app.app_context():
+        return [add_image(jpeg(smooth_image(k)), [
+            {"id": f"r{k}", "geometry": donut(60, 60, 40, 15), "style": "japanese", "motifs": ["rose"]},
+            {"id": f"s{k}", "geometry": disc(120, 40, 20), "style": None, "motifs": []}]) for k in range(n)]
+
+
 # LabelMe 5's file format (labelme/label_file.py: LabelFile.load reads exactly these keys).
 LABELME_SCHEMA = {
     "type": "object",
