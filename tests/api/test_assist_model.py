@@ -72,7 +72,7 @@ def test_box_and_click_use_the_current_segmenter(app, annotator, tiny_bundles):
 
 def test_model_answers_are_traced_and_saveable(app, annotator, monkeypatch):
     """The route's plumbing with a stand-in model whose map is the true ink (tests/unit/test_ml_model_assist.py)."""
-    from ..unit.test_ml_model_assist import MapRunner
+    from ..support.runners import MapRunner
     import backend.web.api.models as api_models
     from backend.db.extensions import db
     from backend.db.models import ModelVersion

@@ -109,7 +109,8 @@ def test_the_callers_user_object_is_built_only_when_read(app, make_client, monke
     the same row only by the views that read it: an annotation save never does, /auth/me does, once."""
     import backend.web.auth as auth
 
-    from .test_annotations import make_image, region, save, square
+    from ..support.images import make_image
+    from .test_annotations import region, save, square
 
     built = []
     real_attach = auth._attach_user

@@ -11,7 +11,8 @@ from backend.db.extensions import db
 from backend.db.models import AnnotationRevision, Region
 
 from ..support.app import ApiClient, build_app, make_user
-from .test_annotations import make_image, region, square, stored
+from ..support.images import make_image
+from .test_annotations import region, square, stored
 
 
 def _run_together(workers):

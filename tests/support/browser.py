@@ -134,14 +134,6 @@ def wait_store_changed(page, timeout: float = 10) -> None:
         timeout=timeout * 1000)
 
 
-def draw_polygon(page, points) -> None:
-    """The polygon tool: P, a click per vertex, Enter."""
-    page.keyboard.press("p")
-    for x, y in points:
-        click_image(page, x, y)
-    page.keyboard.press("Enter")
-
-
 def open_new_image(page, live, username: str = "alice", width: int = 800, height: int = 600) -> int:
     """A user, one synthetic photo, logged in and open in the editor; returns the image id."""
     live.user(username)

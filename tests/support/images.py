@@ -3,6 +3,7 @@ headers, and files that are not images at all; and what an app's store holds aft
 from __future__ import annotations
 
 import io
+import secrets
 import struct
 import zlib
 from pathlib import Path
@@ -12,6 +13,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from backend.db.extensions import db
+from backend.db.models import Annotation, empty_document
 from backend.db.models import Image as ImageRow
 
 
@@ -76,7 +78,18 @@ def two_tone_jpeg(width=64, height=48, seed=0) -> bytes:
     return encode(img, "JPEG", quality=90)
 
 
-# --- what the store holds -----------------------------------------------------------------------------------------
+# --- rows, and what the store holds -----------------------------------------------------------------------------------------
+
+def make_image(app, width: int = 200, height: int = 100, status: str = "new") -> int:
+    """An Image row with its empty Annotation (version 0), without pixels: these tests do not need ingest."""
+    with app.app_context():
+        image = ImageRow(sha256=secrets.token_hex(32), width=width, height=height, format="jpeg", status=status)
+        db.session.add(image)
+        db.session.flush()
+        db.session.add(Annotation(image_id=image.id, version=0, document=empty_document()))
+        db.session.commit()
+        return image.id
+
 
 def workspace(app) -> Path:
     return Path(app.config["WORKSPACE"])
