@@ -47,6 +47,8 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.stack import RawClient  # noqa: E402
+
 GOALS = {"save_p99_ms": 30.0, "saves_per_s": 400.0, "list_page_ms_100k": 100.0}
 
 
@@ -198,57 +200,6 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 # --- load ---------------------------------------------------------------------------------------------------------
-
-
-class RawClient:
-    """A keep-alive HTTP/1.1 client on a plain socket: the request bytes are built by hand and only the status line,
-    Content-Length and Connection are read from the answer. The load generator shares the cores with the server it
-    measures, and http.client (header objects, email parsing) cost about 0.25 ms of client CPU a request, an eighth
-    of the server's; this costs about 0.14 ms (0.13-0.14 cores at 960-990 requests/s). Responses must carry
-    Content-Length (every API answer does)."""
-
-    def __init__(self, port: int, token: str, timeout: float = 30):
-        self.port, self.timeout = port, timeout
-        self.headers = (f"Host: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
-                        "Content-Type: application/json\r\n").encode()
-        self.sock: socket.socket | None = None
-        self.buf = b""
-
-    def _connect(self) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-
-    def call(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        if self.sock is None:
-            self._connect()
-        self.sock.sendall(b"%s %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s"
-                          % (method.encode(), path.encode(), self.headers, len(body), body))
-        while (end := self.buf.find(b"\r\n\r\n")) < 0:
-            self._receive()
-        head, self.buf = self.buf[:end].decode("latin-1"), self.buf[end + 4:]
-        status = int(head[9:12])
-        length, close = 0, False
-        for line in head.split("\r\n")[1:]:
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            if name == "content-length":
-                length = int(value)
-            elif name == "connection":
-                close = value.strip().lower() == "close"
-        while len(self.buf) < length:
-            self._receive()
-        data, self.buf = self.buf[:length], self.buf[length:]
-        if close:
-            self.sock.close()
-            self.sock = None
-        return status, data
-
-    def _receive(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the server closed the connection")
-        self.buf += chunk
 
 
 _VERSION_SLOT = b"999999999"

@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.stack import Http, Stack, growing_document, markers_of, percentile  # noqa: E402
+from tests.support.stack import Http, Stack, growing_document, markers_of, percentile  # noqa: E402
 
 
 class FlatPng:
@@ -104,7 +104,7 @@ def honest(stack: Stack, token: str, tally: Tally, phase: dict, stop: threading.
 def attacks(stack, token: str, big_image: int, own_image: int, victim: int, bomb_side: int) -> list:
     rng = random.Random(7)
     wild = [[rng.random() * 2000, rng.random() * 2000] for _ in range(5000)]
-    from tests.security import hostile
+    from tests.support import hostile
 
     def upload(bomb: FlatPng):
         counter = {"n": 0}
@@ -203,7 +203,7 @@ def main() -> None:
         bad = stack.users(args.attackers, prefix="mallory")
         admin = Http(stack.url, stack.users(1, role="admin", prefix="admin")[0])
         stack.upload_images(tokens[0], args.honest + 2)
-        from benchmarks.stack import make_png
+        from tests.support.stack import make_png
 
         big = Http(stack.url, bad[0]).upload([(make_png(99, (2000, 2000)), "big.png")]).body["images"][0]["id"]
         threading.Thread(target=rss_sampler, args=(stack, stop, rss), daemon=True).start()

@@ -40,8 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+from tests.support.browser import CHROMIUM_ARGS  # noqa: E402
 
 
 def big_jpeg(width: int, height: int) -> bytes:
@@ -168,8 +167,8 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from tests.conftest import build_app, make_user
-    from tests.e2e.conftest import LiveServer
+    from tests.support.app import build_app, make_user
+    from tests.support.live import LiveServer
 
     import logging
 

@@ -39,8 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PHOTOS = ROOT.parent / "shared" / "data" / "real-tattoos" / "images"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+from tests.support.browser import CHROMIUM_ARGS  # noqa: E402
 
 
 def yolo_boxes(label: Path, width: int, height: int, limit: int = 3) -> list[list[float]]:
@@ -94,7 +94,7 @@ MARKS_JS = """() => {
 
 
 def run_session(page, live, boxes_by_id: dict, prefill: bool) -> dict:
-    from tests.e2e.helpers import click_image
+    from tests.support.browser import click_image
 
     actions = 0
     keys = clicks = thinks = 0
@@ -183,8 +183,8 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from tests.conftest import build_app, make_user
-    from tests.e2e.conftest import LiveServer
+    from tests.support.app import build_app, make_user
+    from tests.support.live import LiveServer
 
     logging.disable(logging.WARNING)
     out: dict = {"images": len(photos), "load_average_before": [round(x, 2) for x in os.getloadavg()],

@@ -2,9 +2,9 @@
 """Security figures: API fuzzing throughput and findings, the bad-input corpus, the polyglot scan's cost, the login
 rate limit.
 
-1. fuzz: schemathesis over /api/v1/openapi.json (tests/security/test_fuzz.py), as admin and as annotator, with
+1. fuzz: schemathesis over /api/v1/openapi.json (tests/support/fuzz.py), as admin and as annotator, with
    --examples examples per operation and data mode; calls, operations reached, calls/s, statuses, failures.
-2. corpus: every hostile input of tests/security/test_bad_inputs.py, each with a digest of the database rows and
+2. corpus: every hostile input of tests/support/bad_inputs.py, each with a digest of the database rows and
    workspace files before and after; time per input and per area.
 3. polyglot scan: backend.media.upload_checks.find_markup over the real tattoo photos, against their full decode.
 4. login: latency of a wrong password, and of the 429 answered once the user name is over the limit.
@@ -35,25 +35,19 @@ def _quiet():
 
 
 def bench_fuzz(database: str, examples: int) -> None:
-    import tests.security.test_fuzz as fuzz
-    from tests.conftest import build_app
-    from tests.security.conftest import build_world
+    from tests.support.app import build_app
+    from tests.support.fuzz import fuzz_as
+    from tests.support.world import build_world
 
-    fuzz.FUZZ_EXAMPLES = examples
-    fuzz.FUZZ_SETTINGS = fuzz.settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                                       phases=[fuzz.Phase.explicit, fuzz.Phase.generate],
-                                       suppress_health_check=list(fuzz.HealthCheck))
     app = build_app(Path(tempfile.mkdtemp()), database, LOGIN_MAX_FAILURES=0, LOGIN_MAX_FAILURES_PER_ADDRESS=0)
     world = build_world(app)
     print(f"\n## fuzz ({database}, {examples} examples per operation and mode)\n")
     print("| caller | calls | operations | wall s | calls/s | 5xx | failures | statuses |")
     print("|---|---|---|---|---|---|---|---|")
     for who in ("admin", "annotator"):
-        fuzz.STATS.clear()
         started = time.perf_counter()
-        failures = fuzz._fuzz(world, who)
+        failures, stats = fuzz_as(world, who, examples)
         wall = time.perf_counter() - started
-        stats = fuzz.STATS[who]
         errors = sum(n for code, n in stats["statuses"].items() if code >= 500)
         statuses = ", ".join(f"{code}: {n}" for code, n in sorted(stats["statuses"].items()))
         print(f"| {who} | {stats['calls']} | {len(stats['operations'])} | {wall:.1f} | {stats['calls'] / wall:.0f} | "
@@ -63,9 +57,9 @@ def bench_fuzz(database: str, examples: int) -> None:
 
 
 def bench_corpus(database: str) -> None:
-    from tests.conftest import build_app
-    from tests.security.conftest import build_world, diff_digest, state_digest
-    from tests.security.test_bad_inputs import CASES
+    from tests.support.app import build_app
+    from tests.support.bad_inputs import CASES
+    from tests.support.world import build_world, diff_digest, state_digest
 
     app = build_app(Path(tempfile.mkdtemp()), database)
     world = build_world(app)
@@ -128,7 +122,7 @@ def bench_polyglot_scan() -> None:
 
 
 def bench_login(database: str) -> None:
-    from tests.conftest import build_app, make_user
+    from tests.support.app import build_app, make_user
 
     app = build_app(Path(tempfile.mkdtemp()), database, LOGIN_MAX_FAILURES=20)
     make_user(app, "alice", "annotator")

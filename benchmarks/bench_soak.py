@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.stack import Http, Stack, growing_document, percentile  # noqa: E402
+from tests.support.stack import Http, Stack, growing_document, percentile  # noqa: E402
 
 
 class Recorder:

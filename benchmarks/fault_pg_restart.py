@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.stack import Http, Stack, free_port, growing_document, markers_of  # noqa: E402
+from tests.support.stack import Http, Stack, free_port, growing_document, markers_of  # noqa: E402
 
 
 def _binary(name: str) -> str:

@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from backend.db.extensions import db
-from backend.db.models import Annotation, AnnotationRevision, Image, ImageTag, Region, empty_document, utcnow
+from backend.db.models import Annotation, AnnotationRevision, Image, ImageTag, Region, utcnow
+
+from ..support.images import make_image
 
 SQUARE_WITH_HOLE = {
     "type": "Polygon",
@@ -19,17 +21,6 @@ SQUARE_WITH_HOLE = {
         [[30, 30], [30, 50], [50, 50], [50, 30], [30, 30]],
     ],
 }
-
-
-def make_image(app, width: int = 200, height: int = 100, status: str = "new") -> int:
-    """An Image row with its empty Annotation (version 0), without pixels: these tests do not need ingest."""
-    with app.app_context():
-        image = Image(sha256=secrets.token_hex(32), width=width, height=height, format="jpeg", status=status)
-        db.session.add(image)
-        db.session.flush()
-        db.session.add(Annotation(image_id=image.id, version=0, document=empty_document()))
-        db.session.commit()
-        return image.id
 
 
 def stored(app, image_id: int) -> dict:

@@ -6,7 +6,7 @@ import pytest
 from backend.core.geometry import validate_geometry
 from backend.core.geometry_raster import rasterize
 
-from ..model_support import register_models
+from ..support.models import register_models
 from .test_prefill_assist import _iou, _upload
 from backend.ml.synth import generate_image
 
@@ -60,18 +60,20 @@ def test_box_and_click_use_the_current_segmenter(app, annotator, tiny_bundles):
     x0, y0, x1, y1 = tattoo.bbox
     box = [x0 - 5, y0 - 5, x1 + 5, y1 + 5]
     body = annotator.post(url, json={"tool": "box", "box": box}).get_json()
-    if body["method"] == "model":  # (the tiny model may see no ink in the box: then the classical answer)
+    if body["method"] == "model":
         assert body["model_version"] == ids["segmenter"] and body["region"]["model_version"] == ids["segmenter"]
-    if body["geometry"]:
-        bx0, by0, bx1, by1 = body["bbox"]
-        assert bx0 >= box[0] and by0 >= box[1] and bx1 <= box[2] and by1 <= box[3]
+    else:  # the tiny model may see no ink in the box: then the classical answer, which does
+        assert body["method"] == "classical" and body["model_version"] is None
+    assert body["geometry"], body
+    bx0, by0, bx1, by1 = body["bbox"]
+    assert bx0 >= box[0] and by0 >= box[1] and bx1 <= box[2] and by1 <= box[3]
     plain = annotator.post(url, json={"tool": "box", "box": box, "use_model": False}).get_json()
     assert plain["method"] == "classical" and plain["model_version"] is None
 
 
 def test_model_answers_are_traced_and_saveable(app, annotator, monkeypatch):
     """The route's plumbing with a stand-in model whose map is the true ink (tests/unit/test_ml_model_assist.py)."""
-    from ..unit.test_ml_model_assist import MapRunner
+    from ..support.runners import MapRunner
     import backend.web.api.models as api_models
     from backend.db.extensions import db
     from backend.db.models import ModelVersion

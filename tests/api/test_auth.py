@@ -1,10 +1,13 @@
 """Auth: sessions with CSRF, Bearer tokens, roles, and the error shape."""
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import select, text
 
 from backend.db.extensions import db
-from backend.db.models import AuthSession
+from backend.db.models import ApiToken, AuthSession, utcnow
+from backend.web.auth import _sha256
 
-from ..conftest import make_user
+from ..support.app import make_user
 
 
 def _error(resp):
@@ -106,7 +109,8 @@ def test_the_callers_user_object_is_built_only_when_read(app, make_client, monke
     the same row only by the views that read it: an annotation save never does, /auth/me does, once."""
     import backend.web.auth as auth
 
-    from .test_annotations import make_image, region, save, square
+    from ..support.images import make_image
+    from .test_annotations import region, save, square
 
     built = []
     real_attach = auth._attach_user
@@ -119,3 +123,22 @@ def test_the_callers_user_object_is_built_only_when_read(app, make_client, monke
     me = client.get("/api/v1/auth/me")
     assert me.status_code == 200 and me.get_json()["user"]["username"] == "lazy-user"
     assert built == [me.get_json()["user"]["id"]]
+
+
+def test_token_use_is_recorded_at_most_every_few_minutes(app, make_client):
+    client = make_client("annotator")
+    assert client.get("/api/v1/images").status_code == 200
+    with app.app_context():
+        token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _sha256(client.token)))
+        first = token.last_used_at
+        assert first is not None
+        token.last_used_at = utcnow() - timedelta(hours=1)
+        db.session.commit()
+    assert client.put("/api/v1/images/999/annotation",
+                      json={"base_version": 0, "regions": [], "tags": {}}).status_code == 404
+    with app.app_context():
+        refreshed = db.session.scalar(select(ApiToken.last_used_at).where(ApiToken.token_hash == _sha256(client.token)))
+        assert refreshed.replace(tzinfo=None) > (utcnow() - timedelta(minutes=1)).replace(tzinfo=None)
+        db.session.execute(text("UPDATE api_tokens SET revoked_at = last_used_at"))
+        db.session.commit()
+    assert client.get("/api/v1/images").status_code == 401

@@ -12,7 +12,8 @@ from backend.core.geometry import GeometryError
 from backend.db.models import Annotation, Region
 from backend.core.workflow_stats import document_mask
 
-from .test_annotations import error_of, make_image, save, square
+from ..support.images import make_image
+from .test_annotations import error_of, save, square
 
 
 def _rows(app, image_id):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from backend.db.extensions import db
 from backend.db.models import AnnotationRevision, Region
 
-from ..conftest import ApiClient, make_user
-from .test_annotations import make_image, region, square, stored
+from ..support.app import ApiClient, build_app, make_user
+from ..support.images import make_image
+from .test_annotations import region, square, stored
 
 
 def _run_together(workers):
@@ -117,33 +119,45 @@ def test_parallel_writers_on_postgresql_and_sqlite(app, make_client):
     assert all(stored(app, i)["version"] == 1 for i in image_ids)
 
 
-def test_compare_and_set_catches_a_commit_between_check_and_write(app, make_client):
-    """The version pre-check is only a shortcut: the conditional UPDATE decides. A save that commits between
-    another save's check and its UPDATE (possible on PostgreSQL, whose image lock other writers need not take)
-    turns the second into a 409 with nothing written."""
-    import pytest
-    from sqlalchemy import event, text
-
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        pytest.skip("SQLite's single writer lock makes this interleaving impossible")
-    client = make_client("annotator")
+def test_compare_and_set_catches_a_commit_between_check_and_write_on_postgresql(tmp_path):
+    """The version pre-check is only a shortcut: the conditional UPDATE decides. On PostgreSQL a save checks the
+    version without a lock, so another writer can commit between that check and the save's write; the save must
+    then answer 409 and write nothing. Driven as production runs it: an API save in its own thread on the app's
+    engine, with no statement listeners attached (listeners would divert the save's statements off the path
+    production takes, backend/db/prepared.py). Another connection holds the image row, the lock the save's write
+    takes first, and commits version 1 once the save waits for it. (SQLite's single writer lock makes this
+    interleaving impossible.)"""
+    app = build_app(tmp_path, "postgresql")
+    user, token = make_user(app, "annie", "annotator")
+    client = ApiClient(app, user, token)
     image_id = make_image(app)
     with app.app_context():
         engine = db.engine
-        fired = []
-
-        def sneak_in(conn, cursor, statement, params, context, executemany):
-            if statement.lstrip().upper().startswith("UPDATE ANNOTATIONS") and not fired:
-                fired.append(True)
-                with engine.connect() as other:  # a second connection commits version 1 first
-                    other.execute(text("UPDATE annotations SET version = 1 WHERE image_id = :id"), {"id": image_id})
-                    other.commit()
-
-        event.listen(engine, "before_cursor_execute", sneak_in)
-        try:
-            status, body = _put(client, image_id, [region(square(0, 0, 10, 10), id="late")], 0)()
-        finally:
-            event.remove(engine, "before_cursor_execute", sneak_in)
-    assert fired and status == 409 and body["error"]["details"]["current"]["version"] == 1
+    holder, watcher = engine.connect(), engine.connect()
+    outcome: dict = {}
+    saver = threading.Thread(target=lambda: outcome.update(
+        answer=_put(client, image_id, [region(square(0, 0, 10, 10), id="late")], 0)()))
+    try:
+        holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        holder.execute(text("SELECT id FROM images WHERE id = :id FOR UPDATE"), {"id": image_id})
+        holder.execute(text("UPDATE annotations SET version = 1 WHERE image_id = :id"), {"id": image_id})
+        saver.start()
+        deadline = time.monotonic() + 30
+        while not watcher.execute(text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+                                  {"pid": holder_pid}).scalar_one():
+            assert time.monotonic() < deadline, "the save never waited for the image row its write locks first"
+            watcher.rollback()  # a fresh snapshot of pg_stat_activity
+            time.sleep(0.02)
+        holder.commit()
+        saver.join(60)
+    finally:
+        holder.close()
+        watcher.close()
+    status, body = outcome["answer"]
+    assert status == 409, body
+    assert body["error"]["code"] == "stale_version" and body["error"]["details"]["current"]["version"] == 1
     state = stored(app, image_id)
     assert state["version"] == 1 and state["revisions"] == [] and state["regions"] == []
+    assert state["status"] == "new"
+    with app.app_context():
+        db.engine.dispose()

@@ -6,7 +6,7 @@ import hashlib
 from backend.db.extensions import db
 from backend.db.models import Image, Job, Prediction
 
-from ..datasets_support import add_image, disc, donut, jpeg, smooth_image
+from ..support.datasets import add_image, disc, donut, jpeg, smooth_image
 
 
 def _images(app, styles=("japanese", "tribal", "japanese", None)):
@@ -138,7 +138,7 @@ def test_training_reports_each_epoch_as_it_ends(sqlite_app, tmp_path, one_torch_
     from backend.ml.train import TrainOptions, train_model
     from backend.jobs.training import _live_history
 
-    from ..model_support import SMALL_IMAGES
+    from ..support.models import SMALL_IMAGES
 
     export = tmp_path / "export"
     write_export_folder(export, 8, seed=3, **SMALL_IMAGES)

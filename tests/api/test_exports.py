@@ -1,4 +1,4 @@
-"""POST/GET/DELETE /api/v1/exports, the download, and `manage.py export`."""
+"""POST/GET/DELETE /api/v1/exports and the download. (`manage.py export`: tests/ops/test_cli_data.py.)"""
 import hashlib
 import io
 import json
@@ -10,7 +10,7 @@ from sqlalchemy import select
 from backend.db.extensions import db
 from backend.db.models import Export, Job
 
-from ..datasets_support import add_image, disc, donut, jpeg, smooth_image
+from ..support.datasets import annotated_images
 
 
 def _error(resp):
@@ -19,15 +19,8 @@ def _error(resp):
     return body["error"]
 
 
-def _annotated(app, n=4):
-    with app.app_context():
-        return [add_image(jpeg(smooth_image(k)), [
-            {"id": f"r{k}", "geometry": donut(60, 60, 40, 15), "style": "japanese", "motifs": ["rose"]},
-            {"id": f"s{k}", "geometry": disc(120, 40, 20), "style": None, "motifs": []}]) for k in range(n)]
-
-
 def test_create_export_runs_the_job_and_downloads(app, admin):
-    _annotated(app)
+    annotated_images(app)
     resp = admin.post("/api/v1/exports", json={"formats": ["coco", "masks", "crops"],
                                                "split": {"val": 0.25, "test": 0.25, "seed": 3}})
     assert resp.status_code == 202, resp.get_json()
@@ -105,7 +98,7 @@ def test_download_states(app, admin):
 
 
 def test_delete_export_removes_the_file(app, admin):
-    _annotated(app, 2)
+    annotated_images(app, 2)
     export_id = admin.post("/api/v1/exports", json={"formats": ["coco"]}).get_json()["export_id"]
     path = Path(app.config["WORKSPACE"]) / "exports" / f"{export_id}.zip"
     assert path.is_file()
@@ -121,23 +114,3 @@ def test_empty_export_is_valid(app, admin):
     assert one["manifest"]["counts"]["images"] == {"train": 0, "val": 0, "test": 0}
     with zipfile.ZipFile(io.BytesIO(admin.get(one["download_url"]).get_data())) as zf:
         assert json.loads(zf.read("coco/val.json"))["images"] == []
-
-
-def test_cli_export(app, tmp_path):
-    _annotated(app, 3)
-    runner = app.test_cli_runner()
-    out = tmp_path / "copy" / "set.zip"
-    result = runner.invoke(args=["export", "--formats", "coco,masks", "--split", "val=0.34,test=0,seed=1",
-                                 "--out", str(out), "--no-progress"])
-    assert result.exit_code == 0, result.output
-    assert result.stdout.strip().splitlines()[-1] == str(out)
-    with zipfile.ZipFile(out) as zf:
-        manifest = json.loads(zf.read("manifest.json"))
-    assert manifest["options"]["formats"] == ["coco", "masks"] and manifest["split"]["seed"] == 1
-    assert manifest["counts"]["images"]["test"] == 0 and sum(manifest["counts"]["images"].values()) == 3
-    bad = runner.invoke(args=["export", "--formats", "coco,gif"])
-    assert bad.exit_code == 2 and "formats" in bad.output
-    bad = runner.invoke(args=["export", "--split", "val=lots"])
-    assert bad.exit_code == 2 and "number" in bad.output
-    help_text = runner.invoke(args=["export", "--help"]).output
-    assert "near-" in help_text and "--status" in help_text

@@ -21,7 +21,7 @@ from backend.datasets.importers import import_path
 from backend.db.extensions import db
 from backend.db.models import Image as ImageRow
 
-from ..datasets_support import add_image, disc, donut, iou, jpeg, region_raster, run_lengths, smooth_image
+from ..support.datasets import add_image, disc, donut, iou, jpeg, region_raster, run_lengths, smooth_image
 
 W, H = 320, 240
 

@@ -20,8 +20,8 @@ from backend.db.extensions import db
 from backend.db.models import Image as ImageRow
 from backend.db.models import Job, Region
 
-from ..conftest import REAL_TATTOOS, build_app
-from ..datasets_support import add_image, disc, donut, iou, jpeg, region_raster, ring, smooth_image
+from ..support.app import REAL_TATTOOS, build_app
+from ..support.datasets import add_image, disc, donut, iou, jpeg, region_raster, ring, smooth_image
 
 W, H = 160, 120
 

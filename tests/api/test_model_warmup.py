@@ -5,7 +5,7 @@ import pytest
 from backend.jobs import predictions as prefill_tasks
 from backend.serve.warmup import start_model_warmup, warm_models
 
-from ..model_support import register_models
+from ..support.models import register_models
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

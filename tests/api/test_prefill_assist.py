@@ -15,7 +15,7 @@ from backend.core.geometry_raster import rasterize
 from backend.ml.synth import encode_jpeg, generate_image
 from backend.db.models import ModelVersion, Prediction
 
-from ..model_support import register_models
+from ..support.models import register_models
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -234,7 +234,7 @@ def test_gpu_style_pool_path_on_the_cpu(sqlite_app, tiny_bundles):
     maps, one classifier call a batch) gives the predictions of the plain CPU path, within the stated tolerances."""
     from backend.jobs.prefill import prefill_images
 
-    from ..conftest import ApiClient, make_user
+    from ..support.app import ApiClient, make_user
 
     client = ApiClient(sqlite_app, *make_user(sqlite_app, "uploader", "admin"))
     ids = [_upload(client, _tattoo_sample(30 + k, style=style), f"{k}.jpg")
@@ -268,7 +268,7 @@ def test_pool_hand_over_through_shared_memory_or_the_pipe_gives_the_same_rows(sq
     import backend.ml.map_file as map_file
     from backend.jobs.prefill import _loader_plan, prefill_images
 
-    from ..conftest import ApiClient, make_user
+    from ..support.app import ApiClient, make_user
 
     client = ApiClient(sqlite_app, *make_user(sqlite_app, "uploader", "admin"))
     ids = [_upload(client, _tattoo_sample(80 + k, style=style), f"{k}.jpg")
@@ -299,7 +299,7 @@ def test_pool_counts_a_broken_file_and_stores_the_rest(sqlite_app, tiny_bundles)
     from backend.media.storage import BlobStore
     from backend.jobs.prefill import prefill_images
 
-    from ..conftest import ApiClient, make_user
+    from ..support.app import ApiClient, make_user
 
     client = ApiClient(sqlite_app, *make_user(sqlite_app, "uploader", "admin"))
     ids = [_upload(client, _tattoo_sample(60 + k), f"{k}.jpg") for k in range(3)]
@@ -318,7 +318,7 @@ def test_pool_counts_an_image_whose_trace_fails(sqlite_app, tiny_bundles, monkey
     import backend.ml.prefill
     from backend.jobs.prefill import prefill_images
 
-    from ..conftest import ApiClient, make_user
+    from ..support.app import ApiClient, make_user
 
     client = ApiClient(sqlite_app, *make_user(sqlite_app, "uploader", "admin"))
     ids = [_upload(client, _tattoo_sample(70 + k), f"{k}.jpg") for k in range(3)]

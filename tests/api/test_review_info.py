@@ -9,7 +9,7 @@ def _square(x0=10, y0=10, s=50):
 
 @pytest.fixture
 def image_id(annotator):
-    from .test_images import jpeg
+    from ..support.images import two_tone_jpeg as jpeg
 
     resp = annotator.upload([(jpeg(200, 150), "arm.jpg")])
     assert resp.status_code == 201, resp.get_json()
@@ -19,7 +19,7 @@ def image_id(annotator):
 def test_overrides_and_review_info(app, make_client):
     annotator = make_client("annotator", "anna")
     reviewer = make_client("reviewer", "rita")
-    from .test_images import jpeg
+    from ..support.images import two_tone_jpeg as jpeg
 
     image_id = annotator.upload([(jpeg(200, 150), "arm.jpg")]).get_json()["images"][0]["id"]
     doc = {"base_version": 0, "regions": [{"geometry": _square(), "style": None, "motifs": [], "source": "human"}],
@@ -63,7 +63,7 @@ def test_unknown_image_is_404(annotator):
 def test_a_stale_save_names_who_saved_the_current_version(app, make_client):
     # bob reviews: another annotator could not save while anna's save holds the lease (409 leased)
     anna, bob = make_client("annotator", "anna"), make_client("reviewer", "bob")
-    from .test_images import jpeg
+    from ..support.images import two_tone_jpeg as jpeg
 
     image_id = anna.upload([(jpeg(200, 150), "arm.jpg")]).get_json()["images"][0]["id"]
     empty = {"regions": [], "tags": {"styles": [], "flags": []}, "time_spent_ms": 0}
@@ -76,7 +76,7 @@ def test_a_stale_save_names_who_saved_the_current_version(app, make_client):
 
 def test_region_comments_are_pinned_to_existing_regions(app, make_client):
     anna, rita = make_client("annotator", "anna"), make_client("reviewer", "rita")
-    from .test_images import jpeg
+    from ..support.images import two_tone_jpeg as jpeg
 
     image_id = anna.upload([(jpeg(200, 150), "arm.jpg")]).get_json()["images"][0]["id"]
     doc = {"base_version": 0, "regions": [{"id": "r1", "geometry": _square(), "style": "tribal", "motifs": [],

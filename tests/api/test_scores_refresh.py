@@ -7,7 +7,7 @@ from backend.db.extensions import db
 from backend.ml.synth import generate_image
 from backend.db.models import ImageScore, Job, ModelVersion, Prediction
 
-from ..model_support import register_models
+from ..support.models import register_models
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -101,7 +101,7 @@ def test_promoting_a_classifier_without_a_segmenter_queues_nothing(app, admin, t
 
 
 def test_cli_promotion_prefills_when_the_command_ends(sqlite_app, tiny_bundles):
-    from ..conftest import ApiClient, make_user
+    from ..support.app import ApiClient, make_user
 
     admin = ApiClient(sqlite_app, *make_user(sqlite_app, "boss", "admin"))
     ids = _upload_pool(admin, 2)

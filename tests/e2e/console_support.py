@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import LiveServer, build_app, screenshot
+from ..support.app import build_app
+from ..support.live import LiveServer
+from .conftest import screenshot
 
 SIZES = {"wide": (1400, 900), "narrow": (1024, 700)}
 
@@ -39,7 +41,7 @@ def labelled_data(live, n: int = 8, fraction: float = 0.75) -> dict:
     from backend.db.extensions import db
     from backend.db.models import User
 
-    from ..model_support import SMALL_IMAGES
+    from ..support.models import SMALL_IMAGES
 
     with live.app.app_context():
         admin = db.session.scalar(select(User).where(User.username == "ml"))

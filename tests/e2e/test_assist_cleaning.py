@@ -7,7 +7,7 @@ import math
 import pytest
 
 from .conftest import screenshot
-from .helpers import drag_image, open_new_image, store_regions
+from ..support.browser import drag_image, open_new_image, store_regions
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import screenshot
-from .helpers import login_api, open_image, server_doc, wait_for, wait_saved
+from ..support.browser import login_api, open_image, server_doc, wait_for, wait_saved
 
 pytestmark = pytest.mark.e2e
 

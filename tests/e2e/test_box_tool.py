@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import screenshot
-from .helpers import drag_image, login_api, open_image, server_doc, store_regions, wait_saved
+from ..support.browser import drag_image, login_api, open_image, server_doc, store_regions, wait_saved
 
 pytestmark = pytest.mark.e2e
 

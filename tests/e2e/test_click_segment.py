@@ -8,7 +8,7 @@ import json
 import pytest
 
 from .conftest import screenshot
-from .helpers import click_image, open_new_image, store_regions
+from ..support.browser import click_image, open_new_image, store_regions
 
 pytestmark = pytest.mark.e2e
 

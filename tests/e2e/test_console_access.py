@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .console_support import console, shoot  # noqa: F401 (fixture)
-from .helpers import login_api, wait_for
+from ..support.browser import login_api, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .console_support import console, labelled_data, shoot  # noqa: F401 (fixture)
-from .helpers import login_api
+from ..support.browser import login_api
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from .console_support import console, labelled_data, shoot  # noqa: F401 (fixture)
-from .helpers import login_api, wait_for
+from ..support.browser import login_api, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .console_support import console, labelled_data, make_export, shoot  # noqa: F401 (fixture)
-from .helpers import login_api
+from ..support.browser import login_api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # trains 4 tiny models
 

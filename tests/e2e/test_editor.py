@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from .conftest import REAL_TATTOOS, screenshot
-from .helpers import (
+from ..support.app import REAL_TATTOOS
+from .conftest import screenshot
+from ..support.browser import (
     click_image,
     drag_image,
     login_api,
@@ -640,8 +641,8 @@ def test_review_reject_comment_reaches_the_annotator(browser, page, live):
 
 def test_autosave_and_conflict_on_postgresql(browser, tmp_path):
     """The save path on PostgreSQL (TEST_DATABASE_URL; skipped when it is not reachable)."""
-    from ..conftest import build_app
-    from .conftest import LiveServer
+    from ..support.app import build_app
+    from ..support.live import LiveServer
 
     app = build_app(tmp_path, "postgresql")
     live = LiveServer(app)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import screenshot
-from .helpers import click_image, draw_polygon, open_new_image, store_regions
+from ..support.browser import click_image, draw_polygon, open_new_image, store_regions
 
 pytestmark = pytest.mark.e2e
 

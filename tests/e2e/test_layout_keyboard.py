@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import screenshot
-from .helpers import login_api, open_image, open_new_image
+from ..support.browser import login_api, open_image, open_new_image
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import screenshot
-from .helpers import login_api, open_image
+from ..support.browser import login_api, open_image
 
 pytestmark = pytest.mark.e2e
 

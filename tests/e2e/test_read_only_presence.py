@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from .conftest import screenshot
-from .helpers import click_image, draw_polygon, login_api, open_image, server_doc, store_regions
+from ..support.browser import click_image, draw_polygon, login_api, open_image, server_doc, store_regions
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,7 @@ is refused, keeps the drawing, and the server keeps the holder's document."""
 from __future__ import annotations
 
 from .conftest import screenshot
-from .helpers import draw_polygon, login_api, open_image, save_status, server_doc
+from ..support.browser import draw_polygon, login_api, open_image, save_status, server_doc
 
 
 def test_save_on_an_image_someone_else_holds_says_why(page, live):

@@ -91,7 +91,7 @@ def make_app(request, tmp_path):
     """Build apps on SQLite and on PostgreSQL with config overrides: make_app(JOBS_EAGER=False, ...)."""
     from backend.db.extensions import db
 
-    from ..conftest import build_app
+    from ..support.app import build_app
 
     built = []
 
@@ -139,33 +139,6 @@ def manage(*args) -> list[str]:
     import sys
 
     return [sys.executable, str(ROOT / "manage.py"), *args]
-
-
-@pytest.fixture
-def fresh_pg_database():
-    """A new, empty PostgreSQL database on the TEST_DATABASE_URL server for tests whose subprocesses build their own
-    schema with `manage.py init`; dropped at the end. Skips without TEST_DATABASE_URL."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from backend.config import normalize_database_url
-
-    raw = os.environ.get("TEST_DATABASE_URL")
-    if not raw:
-        pytest.skip("TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
-    base = make_url(normalize_database_url(raw))
-    name = f"{base.database}_ops_{os.getpid()}_{int(time.time() * 1000) % 100000}"
-    try:
-        admin = create_engine(base, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as err:
-        pytest.skip(f"cannot create a PostgreSQL database next to TEST_DATABASE_URL: {err}")
-    url = base.set(database=name).render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def start_redis(processes, port: int, log_path: Path):

@@ -17,7 +17,7 @@ from backend.db.extensions import db
 from backend.jobs.executor import submit_job
 from backend.db.models import Job, User
 
-from ..conftest import ApiClient, build_app, make_user
+from ..support.app import ApiClient, build_app, make_user
 from .conftest import manage, redis_or_skip, wait_for, worker_env
 
 pytestmark = pytest.mark.timeout(90)

@@ -16,9 +16,9 @@ import pytest
 from backend.db.extensions import db
 from backend.jobs.executor import reap_stale_jobs, submit_job
 from backend.db.models import Job, utcnow
-from benchmarks.stack import Http, Stack, growing_document, markers_of
+from ..support.stack import Http, Stack, growing_document, markers_of
 
-from ..conftest import ApiClient, build_app, make_user
+from ..support.app import ApiClient, build_app, make_user
 from .conftest import free_port, manage, start_redis, wait_for, worker_env
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]  # gunicorn/worker subprocesses
@@ -116,7 +116,7 @@ def test_redis_stopped_job_endpoints_503_annotation_works_jobs_resume(tmp_path, 
     admin = ApiClient(app, admin_user, admin_token)
     ann_user, ann_token = make_user(app, "ann", "annotator")
     annotator = ApiClient(app, ann_user, ann_token)
-    from benchmarks.stack import make_png
+    from ..support.stack import make_png
 
     image = annotator.upload([(make_png(1), "a.png")]).get_json()["images"][0]
 

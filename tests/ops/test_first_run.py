@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.datasets_support import jpeg, smooth_image
+from ..support.browser import CHROMIUM, CHROMIUM_ARGS, playwright_or_skip
+from ..support.datasets import jpeg, smooth_image
 
 from .conftest import ROOT, free_port, wait_for
 
 README = ROOT / "README.md"
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = os.environ.get("INKLABEL_CHROMIUM", "/usr/bin/chromium")
 
 
 def readme_commands(heading: str) -> list[str]:
@@ -119,9 +119,7 @@ def api_login(base: str, username: str, password: str) -> dict:
 
 def browser_login(url: str, username: str, password: str, screenshot: str) -> str:
     """Open the printed URL in Chromium, log in through the form; returns the page's text after login."""
-    from tests.e2e.conftest import CHROMIUM_ARGS, _playwright  # skips without Playwright or Chromium
-
-    with _playwright()() as pw:
+    with playwright_or_skip()() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -183,7 +181,7 @@ def test_readme_start_command_serves_the_demo_then_serve_serves_it(tmp_path):
 
 def _coco_dataset(folder: Path, n: int = 10) -> Path:
     """A small COCO dataset as another tool would hand it over: images and polygons with style categories."""
-    from tests.datasets_support import ring
+    from ..support.datasets import ring
 
     styles = ["fineline", "tribal"]
     (folder / "images").mkdir(parents=True)
@@ -256,6 +254,9 @@ def test_readme_everyday_commands_run_in_order_on_a_fresh_workspace(tmp_path):
             done_now, skipped = map(int, re.search(r"pre-filled (\d+) image\(s\), skipped (\d+)", done.stdout).groups())
             assert done_now + skipped == 3, done.stdout
     assert token and export_id
+    listed = " | ".join(readme_commands("Everyday use"))
+    for step in ("import ~/photos", "--format coco", "train segmenter", "train classifier", "prefill", "manage.py serve"):
+        assert step in listed, f"the README's Everyday use lost `{step}`, whose output this test checks"
 
 
 @pytest.mark.timeout(120)

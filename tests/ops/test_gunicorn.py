@@ -9,7 +9,7 @@ import signal
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.stack import Http, Stack
+from ..support.stack import Http, Stack
 
 from .conftest import wait_for
 

@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from benchmarks.bench_api import RawClient
-from benchmarks.stack import Stack
+from ..support.stack import RawClient, Stack
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]  # gunicorn subprocesses
 

@@ -190,7 +190,7 @@ def _app_with_job_route(make_app, **overrides):
 
 
 def test_broker_down_answers_503_and_annotation_side_keeps_working(make_app):
-    from ..conftest import ApiClient, make_user
+    from ..support.app import ApiClient, make_user
 
     app = _app_with_job_route(make_app, JOBS_EAGER=False, BROKER_URL=f"redis://127.0.0.1:{free_port()}/0")
     user, token = make_user(app, "ann", "annotator")

@@ -11,7 +11,7 @@ from backend.db.extensions import db
 from backend.db.models import Job, User
 from backend.web.observability import JsonFormatter, mark_model_loaded
 
-from ..conftest import ApiClient, make_user
+from ..support.app import ApiClient, make_user
 from .conftest import free_port
 
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from backend.serve.request_limits import Limits, RequestWatchdog
-from benchmarks.stack import Http, Stack
+from ..support.stack import Http, Stack
 
 from .conftest import wait_for
 

@@ -8,7 +8,8 @@ import pytest
 
 from backend.core.geometry import GeometryError, union_geometry, validate_geometry
 from backend.core.geometry_bounds import MAX_REPAIR_CROSSINGS, TooComplex, check_crossings
-from tests.api.test_annotations import make_image
+
+from ..support.images import make_image
 
 
 def zigzag(n: int, side: float = 1000.0) -> list[list[float]]:

@@ -1,34 +1,26 @@
-"""API fuzzing: schemathesis generates requests from /api/v1/openapi.json (valid and invalid bodies, queries and
-path values) for every operation, as an admin and as an annotator, against the app in-process (WSGI). Every answer
-must be no 5xx, a status the spec declares, the declared content type and a body matching the declared schema.
+"""API fuzzing (tests/support/fuzz.py) as an admin and as an annotator: every answer must be no 5xx, a status the spec
+declares, the declared content type and a body matching the declared schema.
 
 Bounded for CI: FUZZ_EXAMPLES examples per operation, data mode (valid / invalid) and caller (environment
 INKLABEL_FUZZ_EXAMPLES, default 12), on SQLite (INKLABEL_FUZZ_DATABASE=postgresql for PostgreSQL); about 1.5
-minutes on two cores. Half the valid examples name objects that exist, so handlers run past their 404s. The
-stored state the fuzzer may wreck (its own users and tokens) is restored before every call so that it keeps
-testing as the role it is meant to be.
+minutes on two cores.
 """
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
-schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed (requirements-dev.txt)")
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from sqlalchemy import update  # noqa: E402
-
+pytest.importorskip("schemathesis", reason="schemathesis is not installed (requirements-dev.txt)")
 from backend.db.extensions import db  # noqa: E402
-from backend.db.models import ApiToken, User  # noqa: E402
 
-from ..conftest import build_app  # noqa: E402
-from .conftest import build_world  # noqa: E402
+from ..support.app import build_app  # noqa: E402
+from ..support.fuzz import fuzz_as  # noqa: E402
+from ..support.world import build_world  # noqa: E402
 
 FUZZ_EXAMPLES = int(os.environ.get("INKLABEL_FUZZ_EXAMPLES", "12"))
 FUZZ_DATABASE = os.environ.get("INKLABEL_FUZZ_DATABASE", "sqlite")  # or postgresql (TEST_DATABASE_URL)
-STATS: dict[str, dict] = {}
+CALLERS = ("admin", "annotator")
 
 
 @pytest.fixture(scope="module")
@@ -42,108 +34,35 @@ def fuzz_world(tmp_path_factory):
         db.engine.dispose()
 
 
-def _restore(world):
-    """Undo what earlier fuzz calls did to the callers themselves (revoked tokens, deactivated or demoted users)."""
-    with world.app.app_context():
-        for user in world.users.values():
-            db.session.execute(update(User).where(User.id == user.id).values(active=True, role=user.role))
-            db.session.execute(update(ApiToken).where(ApiToken.id == user.token_id).values(revoked_at=None))
-        db.session.commit()
+@pytest.fixture(scope="module")
+def fuzz_runs(fuzz_world):
+    """(failures, stats) of the fuzz as a caller, run once per module by whichever test asks first, so that each
+    test here passes or fails the same whatever ran before it."""
+    runs: dict[str, tuple[list[str], dict]] = {}
+
+    def run(who: str) -> tuple[list[str], dict]:
+        if who not in runs:
+            runs[who] = fuzz_as(fuzz_world, who, FUZZ_EXAMPLES)
+        return runs[who]
+
+    return run
 
 
-# Schema-valid requests may still be refused for what a JSON schema cannot say: image and archive contents, keys
-# that must be in the workspace's taxonomy, geometry that is degenerate or outside the image, objects in the wrong
-# state. Any other refusal of schema-valid data (a constraint the spec omits) fails the fuzz test.
-SEMANTIC_REFUSALS = {
-    "invalid_geometry", "invalid_region", "invalid_tags", "invalid_box", "invalid_point", "invalid_assist",
-    "unsupported_format", "unsupported_media_type", "corrupt_image", "truncated_image", "too_many_pixels",
-    "empty_file", "polyglot", "file_too_large", "bad_archive", "path_traversal", "absolute_path", "symlink",
-    "encrypted", "too_many_entries", "compression_ratio", "entry_too_large", "duplicate_entry", "bad_name",
-    "unknown_region",  # a region comment names a region of the image's current document
-}
-SEMANTIC_MESSAGES = ("unknown style", "unknown flag", "Unknown style", "Unknown flag", "multiple of 32",
-                     "unknown segmenter", "unknown encoder", "unknown timm", "needs a box", "needs points",
-                     "needs a comment", "self_lockout",
-                     "val + test must be below 1")  # a sum of two fields: JSON Schema cannot say it
-
-
-def _accepts_valid_data(label: str, response) -> None:
-    if response.status_code not in (400, 415, 422):
-        return
-    error = (response.json() or {}).get("error", {})
-    if error.get("code") in SEMANTIC_REFUSALS or any(m in error.get("message", "") for m in SEMANTIC_MESSAGES):
-        return
-    raise AssertionError(f"{label}: schema-valid data refused with {response.status_code} {error}: the spec "
-                         "should state this constraint")
-
-
-def _fuzz(world, who: str) -> list[str]:
-    """Every operation × (valid, invalid) data, FUZZ_EXAMPLES examples each; returns the failures found."""
-    from schemathesis import GenerationMode
-    from schemathesis.specs.openapi.checks import positive_data_acceptance
-
-    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", world.app)
-    caller = world.users[who]
-    stats = STATS.setdefault(who, {"calls": 0, "seconds": 0.0, "statuses": {}, "operations": set()})
-    known = {"image_id": world.image_id, "version": 1, "job_id": world.jobs[who], "export_id": world.export_id,
-             "model_id": world.model_id, "token_id": caller.spare_token_id, "user_id": world.other.id}
-    failures = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            try:
-                strategy = operation.as_strategy(generation_mode=mode)
-            except Exception as err:  # noqa: BLE001 (a schema schemathesis cannot negate, e.g. no parameters)
-                failures.append(f"{operation.label} [{mode.value}]: no strategy: {err}")
-                continue
-
-            @given(case=strategy, real_ids=st.booleans())
-            @FUZZ_SETTINGS
-            def check(case, real_ids):
-                _restore(world)
-                if real_ids and mode == GenerationMode.POSITIVE and case.path_parameters:
-                    # Half the valid cases name objects that exist, so the fuzzer gets past the 404s.
-                    for name in case.path_parameters:
-                        if name in known:
-                            case.path_parameters[name] = known[name]
-                started = time.perf_counter()
-                response = case.call_and_validate(headers={"Authorization": f"Bearer {caller.token}"},
-                                                  excluded_checks=[positive_data_acceptance])
-                if mode == GenerationMode.POSITIVE:
-                    _accepts_valid_data(operation.label, response)
-                stats["calls"] += 1
-                stats["seconds"] += time.perf_counter() - started
-                stats["statuses"][response.status_code] = stats["statuses"].get(response.status_code, 0) + 1
-                stats["operations"].add(operation.label)
-
-            try:
-                check()
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as err:  # noqa: BLE001 (schemathesis raises a FailureGroup describing the case)
-                failures.append(f"{operation.label} [{mode.value}] as {who}: {str(err)[:1500]}")
-    return failures
-
-
-FUZZ_SETTINGS = settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
-                         phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-
-
-@pytest.mark.parametrize("who", ["admin", "annotator"])
-def test_fuzz_api(fuzz_world, who):
-    failures = _fuzz(fuzz_world, who)
+@pytest.mark.parametrize("who", CALLERS)
+def test_fuzz_api(fuzz_runs, who):
+    failures, _stats = fuzz_runs(who)
     assert not failures, f"{len(failures)} operations failed:\n" + "\n\n".join(failures)
 
 
-def test_fuzz_summary(fuzz_world):
-    """Runs after the fuzz tests in this module: prints what was covered (the figures in benchmarks/results)."""
-    if not STATS:
-        pytest.skip("run together with the fuzz tests")
+def test_fuzz_summary(fuzz_world, fuzz_runs):
+    """What the fuzz covered (the figures in benchmarks/results): every caller reached operations, none with a 5xx."""
     spec = fuzz_world.app.test_client().get("/api/v1/openapi.json").get_json()
     every = {f"{method.upper()} {path}" for path, ops in spec["paths"].items() for method in ops}
     every.discard("GET /api/v1/openapi.json")  # schemathesis does not fuzz the schema's own URL
-    for who, stats in STATS.items():
+    for who in CALLERS:
+        _failures, stats = fuzz_runs(who)
         print(f"\nfuzz as {who}: {stats['calls']} calls over {len(stats['operations'])} of {len(every)} operations "
               f"in {stats['seconds']:.1f}s ({FUZZ_EXAMPLES} examples per operation and mode); "
               f"statuses {dict(sorted(stats['statuses'].items()))}; not reached: {sorted(every - stats['operations'])}")
-    assert all(code < 500 for stats in STATS.values() for code in stats["statuses"])
+        assert stats["calls"] > 0 and stats["operations"] <= every, who
+        assert not [code for code in stats["statuses"] if code >= 500], (who, stats["statuses"])

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from . import hostile
-from .conftest import build_world
+from ..support import hostile
+from ..support.world import build_world
 
 BACKEND = Path(__file__).resolve().parents[2] / "backend"
 
@@ -96,9 +96,9 @@ def test_loader_refuses_a_sidecar_naming_code(tmp_path):
     """A genuine safetensors file whose sidecar names an architecture outside the registries: refused cleanly."""
     from backend.ml.weights import UnsafeModelFile, load_bundle
 
-    from .test_bad_inputs import _safetensors_with_sidecar
+    from ..support.bad_inputs import safetensors_with_sidecar
 
-    data, sidecar = _safetensors_with_sidecar({"kind": "segmenter", "arch": "os.system", "encoder": "id"})
+    data, sidecar = safetensors_with_sidecar({"kind": "segmenter", "arch": "os.system", "encoder": "id"})
     (tmp_path / "evil.safetensors").write_bytes(data)
     (tmp_path / "evil.json").write_text(json.dumps(sidecar))
     with pytest.raises(UnsafeModelFile, match="architecture"):

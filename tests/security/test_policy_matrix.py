@@ -14,7 +14,7 @@ from backend.web.api.spec import API_PREFIX
 from backend.db.models import ROLE_RANK
 from backend.web.policy import OBJECTS, PUBLIC, ROUTES, hidden_kind
 
-from .conftest import build_world
+from ..support.world import build_world
 
 PARAM = re.compile(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>")
 MISSING = {"image_id": 999_999, "version": 999, "job_id": "0" * 32, "export_id": "f" * 32, "model_id": 999_999,

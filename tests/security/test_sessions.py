@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from backend.db.extensions import db
 from backend.db.models import ApiToken, AuthSession, LoginFailure, User, utcnow
 
-from ..conftest import build_app, make_user
+from ..support.app import build_app, make_user
 
 LOGIN = "/api/v1/auth/login"
 

@@ -9,7 +9,7 @@ from backend import create_app
 from backend.db.extensions import db
 from backend.db.models import ModelVersion
 
-from .conftest import png_bytes
+from ..support.world import png_bytes
 
 
 def test_a_sidecar_asking_for_two_billion_classes_is_refused_before_building():

@@ -13,8 +13,8 @@ from PIL import Image
 from backend.media.imaging import decode_image
 from backend.media.sanitize import strip_foreign
 
-from . import hostile
-from .conftest import jpeg_bytes, png_bytes
+from ..support import hostile
+from ..support.world import jpeg_bytes, png_bytes
 
 FIVE_SHAPES = [hostile.jpeg_with_icc_markup, hostile.jpeg_with_fake_jpeg_appended, hostile.jpeg_with_padded_html,
                hostile.png_with_markup_pixels, hostile.webp_with_chunk]

@@ -23,9 +23,9 @@ from backend.db.extensions import db
 from backend.db.models import User
 from backend.core.taxonomy import DEFAULT_TAXONOMY
 
-from ..conftest import build_app, make_user
-from .conftest import jpeg_bytes, square
-from .hostile import XSS_IMG, XSS_SVG
+from ..support.app import build_app, make_user
+from ..support.world import jpeg_bytes, square
+from ..support.hostile import XSS_IMG, XSS_SVG
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +94,7 @@ def planted(tmp_path):
     _, rita_token = make_user(app, "rita", "reviewer", PASSWORD)
     from backend.core.ingest import ingest_bytes
 
-    from ..conftest import ApiClient
+    from ..support.app import ApiClient
 
     with app.app_context():
         image_id = ingest_bytes(jpeg_bytes(320, 240), XSS_IMG + ".jpg", source="upload").image.id

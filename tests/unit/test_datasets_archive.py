@@ -15,7 +15,7 @@ from backend.datasets.archive import (
     safe_relative_name,
 )
 
-from ..datasets_support import make_zip
+from ..support.datasets import make_zip
 
 
 def _refusal(path, limits=None) -> ArchiveRefused:

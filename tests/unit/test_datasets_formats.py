@@ -19,7 +19,7 @@ from backend.datasets.pngio import encode_gray_png
 from backend.core.geometry import area_bbox, validate_geometry
 from backend.core.geometry_raster import rasterize, rasterize_instances
 
-from ..datasets_support import disc, donut, iou, region_raster, ring, run_lengths
+from ..support.datasets import LABELME_SCHEMA, disc, donut, iou, region_raster, ring, run_lengths
 
 W, H = 200, 150
 TWO_HOLES = {"type": "Polygon", "coordinates": [ring(100, 75, 60), ring(75, 75, 15, clockwise=True),
@@ -176,35 +176,6 @@ def test_yolo_lines_parse_and_refuse():
 
 
 # --- LabelMe ------------------------------------------------------------------------------------------------------
-
-# LabelMe 5's file format (labelme/label_file.py: LabelFile.load reads exactly these keys).
-LABELME_SCHEMA = {
-    "type": "object",
-    "required": ["version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"],
-    "properties": {
-        "version": {"type": "string"},
-        "flags": {"type": "object", "additionalProperties": {"type": "boolean"}},
-        "imagePath": {"type": "string"},
-        "imageData": {"type": ["string", "null"]},
-        "imageHeight": {"type": "integer", "minimum": 1},
-        "imageWidth": {"type": "integer", "minimum": 1},
-        "shapes": {"type": "array", "items": {
-            "type": "object",
-            "required": ["label", "points", "group_id", "shape_type", "flags"],
-            "properties": {
-                "label": {"type": "string", "minLength": 1},
-                "points": {"type": "array", "minItems": 3, "items": {
-                    "type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}}},
-                "group_id": {"type": ["integer", "null"]},
-                "shape_type": {"enum": ["polygon", "rectangle", "circle", "line", "point", "linestrip", "points",
-                                        "mask"]},
-                "flags": {"type": "object", "additionalProperties": {"type": "boolean"}},
-                "description": {"type": ["string", "null"]},
-            },
-        }},
-    },
-}
-
 
 def _shape_to_mask(points) -> np.ndarray:
     """labelme.utils.shape_to_mask for polygons: Pillow's ImageDraw.polygon with outline and fill."""

@@ -10,7 +10,7 @@ from PIL import Image
 from backend.datasets import splits
 from backend.datasets.splits import SplitItem, assign_splits, near_duplicate_groups
 
-from ..datasets_support import jpeg, near_duplicate, smooth_image
+from ..support.datasets import jpeg, near_duplicate, smooth_image
 
 
 def _random_items(n, seed=1):

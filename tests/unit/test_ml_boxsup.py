@@ -24,7 +24,7 @@ from backend.ml.data import SegmentationDataset, open_export
 from backend.ml.synth import write_export_folder
 from backend.ml.train import TrainOptions, train_model
 
-from ..model_support import TINY_DECODER
+from ..support.models import TINY_DECODER
 
 
 def _logits(mask: np.ndarray) -> torch.Tensor:

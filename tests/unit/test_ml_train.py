@@ -11,7 +11,7 @@ from backend.ml.data import ExportError, open_export
 from backend.ml.synth import write_export_folder
 from backend.ml.train import TrainOptions, train_model
 
-from ..model_support import TINY_DECODER
+from ..support.models import TINY_DECODER
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,10 +1,7 @@
 """The batch pre-fill's hand-overs between processes (backend/jobs/prefill.py): canvases from the decode workers as
 one shared-memory tensor a batch (or through the pipe when /dev/shm has no room), the work image as a view of its
-canvas, the uint8 maps to the tracing processes through a shared map file, the embedding's rounding; and the
-benchmark's stubbed-model mode (benchmarks/bench_prefill.py --stub-forward)."""
-import json
-import subprocess
-import sys
+canvas, the uint8 maps to the tracing processes through a shared map file, the embedding's rounding. (The
+benchmark's stubbed-model mode, which runs the whole pool path: tests/ops/test_bench_prefill.py.)"""
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +15,6 @@ from backend.ml.transforms import letterbox
 from backend.ml.map_file import MapRing
 from backend.jobs.prefill import _batch_items, _Collate, _DecodeDataset, _loader_plan
 from backend.jobs.predictions import _prediction_values, _rounded
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class _FakeStore:
@@ -107,21 +102,3 @@ def test_rounded_embeddings_are_pythons_round():
     assert _rounded(values.astype(np.float64)[:100]) == [round(float(v), 5) for v in values[:100]]
     result = {"regions": [], "details": [], "style_probs": {}, "concentration": 0.0, "uncertainty": {}}
     assert _prediction_values(result, values[:512])["embedding"] == [round(float(v), 5) for v in values[:512]]
-
-
-@pytest.mark.timeout(300)
-def test_bench_prefill_stub_forward_runs(tmp_path):
-    """The stubbed-model mode of the pre-fill benchmark: the pool path runs end to end (decode worker, tracing
-    process, store) and reports the parent's CPU per image, clearly labelled as stubbed."""
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_prefill.py"), "--stub-forward", "--stub-classifier",
-         "--images", "6", "--batch-size", "4", "--workers", "1", "--trace-processes", "1", "--threads", "1",
-         "--input-size", "128", "--data", str(tmp_path / "none"), "--json"],
-        capture_output=True, text=True, timeout=280, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "MODEL STUBBED" in out.stdout
-    report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert report["stub_forward"] and report["images"] == 6
-    (run,) = report["runs"]
-    assert run["done"] == 6 and run["failed"] == 0 and run["parent_cpu_ms_per_image"] > 0
-    assert "store (DB)" in run["split_ms_per_image"]

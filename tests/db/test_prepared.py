@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from backend.db.engine import configure_sqlite, engine_options, reads_only
 from backend.db.prepared import Prepared
-from tests.conftest import _pg_state, postgres_url
+from ..support.app import postgres_url_or_skip
 
 metadata = MetaData()
 things = Table(
@@ -45,9 +45,7 @@ def engine(request, tmp_path):
     if request.param == "sqlite":
         uri = f"sqlite:///{tmp_path / 'prepared.db'}"
     else:
-        uri = postgres_url()
-        if uri is None:
-            pytest.skip(_pg_state["reason"])
+        uri = postgres_url_or_skip()
     engine = create_engine(uri, **engine_options(uri))
     if request.param == "sqlite":
         configure_sqlite(engine)
@@ -147,11 +145,10 @@ def test_other_databases_use_connection_execute():
     assert calls == [{"name": "n"}, {"name": "m"}, [{"name": "a"}, {"name": "b"}]]
 
 
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)  # a server connection to lose
 def test_a_lost_postgresql_connection_is_invalidated_and_an_operational_error(engine):
     """As Connection.execute does on a disconnect: the error is OperationalError (the API's 503) and the pooled
     connection is invalidated, so the next transaction gets a new one."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("a server connection to lose")
     read = Prepared(select(things.c.id).where(things.c.id == bindparam("b_id")))
     with engine.connect() as conn:
         pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()

@@ -1,16 +1,13 @@
 """Alembic migrations build an empty database to exactly the models' schema (SQLite and PostgreSQL)."""
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect
 
 from backend import create_app
 from backend.db.migrate import MIGRATIONS_DIR, has_migrations
 from backend.db.extensions import db
 from backend.db.models import Base
-
-from ..conftest import postgres_url
 
 
 def _diff(engine):
@@ -36,22 +33,9 @@ def test_upgrade_builds_the_model_schema_on_sqlite(tmp_path):
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
 
 
-def test_upgrade_builds_the_model_schema_on_postgresql(tmp_path):
-    base_url = postgres_url()
-    if base_url is None:
-        pytest.skip("PostgreSQL not reachable (TEST_DATABASE_URL)")
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS inklabel_migrations_test"))
-        conn.execute(text("CREATE DATABASE inklabel_migrations_test"))
-    url = base_url.rsplit("/", 1)[0] + "/inklabel_migrations_test"
-    try:
-        app = _migrated_app(tmp_path, url)
-        with app.app_context():
-            upgrade(directory=str(MIGRATIONS_DIR))
-            assert _diff(db.engine) == []
-            db.engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text("DROP DATABASE IF EXISTS inklabel_migrations_test WITH (FORCE)"))
-        admin.dispose()
+def test_upgrade_builds_the_model_schema_on_postgresql(tmp_path, fresh_pg_database):
+    app = _migrated_app(tmp_path, fresh_pg_database)
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS_DIR))
+        assert _diff(db.engine) == []
+        db.engine.dispose()

@@ -1,10 +1,32 @@
-"""Shared steps of the browser tests: log in, open an image, map image pixels to the page and back."""
+"""Chromium through Playwright, and the shared steps of the browser tests and benchmarks: log in, open an image,
+map image pixels to the page and back."""
 from __future__ import annotations
 
 import math
+import os
 import time
+from pathlib import Path
 
-from .conftest import PASSWORD
+import pytest
+
+from .live import PASSWORD
+
+CHROMIUM = os.environ.get("INKLABEL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+]
+
+
+def playwright_or_skip():
+    """Playwright's sync_playwright, or a skip with the reason (no package, no Chromium)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the playwright Python package is not installed (pip install -r requirements-dev.txt)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set INKLABEL_CHROMIUM)")
+    return sync_playwright
 
 
 def js_round(value: float, decimals: int = 2) -> float:
@@ -110,14 +132,6 @@ def wait_store_changed(page, timeout: float = 10) -> None:
         """() => JSON.stringify(window.inklabel.store.toDocument()) !== window.__snap
         && !window.inklabel.editor.tools.brush.pending && !window.inklabel.editor.tools.eraser.pending""",
         timeout=timeout * 1000)
-
-
-def draw_polygon(page, points) -> None:
-    """The polygon tool: P, a click per vertex, Enter."""
-    page.keyboard.press("p")
-    for x, y in points:
-        click_image(page, x, y)
-    page.keyboard.press("Enter")
 
 
 def open_new_image(page, live, username: str = "alice", width: int = 800, height: int = 600) -> int:

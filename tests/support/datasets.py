@@ -97,3 +97,41 @@ def run_lengths(flat) -> list[int]:
             value, count = pixel, 1
     runs.append(count)
     return runs
+
+
+
+def annotated_images(app, n=4) -> list[int]:
+    """n accepted images with two regions each (one with a hole), in their export's order."""
+    with app.app_context():
+        return [add_image(jpeg(smooth_image(k)), [
+            {"id": f"r{k}", "geometry": donut(60, 60, 40, 15), "style": "japanese", "motifs": ["rose"]},
+            {"id": f"s{k}", "geometry": disc(120, 40, 20), "style": None, "motifs": []}]) for k in range(n)]
+
+
+# LabelMe 5's file format (labelme/label_file.py: LabelFile.load reads exactly these keys).
+LABELME_SCHEMA = {
+    "type": "object",
+    "required": ["version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"],
+    "properties": {
+        "version": {"type": "string"},
+        "flags": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "imagePath": {"type": "string"},
+        "imageData": {"type": ["string", "null"]},
+        "imageHeight": {"type": "integer", "minimum": 1},
+        "imageWidth": {"type": "integer", "minimum": 1},
+        "shapes": {"type": "array", "items": {
+            "type": "object",
+            "required": ["label", "points", "group_id", "shape_type", "flags"],
+            "properties": {
+                "label": {"type": "string", "minLength": 1},
+                "points": {"type": "array", "minItems": 3, "items": {
+                    "type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}}},
+                "group_id": {"type": ["integer", "null"]},
+                "shape_type": {"enum": ["polygon", "rectangle", "circle", "line", "point", "linestrip", "points",
+                                        "mask"]},
+                "flags": {"type": "object", "additionalProperties": {"type": "boolean"}},
+                "description": {"type": ["string", "null"]},
+            },
+        }},
+    },
+}

@@ -24,8 +24,8 @@ from backend.db.models import Export
 from backend.db.models import Image as ImageRow
 from backend.media.storage import BlobStore
 
-from ..datasets_support import add_image, disc, donut, iou, jpeg, near_duplicate, region_raster, smooth_image
-from .test_datasets_formats import LABELME_SCHEMA
+from ..support.datasets import (LABELME_SCHEMA, add_image, disc, donut, iou, jpeg, near_duplicate, region_raster,
+                                smooth_image)
 
 W, H = 160, 120
 

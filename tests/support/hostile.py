@@ -9,7 +9,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from .conftest import jpeg_bytes, png_bytes
+from .world import jpeg_bytes, png_bytes
 
 XSS_IMG = "<img src=x onerror=\"window.__xss=(window.__xss||0)+1\">"
 XSS_SVG = "<svg onload=\"window.__xss=(window.__xss||0)+1\"></svg>"
