@@ -360,8 +360,8 @@ def head_revisions() -> set[str]:
     means importing it: ~0.3 s at every command)."""
     revisions, parents = set(), set()
     for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        for name, value in re.findall(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+)$", text, re.M):
+        source = path.read_text(encoding="utf-8")
+        for name, value in re.findall(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+)$", source, re.M):
             (revisions if name == "revision" else parents).update(re.findall(r"['\"]([^'\"]+)['\"]", value))
     return revisions - parents
 
