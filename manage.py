@@ -4,10 +4,23 @@ import click
 from flask.cli import FlaskGroup
 
 
+# Commands that use neither the HTTP API nor Flask-Migrate: their app is built without both (most of the start-up)
+LIGHT_COMMANDS = frozenset({"init", "create-user", "create-token", "import", "export", "jobs-list", "jobs-cancel",
+                            "jobs-reap", "ready", "scores", "promote"})
+
+
 def create_app():
     from backend import create_app as factory  # the app (and what it imports) only when a command runs
 
-    return factory()
+    return factory(full=_running_command() not in LIGHT_COMMANDS)
+
+
+def _running_command() -> str | None:
+    """The name of the top-level command being run (`db` for `db upgrade`), if any."""
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None and ctx.parent is not None and ctx.parent.parent is not None:
+        ctx = ctx.parent
+    return ctx.info_name if ctx is not None and ctx.parent is not None else None
 
 
 class InklabelCli(FlaskGroup):
@@ -16,6 +29,7 @@ class InklabelCli(FlaskGroup):
     `db`) are still found, by building it."""
 
     _own: dict | None = None
+    _listing = False  # while --help lists the commands
 
     def _commands(self) -> dict:
         if self._own is None:
@@ -25,7 +39,17 @@ class InklabelCli(FlaskGroup):
         return self._own
 
     def get_command(self, ctx, name):
-        return self._commands().get(name) or super().get_command(ctx, name)
+        command = self._commands().get(name) or click.Group.get_command(self, ctx, name)
+        if command is None and self._listing and name == "db":  # its line in the list, without importing Alembic
+            return click.Command("db", help="Perform database migrations.")
+        return command or super().get_command(ctx, name)
+
+    def format_commands(self, ctx, formatter):
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
 
     def list_commands(self, ctx):
         return sorted(set(click.Group.list_commands(self, ctx)) | set(self._commands()) | {"db"})

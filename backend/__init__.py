@@ -7,11 +7,13 @@ on first use, so importing `backend.core`, `backend.ml`, ... does not import Fla
 from __future__ import annotations
 
 
-def create_app(config: dict | None = None):
+def create_app(config: dict | None = None, full: bool = True):
+    """`full=False` leaves out the HTTP API and Flask-Migrate (most of a command's start-up): for the commands that
+    use neither (manage.py's LIGHT_COMMANDS)."""
     from backend.commands import register_commands
     from backend.web.app import create_app as create_web_app
 
-    app = create_web_app(config)
+    app = create_web_app(config, full=full)
     register_commands(app)
     return app
 

@@ -7,15 +7,19 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from pydantic import ValidationError
 
-from backend.datasets.options import FORMATS, parse_split_spec
 from backend.commands.core import prepare_workspace
 from backend.commands.progress import Progress
 
 
+def _every_format() -> str:
+    from backend.datasets.options import FORMATS  # pydantic and numpy: only when the command runs
+
+    return ",".join(FORMATS)
+
+
 @click.command("export")
-@click.option("--formats", default=",".join(FORMATS), show_default=True,
+@click.option("--formats", default=_every_format, show_default="all of them",
               help="comma-separated: coco (COCO instances), masks (semantic + 16-bit instance PNGs), crops "
                    "(per-region JPEGs for the style classifier + crops/labels.csv), yolo (YOLO-seg), labelme, "
                    "cvat (CVAT for images 1.1 XML), labelstudio (Label Studio JSON + labelling config)")
@@ -55,7 +59,10 @@ def export_command(formats, categories, statuses, styles, flags, split_spec, ima
     The zip is written to <workspace>/exports/<export id>.zip; its path is
     printed on stdout at the end.
     """
+    from pydantic import ValidationError
+
     from backend.datasets.export import create_export
+    from backend.datasets.options import ExportOptions, parse_split_spec
 
     prepare_workspace()
     try:
@@ -70,8 +77,6 @@ def export_command(formats, categories, statuses, styles, flags, split_spec, ima
             "crops": {"margin": crop_margin, "mask_background": mask_crops},
             "include_excluded": include_excluded,
         }
-        from backend.datasets.options import ExportOptions
-
         options = ExportOptions.model_validate(options)
     except ValueError as err:
         if isinstance(err, ValidationError):

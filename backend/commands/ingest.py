@@ -10,8 +10,6 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from backend.db.extensions import db
-from backend.media.imaging import ImageRejected
-from backend.core.ingest import check_source, ingest_bytes
 from backend.commands.core import prepare_workspace
 from backend.commands.progress import Progress
 
@@ -37,6 +35,9 @@ def find_image_files(root: Path) -> list[Path]:
 
 def import_images(root: Path, source: str, progress: bool | None = None) -> dict:
     """Ingest every image file under root. Returns counts and the rejected files with their reasons."""
+    from backend.core.ingest import ingest_bytes
+    from backend.media.imaging import ImageRejected
+
     limit = current_app.config["MAX_UPLOAD_BYTES"]
     files = find_image_files(root)
     stats = {"files": len(files), "imported": 0, "duplicates": 0, "rejected": []}
@@ -123,6 +124,8 @@ def import_command(path: Path, fmt: str, source: str, status: str | None, progre
 
     Limits come from the settings: INKLABEL_MAX_UPLOAD_BYTES, INKLABEL_MAX_IMAGE_PIXELS.
     """
+    from backend.core.ingest import check_source
+
     prepare_workspace()
     try:
         check_source(source)

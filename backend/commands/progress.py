@@ -4,8 +4,6 @@ from __future__ import annotations
 import sys
 import time
 
-from tqdm import tqdm
-
 
 class Progress:
     """A `progress(done, total, message)` callback for one phase of a command.
@@ -20,7 +18,11 @@ class Progress:
         self.started = self.last_line = time.monotonic()
         self.done, self.total, self.message = 0, None, ""
         interactive = sys.stderr.isatty() if enabled is None else enabled
-        self.bar = tqdm(total=0, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True) if interactive else None
+        self.bar = None
+        if interactive:
+            from tqdm import tqdm  # only on a terminal (it is a noticeable part of a command's start-up)
+
+            self.bar = tqdm(total=0, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
         self.lines = enabled is None and not interactive
         if self.lines:
             self._line("started")

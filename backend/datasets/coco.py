@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from itertools import chain
 from typing import IO, Any, Iterator
 
 import numpy as np
@@ -44,7 +45,8 @@ def polygon_segmentation(geojson: dict) -> list[list[float]]:
         ring = poly[0]
         if len(ring) > 1 and ring[0] == ring[-1]:
             ring = ring[:-1]
-        out.append(np.round(np.asarray(ring, dtype=np.float64), COORD_DECIMALS).ravel().tolist())
+        # flattened first: numpy reads a flat list of numbers several times faster than a list of pairs
+        out.append(np.round(np.fromiter(chain.from_iterable(ring), np.float64), COORD_DECIMALS).tolist())
     return out
 
 

@@ -64,6 +64,12 @@ def export_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def render_workers(settings: RenderSettings) -> int:
+    """Threads pay only where pixels are worked on (images, masks, crops); the other formats are plain Python, which
+    threads cannot overlap (the GIL) and only slow down by handing it back and forth."""
+    return export_workers() if settings.images or settings.formats & {"masks", "crops"} else 1
+
+
 def exports_dir(workspace: str | os.PathLike) -> Path:
     path = Path(workspace) / "exports"
     path.mkdir(parents=True, exist_ok=True)
@@ -394,6 +400,7 @@ def _build(opts: ExportOptions, zipout: ZipOut, config, progress: Progress | Non
         max_pixels=config.get("MAX_IMAGE_PIXELS"), class_names=tuple(classes),
     )
     split_of = {im.id: name for name, im in order}
+    reads_files = opts.images or "crops" in settings.formats  # only these open the originals
     images = [im for _, im in order]
     total = len(images)
     if progress:
@@ -411,10 +418,11 @@ def _build(opts: ExportOptions, zipout: ZipOut, config, progress: Progress | Non
                 continue
             yield ImageTask(image_id=im.id, sha256=im.sha256, width=im.width, height=im.height, status=im.status,
                             version=im.version, original_filename=im.original_filename, split=name,
-                            document=document, original_path=str(store.original_path(im.sha256, im.format)))
+                            document=document,
+                            original_path=str(store.original_path(im.sha256, im.format)) if reads_files else "")
 
     done = 0
-    for item in _in_order(settings, tasks(), export_workers()):
+    for item in _in_order(settings, tasks(), render_workers(settings)):
         if isinstance(item, Rendered):
             writer.add(item)
         elif item[0] == "skip":

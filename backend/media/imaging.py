@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from backend import media as _media
 from backend.media.decode_slots import DecodeBusy, DecodeSlots
 from backend.media.upload_checks import find_markup
 
@@ -135,6 +136,10 @@ def set_decode_limits(max_mb: int, concurrent: int, slot_folder: str | os.PathLi
     global MAX_DECODE_BYTES
     MAX_DECODE_BYTES = int(max_mb) * 2**20
     DECODE_SLOTS.configure(Path(slot_folder) / "decode-slots" if slot_folder else None, concurrent)
+
+
+if _media.DECODE_LIMITS is not None:
+    set_decode_limits(*_media.DECODE_LIMITS)
 
 
 def _check_decode_memory(img: Image.Image) -> None:

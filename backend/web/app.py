@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 from pathlib import Path
 
 from flask import Flask, jsonify, send_from_directory
@@ -54,13 +55,14 @@ def _secret_key(app: Flask) -> str:
     return key or secrets.token_hex(32)
 
 
-def create_app(config: dict | None = None) -> Flask:
-    """The web app. `backend.create_app` adds the command line (backend/commands) to it."""
+def create_app(config: dict | None = None, full: bool = True) -> Flask:
+    """The web app. `backend.create_app` adds the command line (backend/commands) to it. `full=False` leaves out the
+    HTTP API and Flask-Migrate (whose imports are most of a command's start-up); upgrades join Flask-Migrate when
+    needed."""
     from backend.db import engine as dbsetup
-    from backend.db.migrate import MIGRATIONS_DIR
-    from backend.web.api import register_api
     from backend.web.errors import register_error_handlers
-    from backend.db.extensions import db, migrate
+    from backend.db.extensions import db
+    from backend.db.migrate import init_migrate
     from backend.web.observability import init_observability
 
     app = Flask("backend", static_folder=None)  # the name (logger, root path) it had as backend/__init__.py
@@ -75,23 +77,29 @@ def create_app(config: dict | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
+    if full:
+        init_migrate(app)
     with app.app_context():
         dbsetup.setup_engine(db)
 
     register_error_handlers(app)
     init_observability(app)
-    register_api(app)
+    if full:
+        from backend.web.api import register_api
+
+        register_api(app)
     _register_pages(app)
     _register_headers(app)
     return app
 
 
 def _configure_decoding(app: Flask) -> None:
-    from backend.media.imaging import set_decode_limits
+    from backend import media
 
     slots = Path(app.config["WORKSPACE"]) / "tmp" if app.config.get("CREATE_WORKSPACE", True) else None
-    set_decode_limits(app.config["MAX_DECODE_MB"], app.config["MAX_CONCURRENT_DECODES"], slots)
+    media.DECODE_LIMITS = (app.config["MAX_DECODE_MB"], app.config["MAX_CONCURRENT_DECODES"], slots)
+    if "backend.media.imaging" in sys.modules:  # else imaging applies them when imported
+        sys.modules["backend.media.imaging"].set_decode_limits(*media.DECODE_LIMITS)
 
 
 def _register_pages(app: Flask) -> None:

@@ -17,6 +17,7 @@ import hmac
 import math
 import secrets
 from datetime import datetime, timedelta, timezone
+from functools import cache
 
 from flask import current_app, g, has_request_context, request, session
 from flask.ctx import _AppCtxGlobals
@@ -36,8 +37,13 @@ from backend.web.policy import hidden_kind
 TOKEN_PREFIX = "ink_"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 TOKEN_TOUCH_SECONDS = 300  # last_used_at is refreshed at most this often (a write per request would be wasteful)
-# Checked against when a user name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against when a user name is unknown, so a wrong name costs as long as a wrong password (made on first
+    use: hashing takes ~0.1 s, which every command importing this module would pay)."""
+    return generate_password_hash("not-a-real-password")
 
 
 def _sha256(text: str) -> str:
@@ -94,7 +100,7 @@ def create_user(username: str, password: str, role: str = "annotator") -> User:
 def authenticate(username: str, password: str) -> User | None:
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None or not user.active:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     return user if check_password_hash(user.password_hash, password) else None
 

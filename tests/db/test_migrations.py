@@ -39,3 +39,20 @@ def test_upgrade_builds_the_model_schema_on_postgresql(tmp_path, fresh_pg_databa
         upgrade(directory=str(MIGRATIONS_DIR))
         assert _diff(db.engine) == []
         db.engine.dispose()
+
+
+def test_schema_check_reads_the_head_from_the_migration_files_and_upgrades_only_when_behind(tmp_path):
+    from alembic.script import ScriptDirectory
+
+    from backend.db.migrate import head_revisions, init_db, schema_at_head
+
+    app = _migrated_app(tmp_path, f"sqlite:///{tmp_path / 'h.db'}")
+    with app.app_context():
+        assert head_revisions() == set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+        assert not schema_at_head(db.engine)  # a new database: no alembic_version yet
+        init_db(app)
+        assert schema_at_head(db.engine) and _diff(db.engine) == []
+        downgrade(directory=str(MIGRATIONS_DIR), revision="-1")  # as if made by the previous release
+        assert not schema_at_head(db.engine)
+        init_db(app)
+        assert schema_at_head(db.engine)

@@ -66,3 +66,20 @@ def test_secret_key_is_generated_once(tmp_path):
     first = create_app({"WORKSPACE": str(ws)}).config["SECRET_KEY"]
     second = create_app({"WORKSPACE": str(ws)}).config["SECRET_KEY"]
     assert first == second and len(first) >= 32
+
+
+def test_commands_without_models_leave_the_heavy_parts_unimported(tmp_path):
+    """`--help` and a command that runs on an up-to-date workspace import neither Alembic, the HTTP API, numpy,
+    pydantic nor torch (start-up time: see benchmarks/README.md)."""
+    workspace = tmp_path / "ws"
+    assert _run(["init"], workspace).returncode == 0
+    heavy = ("alembic", "flask_migrate", "backend.web.api", "numpy", "pydantic", "torch", "PIL")
+    probe = ("import runpy, sys\nsys.argv = ['manage.py'] + sys.argv[1:]\ntry:\n    runpy.run_path('manage.py', "
+             f"run_name='__main__')\nexcept SystemExit:\n    pass\nprint([m for m in {heavy!r} if m in sys.modules])")
+    for args in (["--help"], ["jobs-list"], ["init"], ["export", "--help"]):
+        env = dict(os.environ, INKLABEL_WORKSPACE=str(workspace))
+        env.pop("DATABASE_URL", None)
+        done = subprocess.run([sys.executable, "-c", probe, *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == "[]", (args, done.stdout[-500:])
