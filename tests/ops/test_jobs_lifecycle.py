@@ -170,16 +170,18 @@ def test_local_executor_runs_jobs_in_the_background(make_app):
     assert app.extensions.get("inklabel_reaper") is not None
 
 
-def _app_with_job_route(make_app, **overrides):
+def _app_with_job_route(make_app, monkeypatch, **overrides):
     from flask import Blueprint
 
     from backend.web.api.endpoint import endpoint
+    from backend.web.policy import ROUTES, Rule
 
     app = make_app(**overrides)
     bp = Blueprint("ops_test", __name__, url_prefix="/api/v1")
+    monkeypatch.setitem(ROUTES, "ops_test.start", Rule("annotator", "none"))  # a route's role is its rule
 
     @bp.post("/ops-test/jobs")
-    @endpoint("test-only: start a job", role="annotator", status=202)
+    @endpoint("test-only: start a job", status=202)
     def start():
         from flask import g
 
@@ -189,10 +191,10 @@ def _app_with_job_route(make_app, **overrides):
     return app
 
 
-def test_broker_down_answers_503_and_annotation_side_keeps_working(make_app):
+def test_broker_down_answers_503_and_annotation_side_keeps_working(make_app, monkeypatch):
     from ..support.app import ApiClient, make_user
 
-    app = _app_with_job_route(make_app, JOBS_EAGER=False, BROKER_URL=f"redis://127.0.0.1:{free_port()}/0")
+    app = _app_with_job_route(make_app, monkeypatch, JOBS_EAGER=False, BROKER_URL=f"redis://127.0.0.1:{free_port()}/0")
     user, token = make_user(app, "ann", "annotator")
     client = ApiClient(app, user, token)
     started = time.monotonic()
