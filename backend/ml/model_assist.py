@@ -18,24 +18,53 @@ of the probability map; box assist falls back to assist.box_ink at the caller.
 """
 from __future__ import annotations
 
+import hashlib
+import threading
+import weakref
 from typing import Sequence
 
 import cv2
 import numpy as np
+
+from backend.ml.cache import ModelCache
 
 from backend.ml.assist import _clip_box, _expand, _fill_small_holes, _keep_boxed_parts, _remove_small, ink_score, wand
 
 BOX_CONTEXT = 0.1  # the model sees the box plus this share of its long side on each side
 CLICK_CONTEXT = 0.18  # a click's window: this share of the photo's long side around the clicks (at least)
 GRABCUT_SIDE = {"box": 400, "click": 256}
+FOCUS_MARGIN = 0.25  # a click's GrabCut sees the likely ink under the clicks plus this share of its size around it
 SURE = 0.3  # probability above threshold + SURE: sure ink for GrabCut
 
 
+# Per runner (weakly: a runner that is gone takes its maps with it): the last windows' probability maps, keyed by
+# the photo's digest and the window. An annotator's clicks on one tattoo ask for the same window again (the window
+# is anchored on the first click), so only the first click pays for the model's forward pass.
+_MAPS: "weakref.WeakKeyDictionary[object, ModelCache]" = weakref.WeakKeyDictionary()
+_MAPS_LOCK = threading.Lock()
+MAPS_PER_RUNNER = 8
+
+
+def _digest(rgb: np.ndarray) -> tuple:
+    return rgb.shape, hashlib.blake2b(np.ascontiguousarray(rgb).data, digest_size=16).digest()
+
+
 def window_probability(runner, rgb: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
-    """The segmenter's probability map of one window (x0, y0, x1, y1) of the image, at the window's size."""
+    """The segmenter's probability map of one window (x0, y0, x1, y1) of the image, at the window's size (cached:
+    see _MAPS; treat it as read-only)."""
     x0, y0, x1, y1 = window
-    probs, _ = runner.predict([np.ascontiguousarray(rgb[y0:y1, x0:x1])])
-    return probs[0]
+
+    def predict() -> np.ndarray:
+        probs, _ = runner.predict([np.ascontiguousarray(rgb[y0:y1, x0:x1])])
+        probs[0].flags.writeable = False
+        return probs[0]
+
+    try:
+        with _MAPS_LOCK:
+            maps = _MAPS.setdefault(runner, ModelCache(MAPS_PER_RUNNER))
+    except TypeError:  # a runner that cannot be referenced weakly: no cache
+        return predict()
+    return maps.get((_digest(rgb), tuple(int(v) for v in window)), predict)
 
 
 def _grabcut_from_prob(win: np.ndarray, prob: np.ndarray, threshold: float, allowed: np.ndarray | None,
@@ -147,13 +176,40 @@ def _discs(shape: tuple[int, int], points, origin: tuple[int, int], radius: int)
     return out > 0
 
 
-def click_window(width: int, height: int, positives, negatives=()) -> tuple[int, int, int, int]:
-    pts = np.asarray(list(positives) + list(negatives), np.float64)
+def _around(width: int, height: int, points) -> tuple[int, int, int, int]:
+    pts = np.asarray(points, np.float64)
     x0, y0 = pts.min(axis=0)
     x1, y1 = pts.max(axis=0)
     pad = max(CLICK_CONTEXT * max(width, height), 0.35 * max(x1 - x0, y1 - y0))
     return (int(max(0, x0 - pad)), int(max(0, y0 - pad)), int(min(width, np.ceil(x1 + pad))),
             int(min(height, np.ceil(y1 + pad))))
+
+
+def click_window(width: int, height: int, positives, negatives=()) -> tuple[int, int, int, int]:
+    """The window the clicks are answered in: around the first positive click while the others fall well inside it
+    (so that refining clicks reuse its probability map), else around all of them."""
+    first = _around(width, height, list(positives)[:1])
+    x0, y0, x1, y1 = first
+    edge = 0.1 * max(x1 - x0, y1 - y0)  # room around a click, except on the photo's own sides
+    lo_x, lo_y = x0 + (edge if x0 > 0 else 0), y0 + (edge if y0 > 0 else 0)
+    hi_x, hi_y = x1 - (edge if x1 < width else 0), y1 - (edge if y1 < height else 0)
+    if all(lo_x <= x <= hi_x and lo_y <= y <= hi_y for x, y in list(positives) + list(negatives)):
+        return first
+    return _around(width, height, list(positives) + list(negatives))
+
+
+def _focus(likely: np.ndarray, pos: np.ndarray) -> tuple[int, int, int, int]:
+    """(y0, x0, y1, x1) of the window worth refining: the likely ink connected to the positive clicks (only that
+    is kept in the end) with a margin for GrabCut to move its edge, so its cost follows the tattoo's size, not the
+    window's."""
+    n, labels = cv2.connectedComponents((likely | pos).astype(np.uint8), connectivity=8)
+    under = np.isin(labels, np.unique(labels[pos])) & (labels > 0)
+    ys, xs = np.nonzero(under)
+    h, w = likely.shape
+    if not len(xs):
+        return 0, 0, h, w
+    m = max(8, int(FOCUS_MARGIN * max(xs.max() - xs.min(), ys.max() - ys.min())))
+    return max(0, ys.min() - m), max(0, xs.min() - m), min(h, ys.max() + 1 + m), min(w, xs.max() + 1 + m)
 
 
 def click_segment(rgb: np.ndarray, positives: Sequence[Sequence[float]], negatives: Sequence[Sequence[float]] = (),
@@ -175,7 +231,10 @@ def click_segment(rgb: np.ndarray, positives: Sequence[Sequence[float]], negativ
     radius = max(2, int(0.006 * max(w, h)))
     pos = _discs(prob.shape, positives, (x0, y0), radius)
     neg = _discs(prob.shape, negatives, (x0, y0), radius) & ~pos
-    mask = _grabcut_from_prob(win, prob, threshold, None, pos, neg, GRABCUT_SIDE["click"])
+    fy0, fx0, fy1, fx1 = _focus(prob >= threshold, pos)
+    mask = np.zeros(prob.shape, bool)
+    mask[fy0:fy1, fx0:fx1] = _grabcut_from_prob(win[fy0:fy1, fx0:fx1], prob[fy0:fy1, fx0:fx1], threshold, None,
+                                                 pos[fy0:fy1, fx0:fx1], neg[fy0:fy1, fx0:fx1], GRABCUT_SIDE["click"])
     n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     wanted = set(np.unique(labels[pos & mask]).tolist()) - {0}
     unwanted = set(np.unique(labels[neg & mask]).tolist()) - {0}

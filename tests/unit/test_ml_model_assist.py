@@ -86,6 +86,21 @@ def test_negative_click_removes_a_part():
     assert (only_first & second.mask).sum() == 0 and (only_first & first.mask).sum() > 0.5 * first.mask.sum()
 
 
+def test_refining_clicks_reuse_the_first_clicks_probability_map():
+    sample = _two_tattoos()
+    first, _ = sample.tattoos
+    runner = MapRunner(sample.image, (sample.mask > 0).astype(np.float32) * 0.9)
+    point = _inside_point(first.mask)
+    alone = click_segment(sample.image, [point], [], runner)
+    near = [point[0] + 3, point[1] + 2]  # a second click close to the first: the same window
+    again = click_segment(sample.image, [point, near], [], runner)
+    assert runner.calls == 1 and _iou(again, alone) >= 0.9
+    other = sample.image.copy()
+    other[0, 0] ^= 0xFF  # another photo (one pixel differs): the model runs again
+    click_segment(other, [point], [], runner)
+    assert runner.calls == 2
+
+
 def test_click_outside_the_image_is_refused():
     image = np.zeros((50, 60, 3), np.uint8)
     with pytest.raises(ValueError):
