@@ -7,6 +7,10 @@ workspace (so the slots are shared by every process on the host; a process that 
 before `configure` names a folder, a semaphore of this process. A decode waits for a slot up to ``wait_seconds``
 (10: a waiting request holds its worker thread, and the connections kept alive on it wait too) and is then
 refused (429, "busy": retry later).
+
+A process also holds at most ``per_process`` slots (1): with several threads per process a second large decode
+waits even when another process's slot is free, so no one process holds two decodes' memory at once (a worker
+peaked at 1,132 MB with several in flight; the request limit is 1 GB, benchmarks/README.md, issue 18).
 """
 from __future__ import annotations
 
@@ -24,8 +28,10 @@ class DecodeBusy(Exception):
 
 
 class DecodeSlots:
-    def __init__(self, count: int = 2, min_pixels: int = 16_000_000, wait_seconds: float = 10.0):
+    def __init__(self, count: int = 2, min_pixels: int = 16_000_000, wait_seconds: float = 10.0,
+                 per_process: int = 1):
         self.count, self.min_pixels, self.wait_seconds = count, min_pixels, wait_seconds
+        self.per_process = per_process
         self.directory: Optional[Path] = None
         self._local = threading.Lock()
         self._held: set[int] = set()  # slots held by threads of this process (flock does not tell them apart)
@@ -56,6 +62,8 @@ class DecodeSlots:
 
     def _try_take(self) -> Optional[int]:
         with self._local:
+            if len(self._held) >= self.per_process:
+                return None
             for index in range(self.count):
                 if index in self._held:
                     continue

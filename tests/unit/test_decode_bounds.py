@@ -86,8 +86,8 @@ def test_large_decodes_wait_for_a_slot_across_processes(tmp_path):
         pass
 
 
-def test_threads_of_one_process_share_the_slots():
-    slots, inside, peak = DecodeSlots(count=2, min_pixels=1), [0], [0]
+def _peak_inside(slots: DecodeSlots) -> int:
+    inside, peak = [0], [0]
     lock = threading.Lock()
 
     def decode():
@@ -104,4 +104,18 @@ def test_threads_of_one_process_share_the_slots():
         t.start()
     for t in threads:
         t.join()
-    assert peak[0] == 2
+    return peak[0]
+
+
+def test_threads_of_one_process_share_the_slots():
+    assert _peak_inside(DecodeSlots(count=2, min_pixels=1, per_process=2)) == 2
+
+
+def test_one_process_holds_one_large_decode_at_a_time(tmp_path):
+    slots = DecodeSlots(count=3, min_pixels=1)
+    slots.configure(tmp_path, 3)
+    assert _peak_inside(slots) == 1
+    other = DecodeSlots(count=3, min_pixels=1, wait_seconds=0.1)  # another process: the free slots are its
+    other.configure(tmp_path, 3)
+    with slots.slot(10), other.slot(10):
+        pass
