@@ -3,16 +3,18 @@
     gunicorn -c python:backend.serve.gunicorn_conf -b 0.0.0.0:8000 backend.serve.wsgi:app
 
 - Workers x threads: gunicorn's own gthread worker (GUNICORN_WORKER_CLASS picks another). Default: 2 x CPU cores
-  + 2 processes, at most 8 (6 on 2 cores), x GUNICORN_THREADS threads each (default 2). The API's requests
+  + 2 processes, at most 8 (6 on 2 cores), x GUNICORN_THREADS threads each (default 4). The API's requests
   are short and CPU-bound (an annotation save is ~2-3 ms of Python), so on a quiet server one thread a process
   served the most saves (benchmarks/results/api.md: 6 x 1 264 against 6 x 2 212 saves/s in 2026-11). But with one
   thread, every connection a process keeps alive waits while it serves a long request (an 80-MP upload held honest
   saves for seconds, up to 51 s, in benchmarks/bench_attack.py); with threads, Pillow, GEOS and numpy release the
-  GIL and the other requests of the process go on. The default is chosen from both benchmarks, measured together
-  (benchmarks/README.md, issue 17). `sync` (no keep-alive: a connection per request) cost more CPU per request
-  than gthread (/healthz, 8 keep-alive clients: 1.5-2.0 against 1.3-1.4 ms). Keep a few processes more than
-  cores so a request waiting on the database or the disk leaves the CPU to another. Memory: with preload the
-  processes share the app's code; model weights are loaded per process (in the background at start, see warmup).
+  GIL and the other requests of the process go on; with 2 threads a process still stalled once for 26 s (both
+  busy), with 4 no short request waited over 1.7 s. Without an attack, 4 threads cost 4 % of the saves on a
+  quiet machine and up to a third at load 12 (benchmarks/README.md, issue 17: both benchmarks, interleaved).
+  `sync` (no keep-alive: a connection per request) cost more CPU per request than gthread (/healthz, 8 keep-alive
+  clients: 1.5-2.0 against 1.3-1.4 ms). Keep a few processes more than cores so a request waiting on the database
+  or the disk leaves the CPU to another. Memory: with preload the processes share the app's code; model weights
+  are loaded per process (in the background at start, see warmup).
 - preload (GUNICORN_PRELOAD=1, the default): the app is imported once in the master and forked, which saves
   memory and start time; `post_fork` then drops the database connections the child inherited so no two processes
   ever share one, and the Prometheus per-process files live in PROMETHEUS_MULTIPROC_DIR so /metrics adds up all
@@ -46,7 +48,7 @@ bind = _env("GUNICORN_BIND", "127.0.0.1:8000")  # `-b` on the command line wins
 # default: each holds its own database pool and, after a pre-fill, its own copy of the models.
 _cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 workers = int(_env("GUNICORN_WORKERS", str(min(2 * _cpus + 2, 8))))
-threads = int(_env("GUNICORN_THREADS", "2"))
+threads = int(_env("GUNICORN_THREADS", "4"))
 worker_class = _env("GUNICORN_WORKER_CLASS", "gthread")
 preload_app = _flag("GUNICORN_PRELOAD", "1")
 timeout = int(_env("GUNICORN_TIMEOUT", "120"))  # a worker silent this long is killed and replaced

@@ -154,8 +154,9 @@ def test_other_databases_use_connection_execute(dialect_name, driver):
 
 
 def test_a_lost_postgresql_connection_is_invalidated_and_an_operational_error(engine):
-    """Connection.execute's handling of a disconnect holds for Prepared statements: the error is OperationalError (the API's 503) and the pooled
-    connection is invalidated, so the next transaction gets a new one."""
+    """Connection.execute's handling of a disconnect holds for Prepared statements on PostgreSQL: the error is
+    OperationalError (the API's 503) and the pooled connection is invalidated, so the next transaction gets a new
+    one."""
     if engine.dialect.name != "postgresql":
         pytest.skip("a server connection to lose")
     read = Prepared(select(things.c.id).where(things.c.id == bindparam("b_id")))
