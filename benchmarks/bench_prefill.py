@@ -11,13 +11,13 @@
    (SegmenterRunner.forward_canvases) and `prefill_image(id, refresh=True)` — the API's code: read the row, decode
    the stored file, letterbox, forward, probability back to the image, regions (OpenCV contours + shapely),
    uncertainty, Prediction row written. p50 / p90 and the overhead over the forward pass.
-4. Batches: the pool path (`prefill_images`: DataLoader decode workers on CUDA, regions traced in
-   `--trace-processes` worker processes) against the model-only rate of the same batch size, each setting as a
-   share of it.
+4. Batches: the pool path (`prefill_images`: decode, forward, regions traced and stored in this process; on CUDA
+   the previous batch is stored while the device runs the next) against the model-only rate of the same batch
+   size, as a share of it.
 
 5. `--stub-forward` (instead of 3 and 4): the parent's own cost of the pool path, without the model. The
    segmenter's forward is replaced by a stand-in (StubForward) that copies the canvases as an upload would and
-   hands back probability maps of procedural tattoo masks (so the tracing processes do real work) and fixed
+   hands back probability maps of procedural tattoo masks (so the tracing does real work) and fixed
    embeddings; `--stub-classifier` adds a classifier whose crops are cut and letterboxed as the real one's but
    whose "forward" is a constant. Reported per setting: the parent process's CPU ms per image
    (time.process_time: all its threads), split by stage (main thread's time.thread_time), and the wall rate. On a
@@ -25,9 +25,9 @@
    rate leaves 6.4 ms an image for everything else.
 
     python benchmarks/bench_prefill.py                          # CPU, defaults
-    python benchmarks/bench_prefill.py --device cuda --batch-size 64 --images 512 --trace-processes 4,8,15
-    python benchmarks/bench_prefill.py --stub-forward --images 256 --batch-size 64 --workers 1 \
-        --trace-processes 1 --rounds 3                          # the parent's cost, model stubbed
+    python benchmarks/bench_prefill.py --device cuda --batch-size 64 --images 512
+    python benchmarks/bench_prefill.py --stub-forward --images 256 --batch-size 64 --rounds 3
+                                                                # the process's cost, model stubbed
 """
 from __future__ import annotations
 
@@ -108,9 +108,9 @@ class _StubPending:
     def __init__(self, maps, pick, emb, clock):
         self._maps, self._pick, self._emb, self.clock = maps, pick, emb, clock
 
-    def result(self, prob_out=None):
+    def result(self):
         t = time.thread_time()
-        prob = np.take(self._maps, self._pick, axis=0, out=prob_out)  # a copy, as from the device
+        prob = np.take(self._maps, self._pick, axis=0)  # a copy, as from the device
         self.clock.add("forward (stub: copies only)", time.thread_time() - t)
         return prob, self._emb
 
@@ -132,13 +132,12 @@ class StubForward:
             mask = generate_image(900 + seed, width=size, height=size).mask > 0
             maps.append(cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.5) * 0.96 + 0.02)
         self.maps = np.stack(maps).astype(np.float32)
-        self.maps_u8 = np.round(self.maps * 255).astype(np.uint8)
         emb = np.random.default_rng(0).normal(size=(variants, 512)).astype(np.float32)
         self.emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
         self.staging = None
         self.batches = 0
 
-    def __call__(self, canvases, embed: bool = False, as_uint8: bool = False) -> _StubPending:
+    def __call__(self, canvases, embed: bool = False) -> _StubPending:
         t = time.thread_time()
         canvases = np.asarray(canvases)
         if self.staging is None or self.staging.size < canvases.size:
@@ -147,8 +146,7 @@ class StubForward:
         pick = [int(c[::37, ::37].sum()) % len(self.maps) for c in canvases]
         self.batches += 1
         self.clock.add("forward (stub: copies only)", time.thread_time() - t)
-        return _StubPending(self.maps_u8 if as_uint8 else self.maps, pick, self.emb[pick] if embed else None,
-                            self.clock)
+        return _StubPending(self.maps, pick, self.emb[pick] if embed else None, self.clock)
 
 
 class StubClassifier:
@@ -180,7 +178,6 @@ def stub_run(args, ids: list[int], device, source: str) -> None:
     import threading
 
     import torch
-    import torch.utils.data as tud
     from sqlalchemy import delete
 
     import backend.jobs.prefill as tp
@@ -188,7 +185,7 @@ def stub_run(args, ids: list[int], device, source: str) -> None:
     from backend.db.models import Prediction
 
     clock = StageClock()
-    real_load, real_loader = tp.load_current, tud.DataLoader
+    real_load, real_batches = tp.load_current, tp._batches
 
     def load_stubbed(device=None):
         models = real_load(device)
@@ -198,24 +195,22 @@ def stub_run(args, ids: list[int], device, source: str) -> None:
             models = dataclasses.replace(models, classifier=StubClassifier())
         return models
 
-    class TimedLoader(real_loader):
-        def __iter__(self):
-            it = super().__iter__()
-            while True:
-                t = time.thread_time()
-                try:
-                    batch = next(it)
-                except StopIteration:
-                    return
-                finally:
-                    clock.add("receive batches (DataLoader)", time.thread_time() - t)
-                yield batch
+    def timed_batches(*args):
+        it = real_batches(*args)
+        while True:
+            t = time.thread_time()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            finally:
+                clock.add("decode + letterbox", time.thread_time() - t)
+            yield batch
 
-    stages = {"_submit_traces": "hand maps to tracing", "_submit_mapped": "hand maps to tracing",
-              "_finish_batch": "classify + finish",
+    stages = {"_trace_batch": "trace regions", "_finish_batch": "classify + finish",
               "_store_predictions": "store (DB)"}
-    saved = {name: getattr(tp, name) for name in stages if hasattr(tp, name)}
-    tp.load_current, tud.DataLoader = load_stubbed, TimedLoader
+    saved = {name: getattr(tp, name) for name in stages}
+    tp.load_current, tp._batches = load_stubbed, timed_batches
     for name, fn in saved.items():
         setattr(tp, name, clock.wrap(stages[name], fn))
     gc_started: dict[int, float] = {}
@@ -230,13 +225,10 @@ def stub_run(args, ids: list[int], device, source: str) -> None:
 
     gc.callbacks.append(gc_clock)
     b = args.batch_size
-    settings = [int(p) for p in args.trace_processes.split(",") if p.strip()] or [None]
     runs = []
     spy = None
     try:
-        # warm-up: the forkserver of the tracing processes starts once per process (~0.5 s)
-        tp.prefill_images(ids[:b], batch_size=b, refresh=True, device=device, workers=args.workers,
-                          trace_processes=1)
+        tp.prefill_images(ids[:b], batch_size=b, refresh=True, device=device)  # warm-up
         if args.py_spy:
             exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
             spy = subprocess.Popen([exe, "record", "--pid", str(os.getpid()), "--rate", "250", "--format",
@@ -244,49 +236,43 @@ def stub_run(args, ids: list[int], device, source: str) -> None:
                                     "--output", str(args.py_spy)], stdout=subprocess.DEVNULL)
             time.sleep(1.0)
         for _ in range(args.rounds):
-            for processes in settings:
-                db.session.execute(delete(Prediction))  # every run inserts, as a first pre-fill does
-                db.session.commit()
-                clock.reset()
-                gc_seconds.clear()
-                wall, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
-                stats = tp.prefill_images(ids, batch_size=b, device=device, workers=args.workers,
-                                          trace_processes=processes)
-                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-                main = time.thread_time() - main
-                n = max(1, stats["done"])
-                split = {stage: round(1000 * s / n, 3) for stage, s in sorted(clock.seconds.items())}
-                split["rest of the main thread"] = round(1000 * (main - sum(clock.seconds.values())) / n, 3)
-                split["other threads"] = round(1000 * (cpu - main) / n, 3)
-                split["(garbage collection, any thread, within the above)"] = round(
-                    1000 * sum(gc_seconds.values()) / n, 3)
-                runs.append({"trace_processes": "default" if processes is None else processes,
-                             "done": stats["done"], "failed": stats["failed"],
-                             "parent_cpu_ms_per_image": round(1000 * cpu / n, 3),
-                             "img_per_s": round(stats["done"] / wall, 2), "split_ms_per_image": split})
+            db.session.execute(delete(Prediction))  # every run inserts, as a first pre-fill does
+            db.session.commit()
+            clock.reset()
+            gc_seconds.clear()
+            wall, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
+            stats = tp.prefill_images(ids, batch_size=b, device=device)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            main = time.thread_time() - main
+            n = max(1, stats["done"])
+            split = {stage: round(1000 * s / n, 3) for stage, s in sorted(clock.seconds.items())}
+            split["rest of the main thread"] = round(1000 * (main - sum(clock.seconds.values())) / n, 3)
+            split["other threads"] = round(1000 * (cpu - main) / n, 3)
+            split["(garbage collection, any thread, within the above)"] = round(
+                1000 * sum(gc_seconds.values()) / n, 3)
+            runs.append({"done": stats["done"], "failed": stats["failed"],
+                         "parent_cpu_ms_per_image": round(1000 * cpu / n, 3),
+                         "img_per_s": round(stats["done"] / wall, 2), "split_ms_per_image": split})
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
         gc.callbacks.remove(gc_clock)
-        tp.load_current, tud.DataLoader = real_load, real_loader
+        tp.load_current, tp._batches = real_load, real_batches
         for name, fn in saved.items():
             setattr(tp, name, fn)
     print(f"pre-fill pool path, MODEL STUBBED (forward{' and classifier' if args.stub_classifier else ''} "
           f"replaced by copies of precomputed maps): {len(ids)} {source}, batch {b}, input {args.input_size}, "
-          f"device {device}, workers {args.workers if args.workers is not None else 'default'}, "
-          f"{torch.get_num_threads()} torch threads")
+          f"device {device}, {torch.get_num_threads()} torch threads")
     for run in runs:
-        print(f"  trace_processes {run['trace_processes']}: parent CPU {run['parent_cpu_ms_per_image']:.2f} ms/image, "
-              f"{run['img_per_s']} img/s wall, {run['failed']} failed; " + ", ".join(
-                  f"{k} {v:.2f}" for k, v in run["split_ms_per_image"].items()))
-    for processes in dict.fromkeys(r["trace_processes"] for r in runs):
-        mine = [r["parent_cpu_ms_per_image"] for r in runs if r["trace_processes"] == processes]
-        print(f"  trace_processes {processes}: parent CPU ms/image median {statistics.median(mine):.2f} "
-              f"(min {min(mine):.2f}, max {max(mine):.2f}, {len(mine)} runs)")
+        print(f"  CPU {run['parent_cpu_ms_per_image']:.2f} ms/image, {run['img_per_s']} img/s wall, "
+              f"{run['failed']} failed; " + ", ".join(f"{k} {v:.2f}" for k, v in run["split_ms_per_image"].items()))
+    mine = [r["parent_cpu_ms_per_image"] for r in runs]
+    print(f"  CPU ms/image median {statistics.median(mine):.2f} (min {min(mine):.2f}, max {max(mine):.2f}, "
+          f"{len(mine)} runs)")
     if args.json:
         print(json.dumps({"stub_forward": True, "stub_classifier": args.stub_classifier, "images": len(ids),
-                          "batch_size": b, "workers": args.workers, "runs": runs}))
+                          "batch_size": b, "runs": runs}))
 
 
 def main() -> None:
@@ -296,10 +282,6 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=1, help="passes over the images for the single-image timing")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--trace-processes", default="",
-                        help="comma-separated tracing process counts to run the pool path with, e.g. 0,1 or 4,8,15 "
-                             "(0: traced in the pre-fill's own process) [prefill_images' default: up to 8 on CUDA, "
-                             "none on the CPU]")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: usable CPUs)")
     parser.add_argument("--model", type=Path, default=None, help="a segmenter .safetensors (with its sidecar)")
     parser.add_argument("--train-size", type=int, default=192)
@@ -311,11 +293,8 @@ def main() -> None:
                              "the model timings and the training")
     parser.add_argument("--stub-classifier", action="store_true",
                         help="with --stub-forward: a stub classifier too (real crops and letterboxing, no network)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="DataLoader decode workers of the pool path [prefill_images' default: up to 8 on CUDA, "
-                             "none on the CPU]")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="with --stub-forward: how many times each --trace-processes setting runs (interleaved)")
+                        help="with --stub-forward: how many times the pool path runs")
     parser.add_argument("--py-spy", type=Path, default=None,
                         help="with --stub-forward: record the parent with py-spy (if installed) into this file: "
                              "collapsed stacks if it ends in .txt or .folded, else speedscope JSON")
@@ -456,17 +435,10 @@ def run(args, workdir: Path) -> None:
             runner.forward_canvases(stack[k * b:(k + 1) * b], embed=True)
         sync()
         model_rate = n_batches * b / (time.perf_counter() - t)
-        # warm-up: a process's first pool run with tracing processes also starts their forkserver (~0.5 s)
-        prefill_images(ids[:b], batch_size=b, refresh=True, device=device, trace_processes=1)
-        pipeline = []
-        for processes in [int(p) for p in args.trace_processes.split(",") if p.strip()] or [None]:
-            stats = prefill_images(ids[:n_batches * b], batch_size=b, refresh=True, device=device,
-                                   trace_processes=processes)
-            rate = stats["done"] / stats["seconds"]
-            pipeline.append({"trace_processes": "default" if processes is None else processes,
-                             "img_per_s": round(rate, 2), "share_of_model": round(rate / model_rate, 3),
-                             "failed": stats["failed"]})
-        pipeline_rate = max(p["img_per_s"] for p in pipeline)
+        prefill_images(ids[:b], batch_size=b, refresh=True, device=device)  # warm-up
+        stats = prefill_images(ids[:n_batches * b], batch_size=b, refresh=True, device=device)
+        pipeline_rate = stats["done"] / stats["seconds"]
+        pipeline_failed = stats["failed"]
 
     m50, e50 = statistics.median(model_ms), statistics.median(e2e_ms)
     out = {
@@ -476,16 +448,14 @@ def run(args, workdir: Path) -> None:
         "e2e_ms_p50": round(e50, 1), "e2e_ms_p90": round(percentile(e2e_ms, 90), 1),
         "overhead_p50": round(e50 / m50 - 1, 3),
         "batch_size": b, "model_img_per_s": round(model_rate, 2), "pipeline_img_per_s": round(pipeline_rate, 2),
-        "pipeline_share_of_model": round(pipeline_rate / model_rate, 3), "pipeline_runs": pipeline,
+        "pipeline_share_of_model": round(pipeline_rate / model_rate, 3), "pipeline_failed": pipeline_failed,
     }
     print(f"pre-fill on {out['device']} ({out['threads']} threads), input {out['input_size']}, "
           f"{out['images']} {source}; weights: {train_note}")
     print(f"  single image: model {out['model_ms_p50']} ms p50 ({out['model_ms_p90']} p90), end to end "
           f"{out['e2e_ms_p50']} ms p50 ({out['e2e_ms_p90']} p90): overhead {out['overhead_p50']:.0%}")
-    print(f"  batch {b}: model {out['model_img_per_s']} img/s, best pipeline {out['pipeline_img_per_s']} img/s "
-          f"({out['pipeline_share_of_model']:.0%} of the model-only rate)")
-    print("  pipeline by tracing processes: " + ", ".join(
-        f"{p['trace_processes']}: {p['img_per_s']} img/s ({p['share_of_model']:.0%})" for p in pipeline))
+    print(f"  batch {b}: model {out['model_img_per_s']} img/s, pipeline {out['pipeline_img_per_s']} img/s "
+          f"({out['pipeline_share_of_model']:.0%} of the model-only rate), {pipeline_failed} failed")
     if args.json:
         print(json.dumps(out))
 

@@ -22,11 +22,11 @@ log="$OUT/device.log"
 date -u >"$log"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$log" 2>&1
 # The one goal still open (issue 4) first: the batch pipeline against model-only, then the parent's own CPU an image
 # on this machine's cores with the model stubbed (the budget is 1 / (half the model-only rate)).
-timeout 170 python3 benchmarks/bench_prefill.py --device cuda --batch-size 64 --images 512 --trace-processes 4,8,15 \
+timeout 170 python3 benchmarks/bench_prefill.py --device cuda --batch-size 64 --images 512 \
   --data .gpu_data/real-tattoos --json >"$OUT/prefill.txt" 2>&1
 echo "== prefill rc=$?" >>"$log"; date -u >>"$log"
-timeout 90 python3 benchmarks/bench_prefill.py --stub-forward --images 256 --batch-size 64 --workers 4 \
-  --trace-processes 4,8 --data .gpu_data/real-tattoos --json >"$OUT/prefill-stub.txt" 2>&1
+timeout 90 python3 benchmarks/bench_prefill.py --stub-forward --images 256 --batch-size 64 --rounds 2 \
+  --data .gpu_data/real-tattoos --json >"$OUT/prefill-stub.txt" 2>&1
 echo "== prefill stub rc=$?" >>"$log"; date -u >>"$log"
 {
   date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc

@@ -149,18 +149,14 @@ def promote_command(model_id):
               help="images per forward pass (larger batches pay off on a GPU)")
 @click.option("--refresh", is_flag=True, help="recompute images that already have a prediction from these models")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [INKLABEL_DEVICE, else auto]")
-@click.option("--workers", type=click.IntRange(0, 64), default=None,
-              help="decoding processes running ahead of the model [0 on CPU, up to 8 on CUDA]")
-@click.option("--trace-processes", type=click.IntRange(0, 64), default=None,
-              help="processes tracing regions behind the model [0 on CPU, up to 8 on CUDA]")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: only on a terminal)")
 @with_appcontext
-def prefill_command(all_images, statuses, batch_size, refresh, device, workers, trace_processes, progress):
+def prefill_command(all_images, statuses, batch_size, refresh, device, progress):
     """Pre-fill the pool with the current models: regions, style suggestions, concentration and uncertainty.
 
     Results are cached per image and model versions (what the editor's pre-fill button and the active-learning
-    queue read); images already done by the current models are skipped unless --refresh. On CUDA, images are
-    decoded and traced in worker processes while the GPU runs the next batch.
+    queue read); images already done by the current models are skipped unless --refresh. On CUDA, a batch is
+    classified and stored while the GPU runs the next.
     """
     from backend.ml.device import resolve_device
     from backend.jobs.prefill import prefill_images, select_pool
@@ -169,9 +165,8 @@ def prefill_command(all_images, statuses, batch_size, refresh, device, workers, 
     ids = select_pool(None if all_images else (list(statuses) or ["new"]))
     bar = Progress("prefill", "img", progress)
     try:
-        stats = prefill_images(ids, batch_size=batch_size, refresh=refresh, progress=bar, workers=workers,
-                               device=resolve_device(device or current_app.config.get("DEVICE", "auto")),
-                               trace_processes=trace_processes)
+        stats = prefill_images(ids, batch_size=batch_size, refresh=refresh, progress=bar,
+                               device=resolve_device(device or current_app.config.get("DEVICE", "auto")))
     except DomainError as err:
         raise click.ClickException(err.message) from None
     finally:

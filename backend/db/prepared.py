@@ -1,53 +1,54 @@
-"""Core statements compiled once and run straight on the DBAPI cursor, for the statements of the annotation save.
+"""Core statements compiled once and run straight on the SQLite cursor, for the statements of the annotation save.
 
 On SQLite every write transaction holds the whole database: saves queue for it (backend/db/engine.py), so the time a
 save spends between BEGIN IMMEDIATE and COMMIT is time every other save waits. Through Connection.execute each
 statement of the save took 50-110 us in-process (execution context, parameter and result objects included); run
-as below, the same statements took 0.37 ms less of a save's CPU (2.27 -> 1.90 ms, benchmarks/results/api.md).
+as below, the same statements took 0.37 ms less of a save's CPU (2.27 -> 1.90 ms) and the write lock's median hold
+fell from 0.83 to 0.46 ms (benchmarks/results/api.md).
 `Prepared` compiles a statement once per dialect and set of parameter names, then binds
 the parameters with the same type processors SQLAlchemy would use (JSON, datetimes) and runs it on the cursor of
 the connection the session already holds: same transaction, same SQL, same stored values. Errors are raised as
 SQLAlchemy's (IntegrityError, OperationalError), as from Connection.execute.
 
-PostgreSQL through psycopg runs on the cursor too (a lost connection is invalidated as Connection.execute would);
-other drivers, and any engine with listeners of its statement events, go through Connection.execute. Python-side
-column defaults of columns a row leaves out are filled in like SQLAlchemy fills them (scalars and context-free
-callables); anything else is refused when compiling. Result rows go through the columns' result processors and
-come back as named tuples. Used on the hot path of every annotator: the save's write transaction, the document
-reads and the caller's token or session lookup.
+Only pysqlite runs on the cursor, and only with INKLABEL_PREPARED_STATEMENTS=1 (the default; 0 sends every
+statement through Connection.execute). PostgreSQL always goes through Connection.execute: on the cursor it measured
+no gain in saves/s. So does any engine with listeners of its statement events. This reads SQLAlchemy's private
+compiled attributes (`_bind_processors`, `_result_columns`, `_has_events`), hence the upper bound on SQLAlchemy in
+requirements.txt. Python-side column defaults of columns a row leaves out are filled in like SQLAlchemy fills them
+(scalars and context-free callables); anything else is refused when compiling. Result rows go through the
+columns' result processors and come back as named tuples. Used on the hot path of every annotator: the save's
+write transaction, the document reads and the caller's token or session lookup.
 """
 from __future__ import annotations
 
+import os
 from collections import namedtuple
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-ON_CURSOR = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}  # (dialect, driver) run on the cursor
+ENABLED = os.environ.get("INKLABEL_PREPARED_STATEMENTS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class _Plan:
-    __slots__ = ("sql", "binds", "named", "defaults", "dialect", "row", "result_types", "results")
+    __slots__ = ("sql", "binds", "defaults", "dialect", "row", "result_types", "results")
 
     def __init__(self, statement, dialect, keys: tuple[str, ...]):
         compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
         processors = compiled._bind_processors
-        # Positional placeholders (SQLite's ?) in their order, or named ones (psycopg's %(name)s) by name.
-        self.named = compiled.positiontup is None
-        names = dict.fromkeys(compiled.bind_names.values()) if self.named else compiled.positiontup
-        escaped = compiled.escaped_bind_names or {}
-        # (placeholder, parameter key, value when the caller gives none, type processor)
-        self.binds = [(escaped.get(name, name), compiled.binds[name].key, compiled.binds[name].value,
-                       processors.get(name)) for name in names]
+        # SQLite's positional placeholders (?) in their order: (parameter key, value when the caller gives none,
+        # type processor)
+        self.binds = [(compiled.binds[name].key, compiled.binds[name].value, processors.get(name))
+                      for name in compiled.positiontup]
         self.defaults = {}
         for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
             default = column.onupdate if column in compiled.update_prefetch else column.default
             if default is None or not (default.is_scalar or default.is_callable):
                 raise TypeError(f"column {column.key}: only scalar or plain callable defaults are supported here")
             self.defaults[column.key] = default
-        # Result rows: the columns' type processors (SQLite keeps datetimes and JSON as text; some need the type
-        # the driver reports, so they are made at the first fetch), then a named tuple, so that callers read
+        # Result rows: the columns' type processors (SQLite keeps datetimes and JSON as text; they are made at
+        # the first fetch, from the column types the driver reports), then a named tuple, so that callers read
         # `row.version` as from SQLAlchemy's Row.
         self.dialect = dialect
         self.result_types = [entry.type.dialect_impl(dialect) for entry in compiled._result_columns]
@@ -59,18 +60,16 @@ class _Plan:
             raise TypeError(f"result columns: {err}") from None
         self.sql = compiled.string
 
-    def parameters(self, row: dict) -> tuple | dict:
+    def parameters(self, row: dict) -> tuple:
         if self.defaults:
             row = dict(row)
             for key, default in self.defaults.items():
                 if key not in row:
                     row[key] = default.arg if default.is_scalar else default.arg(None)
         values = []
-        for _, key, fallback, process in self.binds:
+        for key, fallback, process in self.binds:
             value = row.get(key, fallback)
             values.append(process(value) if process is not None else value)  # None too: JSON stores it as 'null'
-        if self.named:
-            return {bind[0]: value for bind, value in zip(self.binds, values)}
         return tuple(values)
 
     def result_row(self, values: tuple, description):
@@ -82,7 +81,7 @@ class _Plan:
 
 
 class Prepared:
-    """One Core statement (select/insert/update/delete with bindparams), run on the cursor where that pays off."""
+    """One Core statement (select/insert/update/delete with bindparams), run on the cursor on SQLite."""
 
     def __init__(self, statement):
         self.statement = statement
@@ -92,7 +91,7 @@ class Prepared:
     def _on_cursor(conn: Connection) -> bool:
         # Listeners of the engine's statement events (tracing, tests that interleave a commit) see every
         # statement: with any present, the statements go through Connection.execute, which dispatches them.
-        return (conn.dialect.name, conn.dialect.driver) in ON_CURSOR \
+        return ENABLED and conn.dialect.driver == "pysqlite" \
             and not (conn._has_events or conn.engine._has_events)
 
     def _plan(self, conn: Connection, keys: tuple[str, ...]) -> _Plan:
@@ -111,17 +110,9 @@ class Prepared:
             else:
                 cursor.execute(sql, parameters)
         except conn.dialect.loaded_dbapi.Error as err:
-            # As Connection.execute does: a lost connection is invalidated (the pool replaces it; the session's
-            # rollback then succeeds), and the error is SQLAlchemy's (OperationalError -> 503 for the API).
-            lost = conn.dialect.is_disconnect(err, dbapi_connection, cursor)
-            try:
-                cursor.close()
-            except conn.dialect.loaded_dbapi.Error:
-                pass
-            if lost:
-                conn.invalidate(err)
+            cursor.close()  # the error as SQLAlchemy's (IntegrityError; OperationalError -> 503 for the API)
             raise sa_exc.DBAPIError.instance(sql, parameters, err, conn.dialect.loaded_dbapi.Error,
-                                             connection_invalidated=lost, dialect=conn.dialect) from err
+                                             dialect=conn.dialect) from err
         return cursor
 
     def execute(self, conn: Connection, params: dict) -> int:

@@ -1,18 +1,15 @@
 """Pre-fill of the pool: the current segmenter (and classifier) run on many workspace images, batched; results
 cached as Prediction rows (backend/jobs/predictions.py, which also pre-fills one image for the API).
 
-    prefill_images(ids, batch_size, progress)  the pool (manage.py prefill, the `prefill` job): batched; on CUDA the
-                                               decode runs in DataLoader workers and the regions are traced in
-                                               worker processes, both overlapping the model
+    prefill_images(ids, batch_size, progress)  the pool (manage.py prefill, the `prefill` job): batched, all in
+                                               this process; on CUDA the previous batch is classified and stored
+                                               while the device runs the next
     suggest_on_upload(ids)                     after an upload: a background pre-fill when a current model exists,
                                                so new images get their concentration and a "probably no tattoo" hint
 """
 from __future__ import annotations
 
 import logging
-from collections import deque
-from concurrent.futures import Executor, Future
-from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable
 
 import numpy as np
@@ -25,7 +22,6 @@ from backend.jobs.predictions import (CurrentModels, _for_models, _store, _store
                                       load_current)
 from backend.jobs.runner import JobContext, register_job
 from backend.jobs.training import current_model
-from backend.ml import map_file
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +29,10 @@ log = logging.getLogger(__name__)
 # --- the pool ------------------------------------------------------------------------------------------------------
 
 class _DecodeDataset:
-    """Decodes and letterboxes images (in DataLoader workers on CUDA); no database access in here. The work image
-    itself comes along only when `keep_rgb` (the classifier's crops are cut from it) and it is not already inside
-    the canvas unchanged (a work image whose long side is the input size is letterboxed without resizing: the
-    parent then takes it as a view of the canvas, see _batch_items)."""
+    """Decodes and letterboxes images; no database access in here."""
 
-    def __init__(self, rows: list[tuple], store, max_side: int, input_size: int, keep_rgb: bool = True):
+    def __init__(self, rows: list[tuple], store, max_side: int, input_size: int):
         self.rows, self.store, self.max_side, self.input_size = rows, store, max_side, input_size
-        self.keep_rgb = keep_rgb
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -54,61 +46,18 @@ class _DecodeDataset:
         except Exception as err:  # missing or unreadable file: reported, the batch goes on
             return {"id": image_id, "error": f"{type(err).__name__}: {err}"}
         canvas, lb = letterbox(rgb, self.input_size)
-        work_size = (rgb.shape[1], rgb.shape[0])
-        return {"id": image_id, "rgb": rgb if self.keep_rgb and lb.inner != work_size else None,
-                "work_size": work_size, "scale": scale, "canvas": canvas, "lb": lb, "size": (width, height)}
+        return {"id": image_id, "rgb": rgb, "work_size": (rgb.shape[1], rgb.shape[0]), "scale": scale,
+                "canvas": canvas, "lb": lb, "size": (width, height)}
 
 
-class _Collate:
-    """A batch as {"items": the decoded images' details (or their errors), "canvases": the decoded images' canvases
-    stacked, (n, S, S, 3) uint8}, built in the DataLoader worker. `shared`: the canvases as one torch tensor, which
-    a worker puts in shared memory, so the parent receives a file descriptor instead of ~0.8 MB an image pickled
-    through a pipe; else one numpy array (pickled once a batch)."""
-
-    def __init__(self, shared: bool):
-        self.shared = shared
-
-    def __call__(self, batch: list[dict]) -> dict:
-        canvases = [item.pop("canvas") for item in batch if "error" not in item]
-        if not canvases:
-            stacked = None
-        elif self.shared:
-            import torch
-            from torch.utils.data import default_collate
-
-            stacked = default_collate([torch.from_numpy(c) for c in canvases])  # in shared memory in a worker
-        else:
-            stacked = np.stack(canvases)
-        return {"items": batch, "canvases": stacked}
-
-
-def _batch_items(batch: dict, keep_rgb: bool) -> tuple[list[dict], list[dict], np.ndarray | None]:
-    """A collated batch → (decoded items, failed items, their canvases as numpy). With `keep_rgb` (as given to
-    _DecodeDataset) a work image that is inside its canvas unchanged, and so was not sent, becomes a view of it."""
-    good = [item for item in batch["items"] if "error" not in item]
-    bad = [item for item in batch["items"] if "error" in item]
-    canvases = batch["canvases"]
-    if canvases is not None and not isinstance(canvases, np.ndarray):
-        canvases = canvases.numpy()
-    for item, canvas in zip(good, canvases if canvases is not None else []):
-        lb, (w, h) = item["lb"], item["work_size"]
-        if keep_rgb and item["rgb"] is None and lb.inner == (w, h):
-            item["rgb"] = canvas[lb.pad_y:lb.pad_y + h, lb.pad_x:lb.pad_x + w]
-    return good, bad, canvases
-
-
-def _loader_plan(workers: int, batch_size: int, input_size: int, shm_free: int) -> tuple[int | None, bool]:
-    """(prefetch_factor, canvases in shared memory) for the DataLoader. Shared memory needs room for every batch in
-    flight (workers × prefetch_factor prefetched, and the few the pre-fill holds) in /dev/shm, which a container
-    may keep small (Docker: 64 MB): with too little room even at two prefetched batches a worker, the canvases go
-    through the pipe as before (slower for the parent, never a worker killed by SIGBUS)."""
-    if workers <= 0:
-        return None, False
-    batch_bytes = batch_size * input_size * input_size * 3
-    for prefetch in (4, 2):
-        if shm_free >= 1.25 * batch_bytes * (workers * prefetch + 4):
-            return prefetch, True
-    return 4, False
+def _batches(dataset: _DecodeDataset, batch_size: int):
+    """The dataset in batches of (decoded items, failed items, the decoded items' canvases stacked: (n, S, S, 3)
+    uint8, None when none decoded)."""
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        good = [item for item in items if "error" not in item]
+        bad = [item for item in items if "error" in item]
+        yield good, bad, (np.stack([item.pop("canvas") for item in good]) if good else None)
 
 
 def select_pool(statuses: Iterable[str] | None = None, image_ids: Iterable[int] | None = None) -> list[int]:
@@ -122,81 +71,20 @@ def select_pool(statuses: Iterable[str] | None = None, image_ids: Iterable[int] 
     return ids
 
 
-class _InlineExecutor(Executor):
-    """Runs each call at once, in this process: in-process tracing behind the same interface as the pool's."""
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        future = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as err:  # kept for future.result(), as a worker process would
-            future.set_exception(err)
-        return future
-
-
-def _trace_executor(processes: int) -> Executor:
-    """`processes` worker processes for backend.ml.prefill.trace_prefill, or in-process tracing for 0. The workers
-    start from a forkserver (spawn where there is none), never as a fork of this process, which may hold CUDA
-    state. The server imports the tracing code (numpy, OpenCV, shapely: no torch, no app, no database) once; as
-    with spawn, each worker also runs the main script's top level, so entry points keep heavy imports under
-    `if __name__ == "__main__"`."""
-    if processes <= 0:
-        return _InlineExecutor()
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    import cv2
-
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["__main__", "backend.ml.prefill"])  # no effect once the server runs
-    else:
-        context = multiprocessing.get_context("spawn")
-    # one OpenCV thread a process: the processes are the parallelism (OpenCV's own threads would oversubscribe)
-    return ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=cv2.setNumThreads,
-                               initargs=(1,))
-
-
-def _submit_traces(executor: Executor, models: CurrentModels, items: list[dict], prob_canvases: np.ndarray) -> list:
-    """One trace per image, from its probability map cut out of the letterbox at working size."""
-    from backend.ml.prefill import trace_prefill
+def _trace_batch(models: CurrentModels, items: list[dict], prob_canvases: np.ndarray) -> list:
+    """One trace per image, from its probability map cut out of the letterbox at working size; an image whose trace
+    fails gets the exception instead (reported; the batch goes on)."""
     from backend.ml.letterbox import unletterbox
+    from backend.ml.prefill import trace_prefill
 
-    futures = []
+    traces = []
     for item, prob_canvas in zip(items, prob_canvases):
-        prob = unletterbox(prob_canvas, item["lb"], *item["work_size"])
-        futures.append(executor.submit(trace_prefill, prob, models.settings, item["scale"], item["size"]))
-    return futures
-
-
-class _ChunkPart:
-    """One image's share of a chunk's future (backend.ml.prefill.trace_mapped_many): .result() as a future's."""
-
-    def __init__(self, future: Future, index: int):
-        self.future, self.index = future, index
-
-    def result(self):
-        value = self.future.result()[self.index]
-        if isinstance(value, BaseException):
-            raise value
-        return value
-
-
-def _submit_mapped(executor: Executor, models: CurrentModels, items: list[dict], ring: map_file.MapRing,
-                   slot: int, processes: int) -> list:
-    """The traces of a batch from its maps in the ring's slot (cut out of the letterbox in the tracing processes),
-    two tasks a process: a task per image cost this process more in the pool's threads (pickling, waking up for each
-    result) than handing over the maps did. Returns one _ChunkPart an image."""
-    from backend.ml.prefill import trace_mapped_many
-
-    jobs = [(index, item["lb"], item["work_size"], item["scale"], item["size"]) for index, item in enumerate(items)]
-    size = max(1, -(-len(jobs) // (2 * max(1, processes))))
-    parts = []
-    for start in range(0, len(jobs), size):
-        future = executor.submit(trace_mapped_many, ring.path, ring.shape, slot % ring.slots,
-                                 jobs[start:start + size], models.settings)
-        parts += [_ChunkPart(future, k) for k in range(len(jobs[start:start + size]))]
-    return parts
+        try:
+            prob = unletterbox(prob_canvas, item["lb"], *item["work_size"])
+            traces.append(trace_prefill(prob, models.settings, item["scale"], item["size"]))
+        except Exception as err:
+            traces.append(err)
+    return traces
 
 
 def _finish_batch(models: CurrentModels, traced: list[tuple]) -> list[dict]:
@@ -217,18 +105,11 @@ def _finish_batch(models: CurrentModels, traced: list[tuple]) -> list[dict]:
 
 
 def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = False,
-                   progress: Callable[[int, int, str], None] | None = None, workers: int | None = None,
-                   device=None, trace_processes: int | None = None) -> dict:
+                   progress: Callable[[int, int, str], None] | None = None, device=None) -> dict:
     """Pre-fill many images in batches; images already predicted by the current models are skipped unless
-    `refresh`. `workers`: decoding processes (default: up to 8 on CUDA, none on the CPU); `trace_processes`:
-    processes tracing regions behind the model (default: up to 8 on CUDA, none on the CPU, where they would only
-    compete with the model for the same cores; 0: traced in this process). Returns counts (done, skipped, failed:
-    images that could not be decoded or traced) and the seconds spent."""
+    `refresh`. Returns counts (done, skipped, failed: images that could not be decoded or traced) and the seconds
+    spent."""
     import time
-
-    from torch.utils.data import DataLoader
-
-    from backend.ml.device import cpu_count, is_cuda
 
     started = time.monotonic()
     models = load_current(device)
@@ -251,17 +132,7 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
     db.session.commit()
     rows = [tuple(r) for r in rows]
     total = len(rows)
-    dev = models.segmenter.device
-    if workers is None:
-        workers = min(8, max(0, cpu_count() - 1)) if is_cuda(dev) else 0
-    if trace_processes is None:
-        trace_processes = min(8, max(0, cpu_count() - 1)) if is_cuda(dev) else 0
-    dataset = _DecodeDataset(rows, _store(), models.settings.work_max_side, models.segmenter.input_size,
-                             keep_rgb=models.classifier is not None)
-    prefetch, shared = _loader_plan(workers, max(1, batch_size), models.segmenter.input_size,
-                                    map_file.shm_free_bytes())
-    loader = DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=workers,
-                        collate_fn=_Collate(shared), prefetch_factor=prefetch, persistent_workers=False)
+    dataset = _DecodeDataset(rows, _store(), models.settings.work_max_side, models.segmenter.input_size)
     done = failed = 0
     errors: list[dict] = []
     if progress:
@@ -273,16 +144,14 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
         if len(errors) < 20:
             errors.append({"image_id": image_id, "error": error[:300]})
 
-    def finish(items: list[dict], embeddings: list, futures: list) -> None:
+    def finish(items: list[dict], embeddings: list, traces: list) -> None:
         nonlocal done
         traced = []
-        for item, embedding, future in zip(items, embeddings, futures):
-            try:
-                traced.append((item, embedding, future.result()))
-            except BrokenProcessPool:  # not this image's fault: the run stops
-                raise
-            except Exception as err:  # this image's map could not be traced: reported, the batch goes on
-                fail(item["id"], f"{type(err).__name__}: {err}")
+        for item, embedding, trace in zip(items, embeddings, traces):
+            if isinstance(trace, Exception):  # this image's map could not be traced: reported, the batch goes on
+                fail(item["id"], f"{type(trace).__name__}: {trace}")
+            else:
+                traced.append((item, embedding, trace))
         if traced:
             results = _finish_batch(models, traced)
             _store_predictions([(item["id"], result) for (item, _, _), result in zip(traced, results)], models)
@@ -290,42 +159,22 @@ def prefill_images(image_ids: list[int], batch_size: int = 8, refresh: bool = Fa
         if progress:
             progress(done + failed, total, f"pre-filled {done} of {total}")
 
-    # With tracing processes up to two batches are traced while the GPU runs the next one, and this process stores
-    # the oldest meanwhile; the maps cross to the processes as uint8, quantised on the device (a quarter of
-    # float32's bytes to copy back), through a shared map file (backend.ml.map_file).
-    in_process = trace_processes <= 0
-    in_flight = 1 if in_process else 2
-    executor = _trace_executor(trace_processes)
-    pending: deque = deque()
-    ring = None
-    batches = 0
-    try:
-        if not in_process:
-            ring = map_file.MapRing(in_flight + 1, max(1, batch_size), models.segmenter.input_size)
-        for batch in loader:
-            good, bad, canvases = _batch_items(batch, dataset.keep_rgb)
-            for item in bad:
-                fail(item["id"], item["error"])
-            if not good:
-                continue
-            forward = models.segmenter.start_forward(canvases, embed=True, as_uint8=not in_process)
-            while len(pending) >= in_flight:
-                finish(*pending.popleft())
-            if ring is None:
-                prob_canvases, emb = forward.result()
-                futures = _submit_traces(executor, models, good, prob_canvases)
-            else:  # pending holds at most the previous batch now: this slot's batch is finished
-                _, emb = forward.result(prob_out=ring.slot(batches, len(good)))
-                futures = _submit_mapped(executor, models, good, ring, batches, trace_processes)
-            batches += 1
-            embeddings = [emb[k] if emb is not None else None for k in range(len(good))]
-            pending.append((good, embeddings, futures))
-        while pending:
-            finish(*pending.popleft())
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
-        if ring is not None:
-            ring.close()
+    # On CUDA start_forward returns once the batch is queued on the device: the previous batch is classified and
+    # stored meanwhile (on the CPU it computes the forward pass at once).
+    previous = None
+    for good, bad, canvases in _batches(dataset, max(1, batch_size)):
+        for item in bad:
+            fail(item["id"], item["error"])
+        if not good:
+            continue
+        forward = models.segmenter.start_forward(canvases, embed=True)
+        if previous is not None:
+            finish(*previous)
+        prob_canvases, emb = forward.result()
+        embeddings = [emb[k] if emb is not None else None for k in range(len(good))]
+        previous = (good, embeddings, _trace_batch(models, good, prob_canvases))
+    if previous is not None:
+        finish(*previous)
     return {"done": done, "skipped": skipped, "failed": failed, "errors": errors,
             "segmenter_id": models.segmenter_id, "classifier_id": models.classifier_id,
             "seconds": round(time.monotonic() - started, 2)}

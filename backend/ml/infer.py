@@ -98,14 +98,11 @@ class SegmenterRunner(_Runner):
         return cls(bundle.model, side.input_size, side.normalization.mean, side.normalization.std, device,
                    float(side.training.get("threshold", 0.5)))
 
-    def forward_canvases(self, canvases: np.ndarray, embed: bool = False,
-                         as_uint8: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """(N, S, S, 3) uint8 letterboxed canvases → (N, S, S) float32 probabilities and (N, D) embeddings.
-        `as_uint8`: the probabilities as round(255 · p) in uint8 instead, quantised on the device (a quarter of the
-        bytes to copy back and to hand on; p ≥ 0.5 exactly where the value ≥ 128)."""
-        return self.start_forward(canvases, embed, as_uint8).result()
+    def forward_canvases(self, canvases: np.ndarray, embed: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, S, S, 3) uint8 letterboxed canvases → (N, S, S) float32 probabilities and (N, D) embeddings."""
+        return self.start_forward(canvases, embed).result()
 
-    def start_forward(self, canvases: np.ndarray, embed: bool = False, as_uint8: bool = False) -> "PendingForward":
+    def start_forward(self, canvases: np.ndarray, embed: bool = False) -> "PendingForward":
         """forward_canvases in two halves: on CUDA this returns once the work is queued on the GPU, so the caller
         can do other work until .result() copies the outputs back (on the CPU it computes them here)."""
         model = self.model
@@ -119,8 +116,6 @@ class SegmenterRunner(_Runner):
             else:
                 logits, emb = model(x), None
             prob = torch.sigmoid(logits.float())[:, 0]
-            if as_uint8:
-                prob = prob.mul(255.0).round_().to(torch.uint8)
         return PendingForward(prob, emb)
 
     def predict(self, images: Sequence[np.ndarray], out_sizes: Sequence[tuple[int, int]] | None = None,
@@ -142,15 +137,10 @@ class PendingForward:
     def __init__(self, prob: torch.Tensor, embedding: torch.Tensor | None):
         self.prob, self.embedding = prob, embedding
 
-    def result(self, prob_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """(N, S, S) probabilities and (N, D) embeddings (None without an encoder), waiting for the device.
-        `prob_out`: an (N, S, S) array of the probabilities' dtype the probabilities are copied into (and returned)
-        instead of a new one — e.g. shared memory other processes read them from, without a second copy."""
+    def result(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, S, S) probabilities and (N, D) embeddings (None without an encoder), waiting for the device."""
         emb = self.embedding.cpu().numpy() if self.embedding is not None else None
-        if prob_out is None:
-            return self.prob.cpu().numpy(), emb
-        torch.from_numpy(prob_out).copy_(self.prob)
-        return prob_out, emb
+        return self.prob.cpu().numpy(), emb
 
 
 class ClassifierRunner(_Runner):

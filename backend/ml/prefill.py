@@ -4,12 +4,11 @@
 
 in two steps, which the batch pre-fill (backend/jobs/prefill.py) runs apart:
 
-    traced = trace_prefill(prob, settings, scale)                # no model: regions, areas, uncertainty (numpy;
-                                                                 # picklable, runs in tracing processes)
+    traced = trace_prefill(prob, settings, scale)                # no model: regions, areas, uncertainty (numpy)
     styles = classify_regions(cls, [(rgb, traced)], settings)    # one classifier call for a batch's regions
     result = finish_prefill(traced, styles[0], cls.classes, settings)
 
-This module does not import torch (a tracing process starts without it).
+This module does not import torch.
 
 `rgb` and `prob` are at a working resolution (the long side bounded, see PrefillSettings.work_max_side); `scale`
 maps working pixels to the original image's pixels, the frame every returned geometry is in. Regions are the
@@ -31,8 +30,6 @@ from backend.core.geometry import (DEFAULT_MAX_VERTICES, GeometryError, _centre_
                         mask_to_polygons, to_geojson, validate_geometry)
 from backend.ml import uncertainty
 from backend.ml.crops import CROP_MARGIN, crop_box
-from backend.ml.letterbox import Letterbox, unletterbox
-from backend.ml.map_file import mapped_canvas
 
 if TYPE_CHECKING:
     from backend.ml.infer import ClassifierRunner
@@ -315,11 +312,9 @@ class TracedImage:
 def trace_prefill(prob: np.ndarray, settings: PrefillSettings | None = None, scale: float = 1.0,
                   image_size: tuple[int, int] | None = None) -> TracedImage:
     """The model-free step: threshold, group into tattoos, trace each (see the module docstring), concentration and
-    segmentation uncertainty. `prob` is float in [0, 1], or uint8 read as value / 255 (SegmenterRunner's
-    as_uint8); `image_size` (original width, height; default: the working size × scale) clips the geometry."""
+    segmentation uncertainty. `prob` is float in [0, 1]; `image_size` (original width, height; default: the
+    working size × scale) clips the geometry."""
     settings = settings or PrefillSettings()
-    if prob.dtype == np.uint8:
-        prob = prob.astype(np.float32) * np.float32(1 / 255)
     h, w = prob.shape
     if image_size is None:
         image_size = (round(w * scale), round(h * scale))
@@ -341,28 +336,6 @@ def trace_prefill(prob: np.ndarray, settings: PrefillSettings | None = None, sca
     step = max(1, int(np.ceil(max(h, w) / UNCERTAINTY_SIDE)))
     segmentation = uncertainty.segmentation_uncertainty(prob[::step, ::step], settings.threshold)
     return TracedImage(regions, (h, w), concentration, segmentation)
-
-
-def trace_mapped(path: str, shape: tuple[int, ...], slot: int, index: int, lb: Letterbox,
-                 work_size: tuple[int, int], settings: PrefillSettings, scale: float,
-                 image_size: tuple[int, int]) -> TracedImage:
-    """trace_prefill of a map the batch pre-fill wrote into its map file (backend.ml.map_file), cut out of the
-    letterbox `lb` at `work_size`."""
-    return trace_prefill(unletterbox(mapped_canvas(path, shape, slot, index), lb, *work_size), settings, scale,
-                         image_size)
-
-
-def trace_mapped_many(path: str, shape: tuple[int, ...], slot: int, jobs: Sequence[tuple],
-                      settings: PrefillSettings) -> list:
-    """trace_mapped of several maps of one slot (`jobs`: (index, lb, work_size, scale, image_size) each), in one
-    task: a TracedImage per map, or the exception its trace raised (one map's failure is that image's alone)."""
-    out = []
-    for index, lb, work_size, scale, image_size in jobs:
-        try:
-            out.append(trace_mapped(path, shape, slot, index, lb, work_size, settings, scale, image_size))
-        except Exception as err:  # reported per image by the parent
-            out.append(err)
-    return out
 
 
 def _region_crop(rgb: np.ndarray, traced: TracedImage, region: TracedRegion, settings: PrefillSettings) -> np.ndarray:

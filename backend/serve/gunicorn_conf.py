@@ -2,20 +2,19 @@
 
     gunicorn -c python:backend.serve.gunicorn_conf -b 0.0.0.0:8000 backend.serve.wsgi:app
 
-- Workers x threads: gthread-style workers. Default: 2 x CPU cores + 2 processes, at most 8 (6 on 2 cores), x 1 thread each. The
-  API's requests are short and CPU-bound (an annotation save is ~3 ms of Python), so threads of one process only
-  queue for its GIL: a thread holding SQLite's write lock waited up to the 5 ms switch interval after every
-  statement, behind threads parsing other requests. Measured with benchmarks/bench_api.py on 2 cores (SQLite, 8
-  clients): 2 x 8 threads 166 saves/s, 6 x 2 212, 6 x 1 264 (see benchmarks/results/api.md). Keep a few
-  processes more than cores so a request waiting on the database or the disk leaves the CPU to another; raise
-  GUNICORN_THREADS for deployments whose requests mostly wait (slow network storage, long uploads). Memory: with
-  preload the processes share the app's code; model weights are loaded per process, lazily, on first pre-fill.
-  The worker class is gthread's subclass in backend/serve/gunicorn_worker.py: with one thread it answers each request
-  on its event loop instead of handing it to a pool and back (about 8 % less server CPU a request, measured with
-  `bench_api.py --sequential-pairs`: 1.67-1.80 against 1.84-1.97 ms), and a process already holding connections lets idle ones accept new ones.
-  GUNICORN_WORKER_CLASS picks another: `gthread` itself; `sync` (no keep-alive: a connection per request) cost
-  more CPU per request than gthread in the same measurement (/healthz, 8 keep-alive clients: 1.5-2.0 against
-  1.3-1.4 ms).
+- Workers x threads: gunicorn's own gthread worker (GUNICORN_WORKER_CLASS picks another). Default: 2 x CPU cores
+  + 2 processes, at most 8 (6 on 2 cores), x GUNICORN_THREADS threads each (default 4). The API's requests
+  are short and CPU-bound (an annotation save is ~2-3 ms of Python), so on a quiet server one thread a process
+  served the most saves (benchmarks/results/api.md: 6 x 1 264 against 6 x 2 212 saves/s in 2026-11). But with one
+  thread, every connection a process keeps alive waits while it serves a long request (an 80-MP upload held honest
+  saves for seconds, up to 51 s, in benchmarks/bench_attack.py); with threads, Pillow, GEOS and numpy release the
+  GIL and the other requests of the process go on; with 2 threads a process still stalled once for 26 s (both
+  busy), with 4 no short request waited over 1.7 s. Without an attack, 4 threads cost 4 % of the saves on a
+  quiet machine and up to a third at load 12 (benchmarks/README.md, issue 17: both benchmarks, interleaved).
+  `sync` (no keep-alive: a connection per request) cost more CPU per request than gthread (/healthz, 8 keep-alive
+  clients: 1.5-2.0 against 1.3-1.4 ms). Keep a few processes more than cores so a request waiting on the database
+  or the disk leaves the CPU to another. Memory: with preload the processes share the app's code; model weights
+  are loaded per process (in the background at start, see warmup).
 - preload (GUNICORN_PRELOAD=1, the default): the app is imported once in the master and forked, which saves
   memory and start time; `post_fork` then drops the database connections the child inherited so no two processes
   ever share one, and the Prometheus per-process files live in PROMETHEUS_MULTIPROC_DIR so /metrics adds up all
@@ -49,8 +48,8 @@ bind = _env("GUNICORN_BIND", "127.0.0.1:8000")  # `-b` on the command line wins
 # default: each holds its own database pool and, after a pre-fill, its own copy of the models.
 _cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 workers = int(_env("GUNICORN_WORKERS", str(min(2 * _cpus + 2, 8))))
-threads = int(_env("GUNICORN_THREADS", "1"))
-worker_class = _env("GUNICORN_WORKER_CLASS", "backend.serve.gunicorn_worker.InlineThreadWorker")  # gthread, see its module
+threads = int(_env("GUNICORN_THREADS", "4"))
+worker_class = _env("GUNICORN_WORKER_CLASS", "gthread")
 preload_app = _flag("GUNICORN_PRELOAD", "1")
 timeout = int(_env("GUNICORN_TIMEOUT", "120"))  # a worker silent this long is killed and replaced
 graceful_timeout = int(_env("GUNICORN_GRACEFUL_TIMEOUT", "30"))  # in-flight requests get this long on reload/stop

@@ -2,12 +2,12 @@
 wall time) than allowed ends with its worker process, whatever it is doing.
 
 Python cannot interrupt a thread that is inside C code (GEOS repairing a polygon, Pillow decoding, numpy), and
-gunicorn's own `timeout` only watches the worker's heartbeat, which gthread (and backend/serve/gunicorn_worker.py) keep
-sending while a request runs. So each worker runs a `RequestWatchdog` thread (started from gunicorn_conf.py's
-`post_worker_init`; `pre_request`/`post_request` mark requests in and out): every ``interval`` seconds it reads the
-CPU clock of each thread that is handling a request, the process's resident memory and the elapsed time, and past
-a limit it logs the request and kills the process (SIGKILL: no handler can delay it). The arbiter starts a new
-worker at once; the killed request's database transaction rolls back; its client sees the connection close.
+gunicorn's own `timeout` only watches the worker's heartbeat, which gthread keeps sending while a request runs. So
+each worker runs a `RequestWatchdog` thread (started from gunicorn_conf.py's `post_worker_init`;
+`pre_request`/`post_request` mark requests in and out): every ``interval`` seconds it reads the CPU clock of each
+thread that is handling a request, the process's resident memory and the elapsed time, and past a limit it logs
+the request and kills the process (SIGKILL: no handler can delay it). The arbiter starts a new worker at once; the
+killed request's database transaction rolls back; its client sees the connection close.
 
 The bounds in the code (geometry_bounds, decode limits) are meant to keep every honest and hostile request far
 below these limits: this is the backstop for what they miss.

@@ -142,7 +142,7 @@ def test_prefill_pool_command_job_and_upload_suggestion(app, admin, tiny_bundles
     with app.app_context():
         assert suggest_on_upload(ids) is None  # no model: nothing queued
     register_models(app, tiny_bundles)
-    result = runner.invoke(args=["prefill", "--no-progress", "--batch-size", "3", "--trace-processes", "1"])
+    result = runner.invoke(args=["prefill", "--no-progress", "--batch-size", "3"])
     assert result.exit_code == 0, result.output
     assert "pre-filled 4 image(s)" in result.output
     with app.app_context():
@@ -221,79 +221,6 @@ def _stored_predictions(app) -> dict:
         return {p.image_id: p for p in db.session.scalars(select(Prediction))}
 
 
-# uint8 probability maps (what crosses to a tracing process) against float32 ones: p ≥ 0.5 is kept exactly, but the
-# bilinear resize from the letterbox to the working size then runs on quantised values, which moves the odd pixel
-# at a region's edge
-QUANTISED_CONCENTRATION = 0.002  # absolute, of the image
-QUANTISED_REGION_IOU = 0.97
-QUANTISED_UNCERTAINTY = 0.01
-
-
-def test_gpu_style_pool_path_on_the_cpu(sqlite_app, tiny_bundles):
-    """The CUDA pool path (decode in a DataLoader worker process, regions traced in a worker process from uint8
-    maps, one classifier call a batch) gives the predictions of the plain CPU path, within the stated tolerances."""
-    from backend.jobs.prefill import prefill_images
-
-    from ..support.app import ApiClient, make_user
-
-    client = ApiClient(sqlite_app, *make_user(sqlite_app, "uploader", "admin"))
-    ids = [_upload(client, _tattoo_sample(30 + k, style=style), f"{k}.jpg")
-           for k, style in enumerate(["japanese", "tribal", "traditional", "japanese", "tribal"])]
-    register_models(sqlite_app, tiny_bundles)
-    with sqlite_app.app_context():
-        plain = prefill_images(ids, batch_size=2)
-    first = _stored_predictions(sqlite_app)
-    with sqlite_app.app_context():
-        piped = prefill_images(ids, batch_size=2, refresh=True, workers=1, trace_processes=1)
-    second = _stored_predictions(sqlite_app)
-    assert plain["done"] == piped["done"] == 5 and piped["failed"] == 0
-    assert set(second) == set(ids)  # a refresh updates each image's row (one transaction a batch), it adds none
-    assert sum(len(p.regions) for p in first.values()) >= 5
-    for image_id in ids:
-        a, b = first[image_id], second[image_id]
-        assert b.concentration == pytest.approx(a.concentration, abs=QUANTISED_CONCENTRATION)
-        assert b.uncertainty["score"] == pytest.approx(a.uncertainty["score"], abs=QUANTISED_UNCERTAINTY)
-        assert b.embedding == a.embedding
-        assert len(b.regions) == len(a.regions)
-        for ra, rb in zip(a.regions, b.regions):
-            assert _iou(rasterize([ra["geometry"]], 96, 96), rasterize([rb["geometry"]], 96, 96)) \
-                >= QUANTISED_REGION_IOU
-            assert rb["style"] == ra["style"] and rb["style_probs"].keys() == ra["style_probs"].keys()
-
-
-def test_pool_hand_over_through_shared_memory_or_the_pipe_gives_the_same_rows(sqlite_app, tiny_bundles,
-                                                                             monkeypatch):
-    """The canvases cross from the decode worker as a shared-memory tensor, or pickled through the pipe when
-    /dev/shm has no room (the maps' file then lies in the temp folder): the stored predictions are the same."""
-    import backend.ml.map_file as map_file
-    from backend.jobs.prefill import _loader_plan, prefill_images
-
-    from ..support.app import ApiClient, make_user
-
-    client = ApiClient(sqlite_app, *make_user(sqlite_app, "uploader", "admin"))
-    ids = [_upload(client, _tattoo_sample(80 + k, style=style), f"{k}.jpg")
-           for k, style in enumerate(["japanese", "tribal", "traditional"])]
-    register_models(sqlite_app, tiny_bundles)
-    if not _loader_plan(1, 2, 64, map_file.shm_free_bytes())[1]:  # (the tiny segmenter takes 64 px)
-        pytest.skip("/dev/shm has too little room here: both runs would take the pipe")
-
-    def rows():
-        out = {}
-        for image_id, pred in _stored_predictions(sqlite_app).items():
-            regions = [{k: v for k, v in r.items() if k != "id"} for r in pred.regions]
-            out[image_id] = (regions, pred.style_probs, pred.concentration, pred.uncertainty, pred.embedding)
-        return out
-
-    with sqlite_app.app_context():
-        shared = prefill_images(ids, batch_size=2, workers=1, trace_processes=1)
-    first = rows()
-    monkeypatch.setattr(map_file, "shm_free_bytes", lambda path="/dev/shm": 0)
-    with sqlite_app.app_context():
-        piped = prefill_images(ids, batch_size=2, refresh=True, workers=1, trace_processes=1)
-    assert shared["done"] == piped["done"] == 3
-    assert rows() == first and sum(len(r[0]) for r in first.values()) >= 3
-
-
 def test_pool_counts_a_broken_file_and_stores_the_rest(sqlite_app, tiny_bundles):
     from backend.db.models import Image
     from backend.media.storage import BlobStore
@@ -307,7 +234,7 @@ def test_pool_counts_a_broken_file_and_stores_the_rest(sqlite_app, tiny_bundles)
     with sqlite_app.app_context():
         broken = db.session.get(Image, ids[1])
         BlobStore.from_config(sqlite_app.config).original_path(broken.sha256, broken.format).write_bytes(b"not a jpeg")
-        result = prefill_images(ids, batch_size=3, trace_processes=1)
+        result = prefill_images(ids, batch_size=3)
     assert result["done"] == 2 and result["failed"] == 1
     assert [e["image_id"] for e in result["errors"]] == [ids[1]]
     assert set(_stored_predictions(sqlite_app)) == {ids[0], ids[2]}
@@ -333,7 +260,7 @@ def test_pool_counts_an_image_whose_trace_fails(sqlite_app, tiny_bundles, monkey
 
     monkeypatch.setattr(backend.ml.prefill, "trace_prefill", trace_failing_once)
     with sqlite_app.app_context():
-        result = prefill_images(ids, batch_size=3, trace_processes=0)
+        result = prefill_images(ids, batch_size=3)
     assert result["done"] == 2 and result["failed"] == 1
     assert result["errors"] == [{"image_id": ids[1], "error": "ValueError: untraceable"}]
     assert set(_stored_predictions(sqlite_app)) == {ids[0], ids[2]}

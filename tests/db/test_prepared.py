@@ -1,6 +1,7 @@
-"""backend/db/prepared.py: statements run on the DBAPI cursor (SQLite and PostgreSQL) store exactly what
-Connection.execute stores, read back the same rows, fill in the same column defaults, raise SQLAlchemy's errors,
-invalidate a lost connection, and refuse what they cannot do; other drivers go through Connection.execute."""
+"""backend/db/prepared.py: statements run on the SQLite cursor store exactly what Connection.execute stores, read
+back the same rows, fill in the same column defaults, raise SQLAlchemy's errors and refuse what they cannot do;
+PostgreSQL and other drivers, and SQLite with INKLABEL_PREPARED_STATEMENTS=0, go through Connection.execute (the
+same cases run on PostgreSQL to show the answers are the same there)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from backend.db.engine import configure_sqlite, engine_options, reads_only
+from backend.db import prepared
 from backend.db.prepared import Prepared
 from ..support.app import postgres_url_or_skip
 
@@ -116,17 +118,21 @@ def test_rows_come_back_converted_and_named_as_from_core(engine):
             assert tuple(fast) == tuple(core) and fast._fields == tuple(core._fields)
             assert (fast.doc, fast.at, fast.double) == (core.doc, core.at, core.double)
         assert conn.exec_driver_sql("SELECT CAST(doc AS TEXT) FROM prepared_things WHERE id = 2").scalar() == "null"
-        with pytest.raises(TypeError, match="result columns"):
-            Prepared(select(things.c.id, things.c.id.label("id"))).first(conn, {})
+        if engine.dialect.name == "sqlite":  # the cursor path names its rows itself
+            with pytest.raises(TypeError, match="result columns"):
+                Prepared(select(things.c.id, things.c.id.label("id"))).first(conn, {})
 
 
-def test_other_databases_use_connection_execute():
-    """Only pysqlite and psycopg run on the cursor; the fallback is Connection.execute with the same arguments."""
+@pytest.mark.parametrize("dialect_name, driver", [("postgresql", "psycopg"), ("mysql", "mysqldb")])
+def test_other_databases_use_connection_execute(dialect_name, driver):
+    """Only pysqlite runs on the cursor; the others go through Connection.execute with the same arguments."""
     calls = []
 
     class FakeConnection:
         class dialect:
-            name, driver = "mysql", "mysqldb"
+            name = dialect_name
+
+        dialect.driver = driver
 
         def execute(self, statement, params):
             calls.append(params)
@@ -147,8 +153,9 @@ def test_other_databases_use_connection_execute():
 
 @pytest.mark.parametrize("engine", ["postgresql"], indirect=True)  # a server connection to lose
 def test_a_lost_postgresql_connection_is_invalidated_and_an_operational_error(engine):
-    """As Connection.execute does on a disconnect: the error is OperationalError (the API's 503) and the pooled
-    connection is invalidated, so the next transaction gets a new one."""
+    """Connection.execute's handling of a disconnect holds for Prepared statements on PostgreSQL: the error is
+    OperationalError (the API's 503) and the pooled connection is invalidated, so the next transaction gets a new
+    one."""
     read = Prepared(select(things.c.id).where(things.c.id == bindparam("b_id")))
     with engine.connect() as conn:
         pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
@@ -181,3 +188,28 @@ def test_statement_events_see_every_statement(engine):
         finally:
             event.remove(engine, "before_cursor_execute", listener)
     assert seen == ["SELECT"]
+
+
+
+def test_the_setting_off_sends_sqlite_statements_through_connection_execute(tmp_path, monkeypatch):
+    """INKLABEL_PREPARED_STATEMENTS=0 (prepared.ENABLED, read at import): no statement reaches the cursor path, and
+    the answers are the same."""
+    on_cursor = []
+    run = Prepared._run
+    monkeypatch.setattr(Prepared, "_run", lambda self, *args, **kw: on_cursor.append(args[1]) or run(self, *args, **kw))
+    engine = create_engine(f"sqlite:///{tmp_path / 'off.db'}")
+    configure_sqlite(engine)
+    metadata.create_all(engine)
+    read = Prepared(select(things.c.name).where(things.c.id == bindparam("b_id")))
+    rename = Prepared(update(things).where(things.c.id == bindparam("b_id")).values(name=bindparam("name")))
+    try:
+        for enabled, name in ((True, "on"), (False, "off")):
+            monkeypatch.setattr(prepared, "ENABLED", enabled)
+            with reads_only(False), engine.begin() as conn:
+                if enabled:
+                    Prepared(insert(things)).execute(conn, {"id": 4})
+                assert rename.execute(conn, {"b_id": 4, "name": name}) == 1
+                assert read.first(conn, {"b_id": 4}) == (name,)
+            assert len(on_cursor) == 3  # the three statements of the first round only
+    finally:
+        engine.dispose()

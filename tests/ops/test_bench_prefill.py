@@ -11,11 +11,11 @@ from .conftest import ROOT
 
 @pytest.mark.timeout(300)
 def test_bench_prefill_stub_forward_runs(tmp_path):
-    """The stubbed-model mode of the pre-fill benchmark: the pool path runs end to end (decode worker, tracing
-    process, store) and reports the parent's CPU per image, clearly labelled as stubbed."""
+    """The stubbed-model mode of the pre-fill benchmark: the pool path runs end to end (decode, trace, classify,
+    store) and reports the process's CPU per image, clearly labelled as stubbed."""
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_prefill.py"), "--stub-forward", "--stub-classifier",
-         "--images", "6", "--batch-size", "4", "--workers", "1", "--trace-processes", "1", "--threads", "1",
+         "--images", "6", "--batch-size", "4", "--threads", "1",
          "--input-size", "128", "--data", str(tmp_path / "none"), "--json"],
         capture_output=True, text=True, timeout=280, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]

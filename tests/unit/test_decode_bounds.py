@@ -2,6 +2,7 @@
 large decodes take one of a few slots shared by every process."""
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -86,8 +87,8 @@ def test_large_decodes_wait_for_a_slot_across_processes(tmp_path):
         pass
 
 
-def test_threads_of_one_process_share_the_slots():
-    slots, inside, peak = DecodeSlots(count=2, min_pixels=1), [0], [0]
+def _peak_inside(slots: DecodeSlots) -> int:
+    inside, peak = [0], [0]
     lock = threading.Lock()
 
     def decode():
@@ -104,4 +105,35 @@ def test_threads_of_one_process_share_the_slots():
         t.start()
     for t in threads:
         t.join()
-    assert peak[0] == 2
+    return peak[0]
+
+
+def test_threads_of_one_process_share_the_slots():
+    assert _peak_inside(DecodeSlots(count=2, min_pixels=1, per_process=2)) == 2
+
+
+def test_one_process_holds_one_large_decode_at_a_time(tmp_path):
+    slots = DecodeSlots(count=3, min_pixels=1)
+    slots.configure(tmp_path, 3)
+    assert _peak_inside(slots) == 1
+    other = DecodeSlots(count=3, min_pixels=1, wait_seconds=0.1)  # another process: the free slots are its
+    other.configure(tmp_path, 3)
+    with slots.slot(10), other.slot(10):
+        pass
+
+
+def test_large_decodes_run_at_a_lower_priority_small_ones_in_the_calling_thread():
+    def where():
+        thread = threading.get_native_id()
+        return thread, os.getpriority(os.PRIO_PROCESS, thread)
+
+    slots = DecodeSlots(count=1, min_pixels=100, nice=5)
+    caller, priority = where()
+    assert slots.run(99, where) == (caller, priority)
+    decoder, lowered = slots.run(100, where)
+    assert decoder != caller and lowered == min(19, priority + 5)
+    assert slots.run(100, where) == (decoder, lowered)  # the same thread each time
+    slots.configure(None, 1, nice=0)
+    assert slots.run(100, where) == (caller, priority)  # 0: in the request's own thread
+    with pytest.raises(ValueError):
+        DecodeSlots(count=1, min_pixels=1, nice=5).run(1, lambda: int("not a number"))  # errors come through

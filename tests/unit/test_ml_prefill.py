@@ -179,22 +179,6 @@ def _two_tattoo_sample():
                             for seed in range(50)) if len(s.tattoos) == 2)
 
 
-def test_a_uint8_map_traces_the_same_regions():
-    """round(255 p) ≥ 128 exactly where p ≥ 0.5: a quantised map gives the same regions; the means move by at most
-    half a step (mask confidence) or a little more (uncertainty: entropy near 0 and 1)."""
-    from backend.ml.prefill import trace_prefill
-
-    prob = _prob_from_mask(_two_tattoo_sample().mask > 0).astype(np.float32)
-    exact = trace_prefill(prob, PrefillSettings(), scale=2.0)
-    quantised = trace_prefill(np.round(prob * 255).astype(np.uint8), PrefillSettings(), scale=2.0)
-    assert len(exact.regions) == len(quantised.regions) == 2
-    for a, b in zip(exact.regions, quantised.regions):
-        assert a.geometry == b.geometry and a.area == b.area and a.ink == b.ink
-        assert abs(a.mask_confidence - b.mask_confidence) <= 0.5 / 255 + 1e-4
-    assert quantised.concentration == exact.concentration
-    assert quantised.segmentation["score"] == pytest.approx(exact.segmentation["score"], abs=0.01)
-
-
 def test_traced_images_are_small_and_classified_in_one_call():
     import pickle
 
@@ -236,22 +220,6 @@ def test_the_tracing_code_imports_neither_torch_nor_the_app():
             "print(sorted(m for m in ('torch', 'backend.db.extensions', 'backend.db.models') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-
-
-def test_forward_canvases_quantises_on_request():
-    import torch
-
-    from backend.ml.infer import SegmenterRunner
-    from backend.ml.nets import IMAGENET_MEAN, IMAGENET_STD, build_segmenter
-
-    torch.manual_seed(0)
-    runner = SegmenterRunner(build_segmenter()[0], 64, IMAGENET_MEAN, IMAGENET_STD, "cpu")
-    canvases = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
-    prob, emb = runner.forward_canvases(canvases, embed=True)
-    quantised, emb_q = runner.forward_canvases(canvases, embed=True, as_uint8=True)
-    assert prob.dtype == np.float32 and quantised.dtype == np.uint8 and quantised.shape == prob.shape == (2, 64, 64)
-    assert np.abs(quantised.astype(np.float32) - prob * 255).max() <= 0.5 + 1e-3
-    assert np.array_equal(emb, emb_q)
 
 
 def test_the_classifier_crop_is_the_exports():
