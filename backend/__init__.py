@@ -90,8 +90,7 @@ def _configure_decoding(app: Flask) -> None:
     from backend.media.imaging import set_decode_limits
 
     slots = Path(app.config["WORKSPACE"]) / "tmp" if app.config.get("CREATE_WORKSPACE", True) else None
-    set_decode_limits(app.config["MAX_DECODE_MB"], app.config["MAX_CONCURRENT_DECODES"], slots,
-                      app.config["DECODE_NICE"])
+    set_decode_limits(app.config["MAX_DECODE_MB"], app.config["MAX_CONCURRENT_DECODES"], slots)
 
 
 def _register_pages(app: Flask) -> None:
