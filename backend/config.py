@@ -52,7 +52,6 @@ def load_config() -> dict:
         # Image decoding (backend/media/imaging.py, decode_slots.py): memory a decode may need, large decodes at once.
         "MAX_DECODE_MB": _int("INKLABEL_MAX_DECODE_MB", 512),
         "MAX_CONCURRENT_DECODES": _int("INKLABEL_MAX_CONCURRENT_DECODES", 2),
-        "DECODE_NICE": _int("INKLABEL_DECODE_NICE", 10),  # large decodes' thread: this much lower CPU priority
         "MAX_REGION_VERTICES": _int("INKLABEL_MAX_REGION_VERTICES", 10_000),
         "MAX_REGIONS": _int("INKLABEL_MAX_REGIONS", 5_000),
         "DISPLAY_MAX_SIDE": _int("INKLABEL_DISPLAY_MAX_SIDE", 2048),

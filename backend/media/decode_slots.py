@@ -11,13 +11,6 @@ refused (429, "busy": retry later).
 A process also holds at most ``per_process`` slots (1): with several threads per process a second large decode
 waits even when another process's slot is free, so no one process holds two decodes' memory at once (a worker
 peaked at 1,132 MB with several in flight; the request limit is 1 GB, benchmarks/README.md, issue 18).
-
-`run` decodes on a thread of the process whose CPU priority is ``nice`` steps lower (INKLABEL_DECODE_NICE, 10; 0
-decodes in the request's own thread): when the cores are busy, the short requests of the process's other threads
-(and of other processes) go first, and the large decode takes what is left. An unprivileged thread can lower its
-priority but never raise it again, hence a thread of its own. Its CPU is not on the request thread's clock that
-backend/serve/request_limits.py watches (the decode's memory is on the process's, which it also watches): the
-pixel and decode-memory caps bound it instead.
 """
 from __future__ import annotations
 
@@ -26,11 +19,8 @@ import fcntl
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator, Optional, TypeVar
-
-T = TypeVar("T")
+from typing import Iterator, Optional
 
 
 class DecodeBusy(Exception):
@@ -39,24 +29,17 @@ class DecodeBusy(Exception):
 
 class DecodeSlots:
     def __init__(self, count: int = 2, min_pixels: int = 16_000_000, wait_seconds: float = 10.0,
-                 per_process: int = 1, nice: int = 0):
+                 per_process: int = 1):
         self.count, self.min_pixels, self.wait_seconds = count, min_pixels, wait_seconds
-        self.per_process, self.nice = per_process, nice
-        self._pool: Optional[ThreadPoolExecutor] = None
-        self._pool_pid = 0
+        self.per_process = per_process
         self.directory: Optional[Path] = None
         self._local = threading.Lock()
         self._held: set[int] = set()  # slots held by threads of this process (flock does not tell them apart)
         self._fds: dict[int, int] = {}
         self._pid = os.getpid()
 
-    def configure(self, directory: str | os.PathLike | None, count: int, min_pixels: int | None = None,
-                  nice: int | None = None) -> None:
+    def configure(self, directory: str | os.PathLike | None, count: int, min_pixels: int | None = None) -> None:
         with self._local:
-            if nice is not None and nice != self.nice:
-                if self._pool is not None and self._pool_pid == os.getpid():
-                    self._pool.shutdown(wait=False)
-                self.nice, self._pool = max(0, int(nice)), None
             for fd in self._fds.values():
                 os.close(fd)
             self._fds, self._held = {}, set()
@@ -115,26 +98,3 @@ class DecodeSlots:
             yield
         finally:
             self._give_back(index)
-
-    def run(self, pixels: int, decode: Callable[[], T]) -> T:
-        """decode() under a slot; a large one on this process's lower-priority decode thread (see the module)."""
-        with self.slot(pixels):
-            if pixels < self.min_pixels or self.nice <= 0:
-                return decode()
-            return self._decode_threads().submit(decode).result()
-
-    def _decode_threads(self) -> ThreadPoolExecutor:
-        with self._local:
-            if self._pool is None or self._pool_pid != os.getpid():  # none yet, or the parent's (forked)
-                self._pool = ThreadPoolExecutor(self.per_process, "inklabel-decode", initializer=_lower_priority,
-                                                initargs=(self.nice,))
-                self._pool_pid = os.getpid()
-            return self._pool
-
-
-def _lower_priority(steps: int) -> None:
-    try:
-        thread = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + steps))
-    except (AttributeError, OSError):  # not Linux: the thread runs at the process's priority
-        pass

@@ -130,13 +130,12 @@ MAX_DECODE_BYTES = 512 * 2**20  # per decode; set_decode_limits() changes it (co
 DECODE_SLOTS = DecodeSlots()
 
 
-def set_decode_limits(max_mb: int, concurrent: int, slot_folder: str | os.PathLike | None = None,
-                      nice: int = 0) -> None:
-    """The memory one decode may need, how many large decodes run at once (across processes when `slot_folder`
-    is given: the app passes its workspace's tmp/) and how much lower their thread's CPU priority is."""
+def set_decode_limits(max_mb: int, concurrent: int, slot_folder: str | os.PathLike | None = None) -> None:
+    """The memory one decode may need and how many large decodes run at once (across processes when
+    `slot_folder` is given: the app passes its workspace's tmp/)."""
     global MAX_DECODE_BYTES
     MAX_DECODE_BYTES = int(max_mb) * 2**20
-    DECODE_SLOTS.configure(Path(slot_folder) / "decode-slots" if slot_folder else None, concurrent, nice=nice)
+    DECODE_SLOTS.configure(Path(slot_folder) / "decode-slots" if slot_folder else None, concurrent)
 
 
 if _media.DECODE_LIMITS is not None:
@@ -248,15 +247,6 @@ def _upright(img: Image.Image) -> Image.Image:
     return img if upright is None else upright
 
 
-def _pixels(img: Image.Image, frames: int) -> Image.Image:
-    img.load()
-    rgb = _to_rgb(_upright(img))
-    if rgb is img and frames > 1:
-        rgb = img.copy()  # let the file go (a single frame's is closed by load())
-    rgb.load()
-    return rgb
-
-
 def _finish(img: Image.Image, fmt: str, draft_side: int | None = None) -> Image.Image:
     """Decode every pixel (a truncated file is an error), apply the EXIF orientation, return upright RGB.
 
@@ -271,7 +261,12 @@ def _finish(img: Image.Image, fmt: str, draft_side: int | None = None) -> Image.
         frames = getattr(img, "n_frames", 1)
         if frames > 1:
             img.seek(0)  # animated: the first frame
-        rgb = DECODE_SLOTS.run(img.width * img.height, lambda: _pixels(img, frames))
+        with DECODE_SLOTS.slot(img.width * img.height):
+            img.load()
+            rgb = _to_rgb(_upright(img))
+            if rgb is img and frames > 1:
+                rgb = img.copy()  # let the file go (a single frame's is closed by load())
+            rgb.load()
     except ImageRejected:
         raise
     except DecodeBusy as err:

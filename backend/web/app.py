@@ -97,8 +97,7 @@ def _configure_decoding(app: Flask) -> None:
     from backend import media
 
     slots = Path(app.config["WORKSPACE"]) / "tmp" if app.config.get("CREATE_WORKSPACE", True) else None
-    media.DECODE_LIMITS = (app.config["MAX_DECODE_MB"], app.config["MAX_CONCURRENT_DECODES"], slots,
-                           app.config["DECODE_NICE"])
+    media.DECODE_LIMITS = (app.config["MAX_DECODE_MB"], app.config["MAX_CONCURRENT_DECODES"], slots)
     if "backend.media.imaging" in sys.modules:  # else imaging applies them when imported
         sys.modules["backend.media.imaging"].set_decode_limits(*media.DECODE_LIMITS)
 

@@ -2,7 +2,6 @@
 large decodes take one of a few slots shared by every process."""
 from __future__ import annotations
 
-import os
 import struct
 import subprocess
 import sys
@@ -120,20 +119,3 @@ def test_one_process_holds_one_large_decode_at_a_time(tmp_path):
     other.configure(tmp_path, 3)
     with slots.slot(10), other.slot(10):
         pass
-
-
-def test_large_decodes_run_at_a_lower_priority_small_ones_in_the_calling_thread():
-    def where():
-        thread = threading.get_native_id()
-        return thread, os.getpriority(os.PRIO_PROCESS, thread)
-
-    slots = DecodeSlots(count=1, min_pixels=100, nice=5)
-    caller, priority = where()
-    assert slots.run(99, where) == (caller, priority)
-    decoder, lowered = slots.run(100, where)
-    assert decoder != caller and lowered == min(19, priority + 5)
-    assert slots.run(100, where) == (decoder, lowered)  # the same thread each time
-    slots.configure(None, 1, nice=0)
-    assert slots.run(100, where) == (caller, priority)  # 0: in the request's own thread
-    with pytest.raises(ValueError):
-        DecodeSlots(count=1, min_pixels=1, nice=5).run(1, lambda: int("not a number"))  # errors come through
