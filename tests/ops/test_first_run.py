@@ -111,9 +111,9 @@ def api_login(base: str, username: str, password: str) -> dict:
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
     body = json.dumps({"username": username, "password": password}).encode()
     request = urllib.request.Request(base + "api/v1/auth/login", body, {"Content-Type": "application/json"})
-    with opener.open(request, timeout=10) as resp:
+    with opener.open(request, timeout=60) as resp:
         assert resp.status == 200
-    with opener.open(base + "api/v1/auth/me", timeout=10) as resp:
+    with opener.open(base + "api/v1/auth/me", timeout=60) as resp:
         return json.load(resp)
 
 
@@ -230,7 +230,7 @@ def test_readme_everyday_commands_run_in_order_on_a_fresh_workspace(tmp_path):
                 url = typed.wait_for_line(r"open (http://\S+)", timeout=60).group(1)
                 wait_for(lambda: answering(url), 30, what=f"{url} to answer")
                 request = urllib.request.Request(url + "api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
-                with urllib.request.urlopen(request, timeout=10) as resp:
+                with urllib.request.urlopen(request, timeout=60) as resp:
                     assert json.load(resp)["user"]["username"] == "alice"
                 assert stop_like_a_user(typed) == 0
             finally:
