@@ -24,17 +24,15 @@ import cv2
 import numpy as np
 from backend.ml.synth import (
     SKIN_TONES,
-    STYLE_DRAWERS,
-    STYLE_SCALE,
     SYNTH_STYLES,
     SynthImage,
     SynthTattoo,
-    _Layer,
     _lighting,
     _place_box,
     finish_photo,
     photo_size,
 )
+from backend.ml.synth_styles import STYLE_DRAWERS, STYLE_SCALE, _Layer
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MIN_WINDOW = 96  # px of the photo; smaller free areas are skipped
