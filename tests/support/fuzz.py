@@ -40,6 +40,7 @@ SEMANTIC_REFUSALS = {
 SEMANTIC_MESSAGES = ("unknown style", "unknown flag", "Unknown style", "Unknown flag", "multiple of 32",
                      "unknown segmenter", "unknown encoder", "unknown timm", "needs a box", "needs points",
                      "needs a comment", "self_lockout",
+                     "among the first any attacker tries",  # a password on the blocklist, or the user's own name
                      "val + test must be below 1")  # a sum of two fields: JSON Schema cannot say it
 
 
