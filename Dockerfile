@@ -48,8 +48,11 @@ RUN groupadd --system --gid 10001 inklabel \
  && chown inklabel:inklabel /data
 COPY --chown=root:root . .
 
+# MALLOC_MMAP_THRESHOLD_: as `serve --prod` sets it (backend/serve/__init__.py PROCESS_ENV: large image blocks are
+# returned to the system when freed instead of staying in per-thread arenas).
 ENV INKLABEL_WORKSPACE=/data \
     INKLABEL_LOG_FORMAT=json \
+    MALLOC_MMAP_THRESHOLD_=1048576 \
     GUNICORN_BIND=0.0.0.0:8000 \
     HOME=/tmp
 VOLUME ["/data"]

@@ -135,7 +135,9 @@ def serve_command(host, port, mode):
         click.echo("Log in with a user made by `python manage.py create-user` (or the demo login `manage.py demo` printed).")
     sys.stdout.flush()
     if mode == "prod":
-        env = dict(os.environ, INKLABEL_WORKSPACE=app.config["WORKSPACE"])
+        from backend.serve import PROCESS_ENV
+
+        env = {**PROCESS_ENV, **os.environ, "INKLABEL_WORKSPACE": app.config["WORKSPACE"]}
         args = [sys.executable, "-m", "gunicorn", "-c", "python:backend.serve.gunicorn_conf", "-b", f"{host}:{port}", "backend.serve.wsgi:app"]
         os.execvpe(args[0], args, env)
     from backend.serve.warmup import start_model_warmup

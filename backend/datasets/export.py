@@ -5,7 +5,8 @@
 
 Steps: pin the selected images and their annotation versions (backend/datasets/snapshot.py); leave out images
 flagged out of training (taxonomy flags with excluded_from_training) and list them in the manifest; split the rest
-by near-duplicate group (splits.py); render every image on worker threads (render.py) and write the results to
+by near-duplicate group (splits.py); render every image on worker threads or, for large exports, forked
+processes (render.py) and write the results to
 the zip in a fixed order (train, val, test, then by image id), one entry at a time; then the COCO files, the crops
 CSV, yolo/data.yaml, README.md and manifest.json (manifest.py). The archive is written to `<id>.zip.part` and
 renamed when complete, so a listed zip is never half-written.
@@ -19,10 +20,14 @@ import csv
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import tempfile
+import threading
+import time
 from collections import Counter, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
@@ -52,12 +57,7 @@ MAX_LISTED = 10_000  # excluded / skipped images listed by name in the manifest 
 
 
 def export_workers() -> int:
-    """Render threads: INKLABEL_EXPORT_WORKERS, else the number of CPUs (at most 4).
-
-    Threads suffice: the heavy parts (rasterising, PNG deflate, JPEG encoding, RLE) run in numpy, ISA-L/zlib,
-    Pillow and pycocotools, which release the GIL. (Worker processes were measured slower on 2 cores: their
-    start-up and pickling cost more than the Python parts they would overlap.)
-    """
+    """Render threads: INKLABEL_EXPORT_WORKERS, else the number of CPUs (at most 4)."""
     value = os.environ.get("INKLABEL_EXPORT_WORKERS")
     if value:
         return max(1, int(value))
@@ -68,6 +68,28 @@ def render_workers(settings: RenderSettings) -> int:
     """Threads pay only where pixels are worked on (images, masks, crops); the other formats are plain Python, which
     threads cannot overlap (the GIL) and only slow down by handing it back and forth."""
     return export_workers() if settings.images or settings.formats & {"masks", "crops"} else 1
+
+
+# Large exports that work on pixels render in forked processes. Threads overlap little there: rasterising and
+# painting a mask are many small numpy calls that hold the GIL, so two render threads on 2 cores used 40 s of CPU
+# where one used 29 s, for the same wall time (10,000 images COCO + masks ~30 s either way); three forked processes
+# took 19.6 s (benchmarks/README.md, issue 22). Fork starts a process in milliseconds without re-importing
+# anything; the children only run render_image (numpy, Pillow, ISA-L) on the tasks they are sent. Below the
+# threshold, a process's start is not worth it. INKLABEL_EXPORT_PROCESSES=0 turns processes off.
+PROCESS_MIN_IMAGES = 500
+PROCESS_WINDOW = 64  # a round trip to a process costs more than a hand-over to a thread: keep more in flight
+
+
+def render_processes(settings: RenderSettings, images: int) -> int:
+    """How many render processes this export uses; 0 means threads (render_workers)."""
+    setting = os.environ.get("INKLABEL_EXPORT_PROCESSES", "").strip()
+    if setting == "0" or render_workers(settings) == 1 or images < PROCESS_MIN_IMAGES:
+        return 0
+    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
+        return 0  # no fork (Windows, macOS defaults aside) or a daemonic process, which may not have children
+    if setting:
+        return max(1, int(setting))
+    return min(4, (os.cpu_count() or 1) + 1)  # one more than the CPUs: the writer in this process is mostly idle
 
 
 def exports_dir(workspace: str | os.PathLike) -> Path:
@@ -279,30 +301,62 @@ def _taxonomy_info(workspace: str) -> dict:
     }
 
 
-def _in_order(settings: RenderSettings, items: Iterator, workers: int) -> Iterator:
-    """Render the ImageTasks among `items` on `workers` threads; yield results and the other items in input
-    order. At most WINDOW items are in flight, so memory does not grow with the export."""
+def _in_order(settings: RenderSettings, items: Iterator, workers: int, processes: int = 0) -> Iterator:
+    """Render the ImageTasks among `items` on `processes` forked processes (or `workers` threads); yield results
+    and the other items in input order. A bounded number of items is in flight, so memory does not grow with the
+    export. Should a render process die, its images are rendered here instead."""
     pending: deque = deque()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inklabel-export") if workers > 1 else None
+    if processes:
+        pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_exit_with_parent, initargs=(os.getpid(),))
+        window = PROCESS_WINDOW
+    else:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inklabel-export") if workers > 1 else None
+        window = WINDOW
     try:
         for item in items:
             if isinstance(item, ImageTask):
-                item = pool.submit(render_image, item, settings) if pool else render_image(item, settings)
+                item = _submit(pool, item, settings)
             pending.append(item)
-            while len(pending) > WINDOW:
-                yield _resolved(pending.popleft())
+            while len(pending) > window:
+                yield _resolved(pending.popleft(), settings)
         while pending:
-            yield _resolved(pending.popleft())
+            yield _resolved(pending.popleft(), settings)
     finally:
         if pool:
-            for item in pending:
-                if isinstance(item, Future):
-                    item.cancel()
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _resolved(item):
-    return item.result() if isinstance(item, Future) else item
+def _exit_with_parent(parent: int) -> None:
+    """In a render process: leave as soon as the exporting process is gone. A killed process (a worker past its
+    request limits, SIGKILL) cannot stop its pool, and its render processes would wait for tasks for ever."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="inklabel-export-orphan-watch", daemon=True).start()
+
+
+def _submit(pool, task: ImageTask, settings: RenderSettings):
+    if pool is None:
+        return render_image(task, settings)
+    try:
+        return (pool.submit(render_image, task, settings), task)
+    except BrokenProcessPool:
+        log.warning("export render process died; rendering image %s in the exporting process", task.image_id)
+        return render_image(task, settings)
+
+
+def _resolved(item, settings: RenderSettings):
+    if not isinstance(item, tuple) or not isinstance(item[0], Future):
+        return item
+    future, task = item
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        log.warning("export render process died; rendering image %s in the exporting process", task.image_id)
+        return render_image(task, settings)
 
 
 def create_export(options: dict | ExportOptions | None = None, user_id: int | None = None,
@@ -422,7 +476,8 @@ def _build(opts: ExportOptions, zipout: ZipOut, config, progress: Progress | Non
                             original_path=str(store.original_path(im.sha256, im.format)) if reads_files else "")
 
     done = 0
-    for item in _in_order(settings, tasks(), render_workers(settings)):
+    processes = render_processes(settings, total)
+    for item in _in_order(settings, tasks(), render_workers(settings), processes):
         if isinstance(item, Rendered):
             writer.add(item)
         elif item[0] == "skip":

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.core.geometry_raster import rasterize
-from backend.datasets.pngio import encode_gray_png
+from backend.datasets.pngio import encode_gray_png, png_from_rows, png_rows
 
 
 @dataclass
@@ -74,5 +74,20 @@ def semantic_from_instances(labels: np.ndarray) -> np.ndarray:
 
 def encode_masks(masks: list[RegionMask], width: int, height: int) -> tuple[bytes, bytes]:
     """(semantic PNG, 16-bit instance PNG), both of the image's size."""
-    labels = instance_mask(masks, width, height)
-    return encode_gray_png(semantic_from_instances(labels)), encode_gray_png(labels)
+    if len(masks) >= 256 or not width or not height:
+        labels = instance_mask(masks, width, height)
+        return encode_gray_png(semantic_from_instances(labels)), encode_gray_png(labels)
+    # Fewer than 256 regions: the labels fit in the low byte of each big-endian 16-bit sample, so the regions are
+    # painted straight into the instance PNG's scanlines and the semantic scanlines are read from them, without
+    # the full-size intermediate arrays (a tenth of the masks' export time, issue 22).
+    instance_rows = png_rows(height, width, 16)
+    labels = instance_rows[:, 2::2]
+    for i, rm in enumerate(masks):
+        h, w = rm.mask.shape
+        if h and w:
+            np.copyto(labels[rm.row0:rm.row0 + h, rm.col0:rm.col0 + w], np.uint8(i + 1), where=rm.mask)
+    semantic_rows = png_rows(height, width, 8)
+    semantic = semantic_rows[:, 1:]
+    np.greater(labels, 0, out=semantic.view(bool))
+    semantic *= np.uint8(255)
+    return png_from_rows(semantic_rows, width, height, 8), png_from_rows(instance_rows, width, height, 16)

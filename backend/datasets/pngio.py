@@ -32,6 +32,17 @@ def _deflate(raw: np.ndarray) -> bytes:
     return zlib.compress(raw, 1)
 
 
+def png_rows(height: int, width: int, depth: int) -> np.ndarray:
+    """A zeroed buffer of PNG scanlines for a greyscale image: one filter byte (0, None) then the row's samples."""
+    return np.zeros((height, width * (depth // 8) + 1), dtype=np.uint8)
+
+
+def png_from_rows(rows: np.ndarray, width: int, height: int, depth: int) -> bytes:
+    """PNG bytes from scanlines laid out as `png_rows` makes them (big-endian samples)."""
+    header = struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0)
+    return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", _deflate(rows)) + _chunk(b"IEND", b"")
+
+
 def encode_gray_png(array: np.ndarray) -> bytes:
     """PNG bytes of a 2-D uint8 or uint16 array (greyscale, no alpha, no interlace)."""
     if array.ndim != 2 or array.dtype not in (np.uint8, np.uint16):
@@ -40,8 +51,7 @@ def encode_gray_png(array: np.ndarray) -> bytes:
     if height == 0 or width == 0:
         raise ValueError("a PNG needs at least one pixel")
     depth = 16 if array.dtype == np.uint16 else 8
-    bpp = depth // 8
-    raw = np.zeros((height, width * bpp + 1), dtype=np.uint8)  # column 0: filter type 0 (None) on every row
+    raw = png_rows(height, width, depth)
     if depth == 8:
         raw[:, 1:] = array
     elif int(array.max()) < 256:  # instance masks rarely have 256 regions: the high bytes stay zero
@@ -49,6 +59,4 @@ def encode_gray_png(array: np.ndarray) -> bytes:
     else:
         raw[:, 1::2] = array >> 8
         raw[:, 2::2] = array & 0xFF
-    idat = _deflate(raw)
-    header = struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0)
-    return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    return png_from_rows(raw, width, height, depth)

@@ -4,6 +4,8 @@ import csv
 import hashlib
 import io
 import json
+import multiprocessing
+import os
 import threading
 import zipfile
 from pathlib import Path
@@ -17,7 +19,9 @@ from pycocotools.coco import COCO
 from sqlalchemy import select
 
 from backend.core.annotations import current_document, save_document
+from backend.datasets import export as export_module
 from backend.datasets.export import create_export
+from backend.datasets.render import render_image
 from backend.db.extensions import db
 from backend.core.geometry_raster import rasterize
 from backend.db.models import Export
@@ -246,6 +250,63 @@ def test_two_exports_of_the_same_data_have_the_same_files(app, dataset):
     with app.app_context():
         third = create_export({**options, "split": {"val": 0.2, "test": 0.2, "seed": 6}})
     assert _manifest(_zip(app, third))["images"] != a["images"]  # another seed, other splits
+
+
+def _render_processes(monkeypatch, count: str) -> None:
+    """Render in `count` forked processes from the first image on ("0": threads)."""
+    monkeypatch.setattr(export_module, "PROCESS_MIN_IMAGES", 1)
+    monkeypatch.setenv("INKLABEL_EXPORT_PROCESSES", count)
+    monkeypatch.setenv("INKLABEL_EXPORT_WORKERS", "2")
+
+
+def test_render_processes_write_the_same_files_as_threads(app, dataset, monkeypatch):
+    options = {"formats": ["coco", "masks", "crops", "yolo"], "images": True, "split": {"val": 0.2, "seed": 1}}
+    manifests = {}
+    for count in ("0", "2"):
+        _render_processes(monkeypatch, count)
+        with app.app_context():
+            assert export_module.render_processes(export_module.RenderSettings(
+                formats=frozenset({"masks"}), images=False, crop_margin=0, crop_mask_background=False,
+                trainable=frozenset()), 10) == int(count)
+            manifests[count] = _manifest(_zip(app, create_export(options)))
+    assert manifests["0"]["files"] == manifests["2"]["files"]  # name -> sha256 and size of every entry
+    assert manifests["0"]["images"] == manifests["2"]["images"]
+
+
+_PARENT = os.getpid()
+
+
+def die_in_a_render_process(task, settings):
+    """render_image, but a render process dies on its first task (the exporting process renders as usual)."""
+    if os.getpid() != _PARENT:
+        os._exit(3)
+    return render_image(task, settings)
+
+
+def test_a_dead_render_process_leaves_its_images_to_the_exporting_process(app, dataset, monkeypatch, caplog):
+    _render_processes(monkeypatch, "0")
+    with app.app_context():
+        expected = _manifest(_zip(app, create_export({"formats": ["coco", "masks"]})))
+    _render_processes(monkeypatch, "2")
+    monkeypatch.setattr(export_module, "render_image", die_in_a_render_process)
+    with app.app_context():
+        got = _manifest(_zip(app, create_export({"formats": ["coco", "masks"]})))
+    assert got["files"] == expected["files"] and not got["skipped"]
+    assert "render process died" in caplog.text
+
+
+def test_a_cancelled_export_stops_its_render_processes(app, dataset, monkeypatch):
+    _render_processes(monkeypatch, "2")
+    before = set(multiprocessing.active_children())
+
+    def progress(done, total=None, message=""):
+        if done == 2:
+            raise KeyboardInterrupt("cancelled")
+
+    with app.app_context():
+        with pytest.raises(KeyboardInterrupt):
+            create_export({"formats": ["masks"]}, progress=progress)
+    assert set(multiprocessing.active_children()) <= before
 
 
 def test_planted_near_duplicates_share_a_split(app, dataset):

@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +167,34 @@ def test_redis_stopped_job_endpoints_503_annotation_works_jobs_resume(tmp_path, 
              what="jobs after Redis came back")
     with app.app_context():
         db.engine.dispose()
+
+
+_POOL_HOLDER = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from backend.datasets.export import _exit_with_parent
+pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=_exit_with_parent,
+                           initargs=(os.getpid(),))
+print(pool.submit(os.getpid).result(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_render_processes_leave_when_the_exporting_process_is_killed():
+    """A worker killed past its request limits (SIGKILL) cannot stop its export's render processes: they notice
+    that their parent is gone and leave (backend/datasets/export.py _exit_with_parent)."""
+    holder = subprocess.Popen([sys.executable, "-c", _POOL_HOLDER], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    try:
+        render_pid = int(holder.stdout.readline())
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+
+        def gone() -> bool:
+            try:  # a zombie until something reaps it: dead all the same
+                return Path(f"/proc/{render_pid}/stat").read_text().split(") ")[1].startswith("Z")
+            except FileNotFoundError:
+                return True
+        wait_for(gone, 10, what="the render process to leave")
+    finally:
+        holder.kill()

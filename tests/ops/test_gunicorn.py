@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -34,6 +35,8 @@ def test_gunicorn_serves_and_metrics_add_up_across_workers(tmp_path):
         stack.init()
         stack.start()
         start = _healthz_count(stack)  # the start-up probes
+        for pid in stack.worker_pids():  # backend/serve PROCESS_ENV: large image blocks are returned on free
+            assert b"\0MALLOC_MMAP_THRESHOLD_=1048576\0" in b"\0" + Path(f"/proc/{pid}/environ").read_bytes()
         for _ in range(30):
             assert Http(stack.url).get("/healthz").status == 200  # a new connection each: any worker may answer
         assert _healthz_count(stack) == start + 30
