@@ -218,6 +218,30 @@ def test_labelstudio_export_is_the_shape_label_studio_exports(app):
         assert per_region and all(r["id"] in region_ids for r in per_region)
 
 
+def test_label_studios_own_converter_reads_our_export(app, tmp_path):
+    """Label Studio's converter (label_studio_sdk.converter, what Label Studio runs for its COCO export) reads our
+    tasks with our labelling config: the same polygons, at the same place, as our own COCO file."""
+    converter = pytest.importorskip("label_studio_sdk.converter.converter",
+                                    reason="label-studio-sdk is not installed (.ci/run installs it, see there)")
+    _workspace(app)
+    with _export_zip(app, {"formats": ["coco", "labelstudio"], "split": {"val": 0, "test": 0}}) as zf:
+        zf.extractall(tmp_path / "x")
+    root = tmp_path / "x"
+    convert = converter.Converter(config=(root / "labelstudio/config.xml").read_text(), project_dir=str(root),
+                                  download_resources=False)
+    convert.convert_to_coco(str(root / "labelstudio/train.json"), str(tmp_path / "ls"), is_dir=False)
+    theirs = json.loads((tmp_path / "ls/result.json").read_text())
+    ours = json.loads((root / "coco/train.json").read_text())
+
+    def boxes(coco: dict) -> list:
+        return sorted([round(v, 1) for v in a["bbox"]] for a in coco["annotations"])
+
+    assert len(theirs["images"]) == len(ours["images"]) == 2
+    assert {(i["width"], i["height"]) for i in theirs["images"]} == {(W, H)}
+    assert len(theirs["annotations"]) == len(ours["annotations"]) == 4
+    assert boxes(theirs) == boxes(ours)
+
+
 # --- refusals -----------------------------------------------------------------------------------------------------
 
 
