@@ -19,6 +19,7 @@ import fcntl
 import os
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -36,7 +37,14 @@ class DecodeSlots:
         self._local = threading.Lock()
         self._held: set[int] = set()  # slots held by threads of this process (flock does not tell them apart)
         self._fds: dict[int, int] = {}
-        self._pid = os.getpid()
+        # A forked child (an export's render process) starts with none of its parent's slots: the parent's lock
+        # may be held by another thread at the fork, and the slots its threads hold are not the child's.
+        forget = weakref.WeakMethod(self._forget_parent)
+        os.register_at_fork(after_in_child=lambda: forget() and forget()())
+
+    def _forget_parent(self) -> None:
+        self._local = threading.Lock()
+        self._fds, self._held = {}, set()  # never unlock the inherited descriptors: that would free the parent's slots
 
     def configure(self, directory: str | os.PathLike | None, count: int, min_pixels: int | None = None) -> None:
         with self._local:
@@ -51,8 +59,6 @@ class DecodeSlots:
                 self.directory.mkdir(parents=True, exist_ok=True)
 
     def _fd(self, index: int) -> int:
-        if self._pid != os.getpid():  # forked: the parent's descriptors share its locks
-            self._fds, self._held, self._pid = {}, set(), os.getpid()
         fd = self._fds.get(index)
         if fd is None:
             self.directory.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,8 @@
 large decodes take one of a few slots shared by every process."""
 from __future__ import annotations
 
+import os
+import signal
 import struct
 import subprocess
 import sys
@@ -119,3 +121,21 @@ def test_one_process_holds_one_large_decode_at_a_time(tmp_path):
     other.configure(tmp_path, 3)
     with slots.slot(10), other.slot(10):
         pass
+
+
+def test_a_forked_child_starts_without_its_parents_slots(tmp_path):
+    """An export's render process is forked while the parent's threads may hold a slot, or the slots' lock: the
+    child must still get a free slot (it held 1 of 1 allowed, or waited for a lock no thread of its would free)."""
+    slots = DecodeSlots(count=2, min_pixels=1, wait_seconds=0.5)
+    slots.configure(tmp_path, 2)
+    with slots.slot(10), slots._local:  # as if another thread were inside the lock at the fork
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(5)  # a deadlock ends the child instead of the test run
+            try:
+                with slots.slot(10):
+                    os._exit(0)
+            except BaseException:
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
