@@ -35,8 +35,12 @@ def test_export_form_progress_download_manifest_and_diff(console, page):
     assert "No exports yet" in page.inner_text("[data-testid=exports-table]")
 
     form = page.locator("form[aria-label='New export']")
-    for fmt in ("crops", "yolo", "labelme"):  # keep COCO and masks
+    for fmt in ("cvat", "labelstudio"):  # offered, not ticked by default
+        assert not form.locator(f"input[name=formats][value={fmt}]").is_checked()
+    for fmt in ("crops", "yolo", "labelme"):  # keep COCO and masks, add CVAT
         form.locator(f"input[name=formats][value={fmt}]").uncheck()
+    form.locator("input[name=formats][value=cvat]").check()
+    form.locator("select[name=categories]").select_option("styles")
     form.locator("input[name=val]").fill("25")
     form.locator("input[name=seed]").fill("7")
     form.locator("[data-testid=start-export]").click()
@@ -45,12 +49,13 @@ def test_export_form_progress_download_manifest_and_diff(console, page):
     row.wait_for(timeout=60_000)
     cells = row.locator("td").all_inner_texts()
     assert cells[2] == "ml" and cells[4] == str(len(data["labelled"])), cells  # who, images
-    assert cells[6] == "coco, masks"
+    assert cells[6] == "coco, masks, cvat"
     shoot(page, "exports")
 
     # the server's record matches what the page shows
     admin = console.client(console.user("ml2", "admin")[1])
     listed = admin.get("/api/v1/exports").get_json()["items"][0]
+    assert listed["options"]["categories"] == "styles"
     assert listed["options"]["split"] == {"val": 0.25, "test": 0.1, "seed": 7, "near_duplicate_distance": listed["options"]["split"]["near_duplicate_distance"]}
     assert cells[8].startswith(listed["archive_sha256"][:10])
 
@@ -60,6 +65,7 @@ def test_export_form_progress_download_manifest_and_diff(console, page):
     assert hashlib.sha256(blob).hexdigest() == listed["archive_sha256"]
     manifest = json.loads(zipfile.ZipFile(io.BytesIO(blob)).read("manifest.json"))
     assert sorted(i["id"] for i in manifest["images"]) == sorted(data["labelled"])
+    assert any(name.startswith("cvat/") for name in manifest["files"])
 
     row.locator("[data-testid=show-manifest]").click()
     page.wait_for_selector("[data-testid=manifest]")

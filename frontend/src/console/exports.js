@@ -3,10 +3,13 @@
 
 import { dialog, h, toast } from "../dom.js";
 import { query } from "../api.js";
-import { card, emptyRow, field, fmtBytes, fmtDate, numberInput, pager, poll, progressBar, statusBadge } from "./common.js";
+import { card, emptyRow, field, fmtBytes, fmtDate, numberInput, pager, poll, progressBar, select, statusBadge } from "./common.js";
 
 const PER_PAGE = 20;
-const FORMATS = [["coco", "COCO"], ["masks", "Masks (PNG)"], ["crops", "Style crops"], ["yolo", "YOLO-seg"], ["labelme", "LabelMe"]];
+const FORMATS = [["coco", "COCO"], ["masks", "Masks (PNG)"], ["crops", "Style crops"], ["yolo", "YOLO-seg"], ["labelme", "LabelMe"],
+  ["cvat", "CVAT 1.1 XML"], ["labelstudio", "Label Studio JSON"]];
+const DEFAULT_FORMATS = ["coco", "masks", "crops", "yolo", "labelme"];  // CVAT and Label Studio when moving a project out
+const CATEGORIES = [["tattoo", "One class, tattoo (style as an attribute)"], ["styles", "One class per trainable style"]];
 const STATUSES = ["new", "in_progress", "submitted", "accepted", "rejected"];
 // Exports ticked for comparison (id -> export), kept while the console is open so two can be picked on different pages.
 const selected = new Map();
@@ -31,6 +34,7 @@ export function exportBody(form) {
   return {
     body: {
       formats,
+      categories: form.elements.categories.value,
       split: { val, test, seed: Math.max(0, parseInt(form.elements.seed.value || "0", 10) || 0) },
       filter: { status, styles: checkedValues(form, "styles"), flags: checkedValues(form, "flags") },
       include_excluded: form.elements.include_excluded.checked,
@@ -43,7 +47,8 @@ function exportForm(app, onStarted) {
   const error = h("p", { class: "form-error", role: "alert" });
   const submit = h("button", { type: "submit", class: "btn btn-primary", "data-testid": "start-export" }, "Start export");
   const form = h("form", { class: "c-form", "aria-label": "New export" },
-    field("Formats", checks("formats", FORMATS, FORMATS.map(([v]) => v))),
+    field("Formats", checks("formats", FORMATS, DEFAULT_FORMATS)),
+    field("Classes (COCO categories, YOLO names, class-index masks)", select("categories", CATEGORIES, "tattoo")),
     field("Image statuses", checks("status", STATUSES.map((s) => [s, s.replace("_", " ")]), ["accepted"])),
     field("Styles (none ticked: all)", checks("styles", taxonomy.styles.map((s) => [s.key, s.label]), [])),
     field("Only images with these flags (none ticked: all)", checks("flags", taxonomy.flags.map((f) => [f.key, f.label]), [])),
