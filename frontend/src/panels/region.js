@@ -21,7 +21,7 @@ export function regionPanel({ editor, store, taxonomy }) {
     clear(body);
     const r = editor.selected;
     if (!r) {
-      body.append(h("p", { class: "muted", text: "No region selected. Draw one with P (polygon), B (brush) or X (box assist), or click a region." }));
+      body.append(h("p", { class: "muted", text: "No region selected. Draw one with P (polygon), B (brush), N (box), X (box assist) or C (click on the ink), or click a region." }));
       return;
     }
     const select = h("select", { id: "region-style", "data-testid": "region-style", "aria-label": "Region style" },
