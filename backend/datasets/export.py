@@ -72,7 +72,7 @@ def render_workers(settings: RenderSettings) -> int:
 
 # Large exports that work on pixels render in forked processes. Threads overlap little there: rasterising and
 # painting a mask are many small numpy calls that hold the GIL, so two render threads on 2 cores used 40 s of CPU
-# where one used 29 s, for the same wall time (10,000 images COCO + masks ~30 s either way); three forked processes
+# where one used 31 s, for the same wall time (10,000 images COCO + masks ~30 s either way); three forked processes
 # took 19.6 s (benchmarks/README.md, issue 22). Fork starts a process in milliseconds without re-importing
 # anything; the children only run render_image (numpy, Pillow, ISA-L) on the tasks they are sent. Below the
 # threshold, a process's start is not worth it. INKLABEL_EXPORT_PROCESSES=0 turns processes off.
@@ -86,7 +86,7 @@ def render_processes(settings: RenderSettings, images: int) -> int:
     if setting == "0" or render_workers(settings) == 1 or images < PROCESS_MIN_IMAGES:
         return 0
     if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
-        return 0  # no fork (Windows, macOS defaults aside) or a daemonic process, which may not have children
+        return 0  # no fork (Windows), or a daemonic process, which may not have children
     if setting:
         return max(1, int(setting))
     return min(4, (os.cpu_count() or 1) + 1)  # one more than the CPUs: the writer in this process is mostly idle
@@ -344,8 +344,7 @@ def _submit(pool, task: ImageTask, settings: RenderSettings):
     try:
         return (pool.submit(render_image, task, settings), task)
     except BrokenProcessPool:
-        log.warning("export render process died; rendering image %s in the exporting process", task.image_id)
-        return render_image(task, settings)
+        return _render_here(task, settings)
 
 
 def _resolved(item, settings: RenderSettings):
@@ -355,8 +354,12 @@ def _resolved(item, settings: RenderSettings):
     try:
         return future.result()
     except BrokenProcessPool:
-        log.warning("export render process died; rendering image %s in the exporting process", task.image_id)
-        return render_image(task, settings)
+        return _render_here(task, settings)
+
+
+def _render_here(task: ImageTask, settings: RenderSettings):
+    log.warning("export render process died; rendering image %s in the exporting process", task.image_id)
+    return render_image(task, settings)
 
 
 def create_export(options: dict | ExportOptions | None = None, user_id: int | None = None,
