@@ -57,7 +57,7 @@ def _fill_polygon(out: np.ndarray, rings: Iterable[Sequence[Sequence[float]]]) -
     cols = np.clip(np.floor(xc - 0.5) + 1, 0, width).astype(np.int64)
     local_rows = rows - row_lo
     # Column-major toggles: numpy accumulates along axis 0 for all rows at once (vectorised), along axis 1 one
-    # row at a time; the transposed layout made rasterising ~1.8x faster (exports' masks, issue 22).
+    # row at a time (a 420 x 420 window: 0.37 -> 0.20 ms; exports of masks 7 % faster, issue 22).
     toggles = np.zeros((width + 1, row_hi - row_lo), dtype=np.uint8)
     np.bitwise_xor.at(toggles, (cols, local_rows), 1)
     out[row_lo:row_hi] |= np.bitwise_xor.accumulate(toggles[:width], axis=0).T.view(bool)

@@ -64,10 +64,14 @@ def export_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def _works_on_pixels(settings: RenderSettings) -> bool:
+    return settings.images or bool(settings.formats & {"masks", "crops"})
+
+
 def render_workers(settings: RenderSettings) -> int:
     """Threads pay only where pixels are worked on (images, masks, crops); the other formats are plain Python, which
     threads cannot overlap (the GIL) and only slow down by handing it back and forth."""
-    return export_workers() if settings.images or settings.formats & {"masks", "crops"} else 1
+    return export_workers() if _works_on_pixels(settings) else 1
 
 
 # Large exports that work on pixels render in forked processes. Threads overlap little there: rasterising and
@@ -83,7 +87,7 @@ PROCESS_WINDOW = 64  # a round trip to a process costs more than a hand-over to 
 def render_processes(settings: RenderSettings, images: int) -> int:
     """How many render processes this export uses; 0 means threads (render_workers)."""
     setting = os.environ.get("INKLABEL_EXPORT_PROCESSES", "").strip()
-    if setting == "0" or render_workers(settings) == 1 or images < PROCESS_MIN_IMAGES:
+    if setting == "0" or not _works_on_pixels(settings) or images < PROCESS_MIN_IMAGES:
         return 0
     if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
         return 0  # no fork (Windows), or a daemonic process, which may not have children

@@ -39,8 +39,12 @@ class DecodeSlots:
         self._fds: dict[int, int] = {}
         # A forked child (an export's render process) starts with none of its parent's slots: the parent's lock
         # may be held by another thread at the fork, and the slots its threads hold are not the child's.
-        forget = weakref.WeakMethod(self._forget_parent)
-        os.register_at_fork(after_in_child=lambda: forget() and forget()())
+        def forget_parent(ref=weakref.ref(self)) -> None:
+            slots = ref()
+            if slots is not None:
+                slots._forget_parent()
+
+        os.register_at_fork(after_in_child=forget_parent)
 
     def _forget_parent(self) -> None:
         self._local = threading.Lock()
