@@ -77,7 +77,7 @@ def train_and_report(kind: str, export_ref: str, options: dict, promote: str, al
                    "back to the CPU with a warning")
 @click.option("--workers", type=click.IntRange(0, 64), help="data loader processes [0 on CPU, up to 8 on CUDA]")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--time-limit", type=float, help="stop after the epoch that passes this many seconds")
+@click.option("--time-limit", type=float, help="a time budget in seconds: the learning-rate schedule anneals within it and training stops when it is spent")
 @click.option("--promote", "promote", flag_value="always", help="make the new model current whatever it scores")
 @click.option("--promote-if-better", "promote", flag_value="if_better",
               help="make it current when it does at least as well as the current model on the same validation images")
@@ -220,7 +220,7 @@ def populate_synthetic(n_images: int, label_fraction: float, user: User, seed: i
 DEMO_SEGMENTER = {"input_size": 192, "batch_size": 8, "lr": 3e-3}
 DEMO_SEGMENTER_EPOCHS = 12  # for 120 labelled images; scaled to keep the number of steps (3 to 30 epochs)
 DEMO_SECONDS = 180  # the demo's budget on 2 CPU cores
-DEMO_AFTER_SEGMENTER = 50  # seconds after the segmenter: classifier, pre-fill, and the epoch that passes the limit
+DEMO_AFTER_SEGMENTER = 50  # seconds after the segmenter: its last validation, the classifier and pre-fill
 DEMO_CLASSIFIER = {"input_size": 64, "batch_size": 32, "lr": 3e-3}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -68,7 +69,7 @@ class TrainOptions:
     workers: Optional[int] = None  # DataLoader workers; default 0 on CPU, up to 8 on CUDA
     seed: int = 0
     val_fraction: float = 0.15  # carved from train when the export has no val split
-    time_limit: Optional[float] = None  # seconds; training stops after the epoch that passes it
+    time_limit: Optional[float] = None  # seconds; the schedule anneals by then and training stops there
     classes: Optional[list[str]] = None  # classifier: allowed styles in order (the taxonomy's trainable ones)
     threshold: float = 0.5
 
@@ -139,9 +140,58 @@ def _dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1 - (2 * inter + 1) / (denom + 1)).mean()
 
 
-def _schedule(optimizer, lr: float, total_steps: int):
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, total_steps),
-                                               pct_start=0.15, div_factor=10, final_div_factor=100)
+class BudgetSchedule:
+    """One-cycle learning rate (cosine warm-up from lr/10 to lr over the first 15 %, then cosine annealing to
+    lr/1000) over whichever ends first: the planned steps or the time budget.
+
+    A run stopped by its time limit part-way through a step-based one-cycle ends near the peak learning rate,
+    unannealed (issue 21's full real-photo run stopped at epoch 11 of 30, just past the peak); measuring progress
+    by time as well makes every stopped run anneal by the time it stops. Without a time limit it is the step-based
+    one-cycle, deterministic."""
+
+    def __init__(self, optimizer, lr: float, total_steps: int, time_limit: Optional[float] = None,
+                 pct_start: float = 0.15, div_factor: float = 10.0, final_div_factor: float = 100.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.optimizer, self.lr, self.total = optimizer, lr, max(1, total_steps)
+        self.time_limit, self.clock, self.started = time_limit, clock, clock()
+        self.pct_start, self.initial, self.final = pct_start, lr / div_factor, lr / div_factor / final_div_factor
+        self.steps = 0
+        self._apply()
+
+    @property
+    def progress(self) -> float:
+        """How far through the run, 0..1: by steps, or by time when that is further along."""
+        done = self.steps / self.total
+        if self.time_limit:
+            done = max(done, (self.clock() - self.started) / self.time_limit)
+        return min(1.0, done)
+
+    @property
+    def out_of_time(self) -> bool:
+        return bool(self.time_limit) and self.clock() - self.started >= self.time_limit
+
+    def current_lr(self) -> float:
+        t = self.progress
+
+        def cosine(start: float, end: float, fraction: float) -> float:
+            return end + (start - end) * (1 + math.cos(math.pi * fraction)) / 2
+
+        if t < self.pct_start:
+            return cosine(self.initial, self.lr, t / self.pct_start)
+        return cosine(self.lr, self.final, (t - self.pct_start) / (1 - self.pct_start))
+
+    def _apply(self) -> None:
+        lr = self.current_lr()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def step(self) -> None:
+        self.steps += 1
+        self._apply()
+
+
+def _schedule(optimizer, lr: float, total_steps: int, time_limit: Optional[float] = None) -> BudgetSchedule:
+    return BudgetSchedule(optimizer, lr, total_steps, time_limit)
 
 
 class _Clock:
@@ -261,7 +311,7 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
     model = prepare_model(model, device, train=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     steps = opts.epochs * len(train_dl)
-    scheduler = _schedule(optimizer, opts.lr, steps)
+    scheduler = _schedule(optimizer, opts.lr, steps, opts.time_limit)
     clock = _Clock(steps, progress)
 
     history, best, best_state, best_epoch = [], -1.0, None, 0
@@ -277,7 +327,7 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
             logits = logits.float()
             if boxed:
                 known, lab, boxes = (t.to(device, non_blocking=True) for t in batch[2:])
-                ramp = min(1.0, clock.done / max(1, steps * 0.2))  # BoxInst warms the pairwise term up
+                ramp = min(1.0, scheduler.progress / 0.2)  # BoxInst warms the pairwise term up
                 loss, _ = box_supervised_loss(logits, y, known.float().unsqueeze(1), boxes, lab,
                                               pairwise_weight=PAIRWISE_WEIGHT * ramp)
             else:
@@ -288,6 +338,8 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
             scheduler.step()
             losses.append(float(loss.detach()))
             clock.tick(f"epoch {epoch}/{opts.epochs} loss {losses[-1]:.3f}")
+            if scheduler.out_of_time:  # annealed: the rest of the epoch would train at the final rate
+                break
         val = _epoch_val_segmenter(model, val_dl, device, boxes=not val_s)
         entry = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), "val_iou": val["iou"],
                  "val_dice": val["dice"], "seconds": round(time.monotonic() - started, 1)}
@@ -300,8 +352,8 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
         if val["iou"] > best:
             best, best_epoch = val["iou"], epoch
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        if opts.time_limit and time.monotonic() - started > opts.time_limit and epoch < opts.epochs:
-            notes.setdefault("stopped", f"time limit {opts.time_limit:.0f}s reached after epoch {epoch}")
+        if scheduler.out_of_time and epoch < opts.epochs:
+            notes.setdefault("stopped", f"time limit {opts.time_limit:.0f}s reached in epoch {epoch}")
             break
     train_seconds = time.monotonic() - started
 
@@ -390,7 +442,7 @@ def _train_classifier(data: ExportData, opts: TrainOptions, progress: Optional[P
     model = prepare_model(model, device, train=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     steps = opts.epochs * len(train_dl)
-    scheduler = _schedule(optimizer, opts.lr, steps)
+    scheduler = _schedule(optimizer, opts.lr, steps, opts.time_limit)
     clock = _Clock(steps, progress)
 
     history, best, best_state, best_epoch = [], (-1.0, -1.0), None, 0
@@ -410,6 +462,8 @@ def _train_classifier(data: ExportData, opts: TrainOptions, progress: Optional[P
             scheduler.step()
             losses.append(float(loss.detach()))
             clock.tick(f"epoch {epoch}/{opts.epochs} loss {losses[-1]:.3f}")
+            if scheduler.out_of_time:  # annealed: the rest of the epoch would train at the final rate
+                break
         model.eval()
         y_true, y_pred = [], []
         with torch.inference_mode():
@@ -431,8 +485,8 @@ def _train_classifier(data: ExportData, opts: TrainOptions, progress: Optional[P
         if (acc, f1) > best:
             best, best_epoch = (acc, f1), epoch
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        if opts.time_limit and time.monotonic() - started > opts.time_limit and epoch < opts.epochs:
-            notes.setdefault("stopped", f"time limit {opts.time_limit:.0f}s reached after epoch {epoch}")
+        if scheduler.out_of_time and epoch < opts.epochs:
+            notes.setdefault("stopped", f"time limit {opts.time_limit:.0f}s reached in epoch {epoch}")
             break
     train_seconds = time.monotonic() - started
 

@@ -112,3 +112,54 @@ def test_training_asked_for_cuda_runs_on_cpu(monkeypatch, export_dir):
         result = train_model(data, TrainOptions(kind="classifier", epochs=1, input_size=32, batch_size=16,
                                                 device="cuda"))
     assert result.metrics["device"] == "cpu"
+
+
+class _FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _optimizer():
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+
+
+def test_schedule_is_one_cycle_over_the_steps_without_a_time_limit():
+    from backend.ml.train import BudgetSchedule
+
+    opt = _optimizer()
+    schedule = BudgetSchedule(opt, 1e-2, 100, clock=_FakeClock())
+    rates = [opt.param_groups[0]["lr"]]
+    for _ in range(100):
+        schedule.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates[0] == pytest.approx(1e-3)  # lr / 10
+    assert max(rates) == pytest.approx(1e-2) and int(np.argmax(rates)) == 15  # the peak at 15 % of the steps
+    assert rates[-1] == pytest.approx(1e-5)  # lr / 1000: annealed
+    assert all(a >= b for a, b in zip(rates[15:], rates[16:]))
+
+
+def test_schedule_anneals_by_the_time_limit_however_few_steps_ran():
+    """A run its time budget stops part-way (say 11 of 30 planned epochs) ends annealed, not at the peak rate."""
+    from backend.ml.train import BudgetSchedule
+
+    clock, opt = _FakeClock(), _optimizer()
+    schedule = BudgetSchedule(opt, 1e-2, 3000, time_limit=100.0, clock=clock)
+    for second in range(1, 101):
+        clock.now = float(second)
+        schedule.step()  # one step a second: a third of the planned steps fit in the budget
+        if second == 50:
+            assert schedule.progress == pytest.approx(0.5) and not schedule.out_of_time
+    assert schedule.out_of_time and schedule.progress == 1.0
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-5)
+
+
+def test_time_limited_training_stops_within_its_budget(export_dir):
+    with open_export(export_dir) as data:
+        result = train_model(data, TrainOptions(kind="segmenter", epochs=1000, input_size=64, batch_size=8, lr=1e-2,
+                                                decoder_channels=TINY_DECODER, device="cpu", time_limit=3.0))
+    history = result.metrics["history"]
+    assert len(history) < 1000 and "time limit" in result.sidecar["training"]["stopped"]
+    assert history[-1]["seconds"] < 3.0 + 10  # the budget, plus the last validation pass
