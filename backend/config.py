@@ -57,6 +57,8 @@ def load_config() -> dict:
         "DISPLAY_MAX_SIDE": _int("INKLABEL_DISPLAY_MAX_SIDE", 2048),
         "THUMB_MAX_SIDE": _int("INKLABEL_THUMB_MAX_SIDE", 256),
         "LOW_CONCENTRATION": _float("INKLABEL_LOW_CONCENTRATION", 0.25),
+        # pre-fill regions only on the body in photos with skin (backend/ml/skin.py); 0 for photos of other things
+        "PREFILL_ON_BODY": os.environ.get("INKLABEL_PREFILL_ON_BODY", "1") != "0",
         "LOCK_SECONDS": _int("INKLABEL_LOCK_SECONDS", 15 * 60),
         "SESSION_HOURS": _int("INKLABEL_SESSION_HOURS", 12),
         # Login back-off (backend/web/auth.py), per (user name, client address): free failures in the window, then

@@ -22,6 +22,11 @@ Figures on the 30 held-out photos:
 
     python benchmarks/bench_real.py --preset quick      # the reduced setting (about 10 minutes on 2 busy cores)
     python benchmarks/bench_real.py --preset full       # the issue's setting: 30 min CPU training budget
+    python benchmarks/bench_real.py --preset full --keep /tmp/real    # ... and keep the workspace, then
+    python benchmarks/bench_real.py --measure /tmp/real [--no-body-gate]  # measure its models again, no training
+
+Pre-fill keeps its regions on the body by default (PrefillSettings.on_body, INKLABEL_PREFILL_ON_BODY);
+--no-body-gate measures it without.
 """
 from __future__ import annotations
 
@@ -60,6 +65,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, default=None, help="build the workspace here and keep it")
+    parser.add_argument("--measure", type=Path, default=None,
+                        help="a workspace kept by --keep: measure its promoted models again (no import, no training)")
+    parser.add_argument("--no-body-gate", action="store_true", help="pre-fill without its on-body gate")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     settings = dict(PRESETS[args.preset])
@@ -70,6 +78,13 @@ def main() -> None:
     from backend.ml.device import configure_cpu_threads
 
     threads = configure_cpu_threads(args.threads)
+    if args.measure is not None:
+        out = measure_again(args, settings)
+        out.update(threads=threads, preset=args.preset, settings=settings, device=args.device)
+        report(out)
+        if args.json:
+            print(json.dumps(out))
+        return
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="inklabel-bench-real-"))
     try:
         out = run(args, settings, workdir)
@@ -85,10 +100,16 @@ def main() -> None:
 def report(out: dict) -> None:
     s, p, a, c = out["settings"], out["prefill"], out["assist"], out["click"]
     print(f"preset {out['preset']} {s}; {out['threads']} thread(s), device {out['device']}")
-    print(f"trained on {out['train_photos']} real photos ({out['train_boxes']} boxes) + {out['procedural']} procedural "
-          f"+ {out['composites']} composites; held out {out['held_out_photos']} photos ({p['gt_boxes']} boxes)")
-    print(f"  segmenter training {out['seg_train_seconds']:.0f}s ({out['seg_epochs_run']} epochs), classifier "
-          f"{out['cls_train_seconds']:.0f}s")
+    if "measured_again" in out:
+        print(f"models of {out['measured_again']} measured again; held out {out['held_out_photos']} photos "
+              f"({p['gt_boxes']} boxes)")
+    else:
+        print(f"trained on {out['train_photos']} real photos ({out['train_boxes']} boxes) + {out['procedural']} "
+              f"procedural + {out['composites']} composites; held out {out['held_out_photos']} photos "
+              f"({p['gt_boxes']} boxes)")
+        print(f"  segmenter training {out['seg_train_seconds']:.0f}s ({out['seg_epochs_run']} epochs), classifier "
+              f"{out['cls_train_seconds']:.0f}s")
+    print(f"  pre-fill on-body gate: {'on' if out.get('body_gate', True) else 'off'}")
     print(f"  pre-fill: box AP50 {p['ap50']:.3f}, recall@0.5 {p['recall50']:.3f}, predicted area inside human boxes "
           f"{p['area_inside']:.3f} ({p['regions']} regions)")
     for name in ("model", "classical"):
@@ -99,11 +120,35 @@ def report(out: dict) -> None:
     print(f"  click (model): median {c['ms_median']:.0f} ms, p95 {c['ms_p95']:.0f} ms over {c['n']} clicks")
     print(f"  procedural held-out: IoU {out['procedural_holdout']['iou']:.3f}, style accuracy "
           f"{out['procedural_holdout']['style_accuracy']:.3f}")
-    print("  steps: " + ", ".join(f"{k} {v:.0f}s" for k, v in out["seconds"].items()))
+    if "seconds" in out:
+        print("  steps: " + ", ".join(f"{k} {v:.0f}s" for k, v in out["seconds"].items()))
+
+
+def _app(workspace: Path, device: str, body_gate: bool):
+    from backend import create_app
+
+    return create_app({"WORKSPACE": str(workspace), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workspace / 'db.sqlite'}",
+                       "SECRET_KEY": "bench-real", "SCHEMA_CREATE_ALL": True, "TESTING": True, "DEVICE": device,
+                       "PREFILL_ON_BODY": body_gate})
+
+
+def measure_again(args, settings: dict) -> dict:
+    """The held-out figures of the models a --keep run promoted, pre-filled afresh (e.g. after a change to pre-fill)."""
+    from backend.commands.real_photos import real_photo_split
+
+    workspace = args.measure / "workspace"
+    if not (workspace / "db.sqlite").is_file():
+        sys.exit(f"{args.measure} holds no workspace kept by --keep")
+    app = _app(workspace, args.device, not args.no_body_gate)
+    _, held_names = real_photo_split(args.data)
+    with app.app_context():
+        held = held_out(args.data, held_names, settings["boxes_per_photo"], refresh=True)
+        procedural = procedural_holdout(settings["holdout"], args.seed)
+    return {"measured_again": str(args.measure), "held_out_photos": len(held_names), **held,
+            "procedural_holdout": procedural, "body_gate": not args.no_body_gate}
 
 
 def run(args, settings: dict, workdir: Path) -> dict:
-    from backend import create_app
     from backend.web.auth import create_user
     from backend.commands.ml import populate_synthetic
     from backend.commands.real_photos import import_real_photos, populate_composites, real_photo_split
@@ -116,8 +161,7 @@ def run(args, settings: dict, workdir: Path) -> dict:
 
     seconds: dict[str, float] = {}
     workspace = workdir / "workspace"
-    app = create_app({"WORKSPACE": str(workspace), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workspace / 'db.sqlite'}",
-                      "SECRET_KEY": "bench-real", "SCHEMA_CREATE_ALL": True, "TESTING": True, "DEVICE": args.device})
+    app = _app(workspace, args.device, not args.no_body_gate)
     init_db(app)
     train_names, held_names = real_photo_split(args.data)
     with app.app_context():
@@ -161,6 +205,7 @@ def run(args, settings: dict, workdir: Path) -> dict:
         "seg_train_box_images": seg_metrics.get("train_box_images"),
         "seg_val": seg["headline"], "cls_train_seconds": cls["train_seconds"], "cls_val": cls["headline"],
         **held, "procedural_holdout": procedural, "seconds": seconds, "pid": os.getpid(),
+        "body_gate": not args.no_body_gate,
     }
 
 
@@ -177,7 +222,7 @@ def _mask_box(mask: np.ndarray):
     return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)) if len(xs) else None
 
 
-def held_out(data: Path, names: list[str], boxes_per_photo: int = 99) -> dict:
+def held_out(data: Path, names: list[str], boxes_per_photo: int = 99, refresh: bool = False) -> dict:
     """Ingest the held-out photos unlabelled, pre-fill them with the promoted models, and measure (module doc)."""
     from backend.commands.real_photos import labelled_photos
     from backend.db.extensions import db
@@ -201,7 +246,7 @@ def held_out(data: Path, names: list[str], boxes_per_photo: int = 99) -> dict:
         ids.append(image.id)
     db.session.commit()
     t = time.monotonic()
-    prefill_images(ids, batch_size=8)
+    prefill_images(ids, batch_size=8, refresh=refresh)
     prefill_seconds = time.monotonic() - t
     models = load_current()
     runner = models.segmenter

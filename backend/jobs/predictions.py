@@ -93,6 +93,7 @@ def load_current(device=None) -> CurrentModels:
         threshold=seg_runner.threshold,
         work_max_side=max(PrefillSettings.work_max_side, seg_runner.input_size),
         low_concentration=float(current_app.config.get("LOW_CONCENTRATION", 0.25)),
+        on_body=bool(current_app.config.get("PREFILL_ON_BODY", True)),
         crop_margin=float(training.get("crop_margin", 0.1)),
         crop_mask_background=bool(training.get("crop_mask_background", False)),
     )

@@ -81,7 +81,7 @@ def _trace_batch(models: CurrentModels, items: list[dict], prob_canvases: np.nda
     for item, prob_canvas in zip(items, prob_canvases):
         try:
             prob = unletterbox(prob_canvas, item["lb"], *item["work_size"])
-            traces.append(trace_prefill(prob, models.settings, item["scale"], item["size"]))
+            traces.append(trace_prefill(prob, models.settings, item["scale"], item["size"], item["rgb"]))
         except Exception as err:
             traces.append(err)
     return traces

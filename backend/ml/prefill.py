@@ -30,6 +30,7 @@ from backend.core.geometry import (DEFAULT_MAX_VERTICES, GeometryError, _centre_
                         mask_to_polygons, to_geojson, validate_geometry)
 from backend.ml import uncertainty
 from backend.ml.crops import CROP_MARGIN, crop_box
+from backend.ml.skin import on_body
 
 if TYPE_CHECKING:
     from backend.ml.infer import ClassifierRunner
@@ -49,6 +50,13 @@ class PrefillSettings:
     not_tattoo_below: float = NOT_TATTOO_BELOW
     crop_margin: float = CROP_MARGIN  # the classifier's crops, as its export made them
     crop_mask_background: bool = False
+    # Regions only on the body (backend/ml/skin.py), in photos where at least `body_min_skin` is skin: on the
+    # held-out real photos of bench_real.py this took the share of predicted area inside human boxes from 26 % to
+    # 42 % (edges of limbs, clothing borders, backgrounds) at a cost of 0.009 IoU on procedural images.
+    on_body: bool = True
+    body_close: float = 0.08
+    body_rim: float = 0.05
+    body_min_skin: float = 0.05
 
 
 def work_size(width: int, height: int, max_side: int) -> tuple[int, int, float]:
@@ -309,16 +317,28 @@ class TracedImage:
     segmentation: dict  # uncertainty.segmentation_uncertainty
 
 
+def body_gate(rgb: np.ndarray | None, settings: PrefillSettings) -> np.ndarray | None:
+    """Where regions may be (the body's interior, see PrefillSettings.on_body), or None: anywhere."""
+    if rgb is None or not settings.on_body:
+        return None
+    body = on_body(rgb, settings.body_close, settings.body_rim)
+    return body.interior if body.skin_share >= settings.body_min_skin else None
+
+
 def trace_prefill(prob: np.ndarray, settings: PrefillSettings | None = None, scale: float = 1.0,
-                  image_size: tuple[int, int] | None = None) -> TracedImage:
+                  image_size: tuple[int, int] | None = None, rgb: np.ndarray | None = None) -> TracedImage:
     """The model-free step: threshold, group into tattoos, trace each (see the module docstring), concentration and
     segmentation uncertainty. `prob` is float in [0, 1]; `image_size` (original width, height; default: the
-    working size × scale) clips the geometry."""
+    working size × scale) clips the geometry; `rgb` (the working image) keeps the regions on the body
+    (`body_gate`). The uncertainty is the model's own, over the whole map."""
     settings = settings or PrefillSettings()
     h, w = prob.shape
     if image_size is None:
         image_size = (round(w * scale), round(h * scale))
     mask = prob >= settings.threshold
+    allowed = body_gate(rgb, settings)
+    if allowed is not None:
+        mask &= allowed
     min_area = max(4, int(settings.min_region_fraction * h * w))
     gap = max(1, int(round(settings.group_gap * min(h, w))))
     regions = []
@@ -405,7 +425,7 @@ def build_prefill(rgb: np.ndarray, prob: np.ndarray, classifier: ClassifierRunne
     """One image's pre-fill: trace_prefill, classify_regions and finish_prefill in a row. `image_size` (original
     width, height; default: the working size × scale) is where geometry is clipped."""
     settings = settings or PrefillSettings()
-    traced = trace_prefill(prob, settings, scale, image_size)
+    traced = trace_prefill(prob, settings, scale, image_size, rgb)
     (style_probs,) = classify_regions(classifier, [(rgb, traced)], settings)
     return finish_prefill(traced, style_probs, classifier.classes if classifier is not None else None, settings,
                           segmenter_version, classifier_version)

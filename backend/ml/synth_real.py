@@ -32,6 +32,7 @@ from backend.ml.synth import (
     finish_photo,
     photo_size,
 )
+from backend.ml.skin import skin_mask
 from backend.ml.synth_styles import STYLE_DRAWERS, STYLE_SCALE, _Layer
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -55,15 +56,6 @@ def yolo_boxes(label_file: Path, width: int, height: int) -> list[tuple[float, f
             continue
         boxes.append(((cx - bw / 2) * width, (cy - bh / 2) * height, (cx + bw / 2) * width, (cy + bh / 2) * height))
     return boxes
-
-
-def skin_mask(rgb: np.ndarray) -> np.ndarray:
-    """Skin-coloured pixels (a wide YCrCb rule that holds for light to dark skin), smoothed into areas."""
-    ycrcb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
-    y, cr, cb = ycrcb[..., 0], ycrcb[..., 1], ycrcb[..., 2]
-    skin = ((cr >= 133) & (cr <= 180) & (cb >= 77) & (cb <= 135) & (y >= 35)).astype(np.uint8)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-    return cv2.morphologyEx(cv2.morphologyEx(skin, cv2.MORPH_OPEN, k), cv2.MORPH_CLOSE, k) > 0
 
 
 @dataclass

@@ -140,58 +140,75 @@ def _dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1 - (2 * inter + 1) / (denom + 1)).mean()
 
 
+PCT_START, DIV_FACTOR, FINAL_DIV_FACTOR = 0.15, 10.0, 100.0  # lr/10 → lr over 15 % of the run → lr/1000
+BETA1 = (0.95, 0.85)  # Adam's first moment decay: high while the rate is low, low at its peak (as OneCycleLR)
+
+
+def _cosine(start: float, end: float, fraction: float) -> float:
+    return end + (start - end) * (1 + math.cos(math.pi * min(max(fraction, 0.0), 1.0))) / 2
+
+
 class BudgetSchedule:
-    """One-cycle learning rate (cosine warm-up from lr/10 to lr over the first 15 %, then cosine annealing to
-    lr/1000) over whichever ends first: the planned steps or the time budget.
+    """One-cycle learning rate and momentum (OneCycleLR's shape) over the time budget: progress is the share of the
+    planned steps done or of the budget spent, whichever is further along.
 
-    A run stopped by its time limit part-way through a step-based one-cycle ends near the peak learning rate,
-    unannealed (issue 21's full real-photo run stopped at epoch 11 of 30, just past the peak); measuring progress
-    by time as well makes every stopped run anneal by the time it stops. Without a time limit it is the step-based
-    one-cycle, deterministic."""
+    A run its time limit stops part-way through a step-based one-cycle ends near the peak learning rate, never
+    annealed (the demo on a busy machine at epoch 3 of 12); measuring progress by time as well makes a stopped run
+    anneal by the time it stops."""
 
-    def __init__(self, optimizer, lr: float, total_steps: int, time_limit: Optional[float] = None,
-                 pct_start: float = 0.15, div_factor: float = 10.0, final_div_factor: float = 100.0,
+    def __init__(self, optimizer, lr: float, total_steps: int, time_limit: float,
                  clock: Callable[[], float] = time.monotonic):
         self.optimizer, self.lr, self.total = optimizer, lr, max(1, total_steps)
         self.time_limit, self.clock, self.started = time_limit, clock, clock()
-        self.pct_start, self.initial, self.final = pct_start, lr / div_factor, lr / div_factor / final_div_factor
+        self.initial, self.final = lr / DIV_FACTOR, lr / DIV_FACTOR / FINAL_DIV_FACTOR
         self.steps = 0
         self._apply()
 
     @property
     def progress(self) -> float:
-        """How far through the run, 0..1: by steps, or by time when that is further along."""
-        done = self.steps / self.total
-        if self.time_limit:
-            done = max(done, (self.clock() - self.started) / self.time_limit)
-        return min(1.0, done)
+        """How far through the run, 0..1."""
+        return min(1.0, max(self.steps / self.total, (self.clock() - self.started) / self.time_limit))
 
     @property
     def out_of_time(self) -> bool:
-        return bool(self.time_limit) and self.clock() - self.started >= self.time_limit
-
-    def current_lr(self) -> float:
-        t = self.progress
-
-        def cosine(start: float, end: float, fraction: float) -> float:
-            return end + (start - end) * (1 + math.cos(math.pi * fraction)) / 2
-
-        if t < self.pct_start:
-            return cosine(self.initial, self.lr, t / self.pct_start)
-        return cosine(self.lr, self.final, (t - self.pct_start) / (1 - self.pct_start))
+        return self.clock() - self.started >= self.time_limit
 
     def _apply(self) -> None:
-        lr = self.current_lr()
+        t = self.progress
+        if t < PCT_START:
+            lr, beta1 = _cosine(self.initial, self.lr, t / PCT_START), _cosine(*BETA1, t / PCT_START)
+        else:
+            fraction = (t - PCT_START) / (1 - PCT_START)
+            lr, beta1 = _cosine(self.lr, self.final, fraction), _cosine(BETA1[1], BETA1[0], fraction)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+            if "betas" in group:
+                group["betas"] = (beta1, group["betas"][1])
 
     def step(self) -> None:
         self.steps += 1
         self._apply()
 
 
-def _schedule(optimizer, lr: float, total_steps: int, time_limit: Optional[float] = None) -> BudgetSchedule:
-    return BudgetSchedule(optimizer, lr, total_steps, time_limit)
+class StepSchedule(torch.optim.lr_scheduler.OneCycleLR):
+    """The one-cycle of a run without a time limit: by steps only, deterministic."""
+
+    def __init__(self, optimizer, lr: float, total_steps: int):
+        self.total_steps_planned = max(1, total_steps)
+        super().__init__(optimizer, max_lr=lr, total_steps=self.total_steps_planned, pct_start=PCT_START,
+                         div_factor=DIV_FACTOR, final_div_factor=FINAL_DIV_FACTOR)
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.last_epoch / self.total_steps_planned)
+
+    out_of_time = False
+
+
+def _schedule(optimizer, lr: float, total_steps: int, time_limit: Optional[float] = None):
+    if time_limit:
+        return BudgetSchedule(optimizer, lr, total_steps, time_limit)
+    return StepSchedule(optimizer, lr, total_steps)
 
 
 class _Clock:

@@ -238,3 +238,19 @@ def test_the_classifier_crop_is_the_exports():
         assert np.array_equal(crop_box(rgb, bbox, margin), rgb[r0:r1, c0:c1])
     thin = crop_box(rgb, [50.2, 40.0, 50.6, 60.0], margin=0)
     assert thin.shape[:2] == (24, 5)
+
+
+def test_regions_stay_on_the_body():
+    """A dark shape on the background beside an arm (clothing, a bag) is not offered as a tattoo; the ink on the
+    arm is. Without skin in the photo (or with on_body off) the model's map is taken as it is."""
+    img = np.full((200, 300, 3), (40, 150, 60), np.uint8)  # green background
+    img[50:150, :] = (224, 172, 140)  # an arm across the photo
+    img[60:90, 100:140] = (20, 20, 20)  # the tattoo
+    prob = np.zeros((200, 300), np.float32)
+    prob[60:90, 100:140] = 0.95
+    prob[5:35, 200:260] = 0.95  # something dark on the background
+    kept = build_prefill(img, prob, None, PrefillSettings())
+    assert len(kept["regions"]) == 1 and kept["details"][0]["bbox"][0] == pytest.approx(100, abs=2)
+    assert len(build_prefill(img, prob, None, PrefillSettings(on_body=False))["regions"]) == 2
+    no_skin = np.full_like(img, (40, 150, 60))
+    assert len(build_prefill(no_skin, prob, None, PrefillSettings())["regions"]) == 2

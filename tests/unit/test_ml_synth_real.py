@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from backend.commands.real_photos import HELD_OUT_EVERY, real_photo_split
-from backend.ml.synth_real import RealBackgrounds, free_area, generate_on_real, skin_mask, yolo_boxes
+from backend.ml.skin import skin_mask
+from backend.ml.synth_real import RealBackgrounds, free_area, generate_on_real, yolo_boxes
 
 SKIN = (205, 150, 120)
 INK = (0, 255, 0)  # the photos' own "tattoos": pure green, never produced by the composites

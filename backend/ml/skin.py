@@ -1,0 +1,59 @@
+"""Where the skin is in a photo (classical image processing, no model): skin-coloured pixels, and the body they
+outline, inside which a tattoo lies.
+
+    skin = skin_mask(rgb)                 # a wide YCrCb rule for light to dark skin, smoothed into areas
+    body = on_body(rgb)                   # BodyMask: the body's interior, and how much of the photo is skin
+
+A tattoo's ink is not skin-coloured, so it shows as gaps and holes in the skin mask; closing the mask (gaps
+narrower than `close` of the photo's short side) and filling its holes gives the body with its tattoos. Clothing,
+hair, furniture and backgrounds around it are outside; a rim along the body's outline (`rim`) is taken off too,
+since the shading at a limb's edge and the border of dark clothing are what a model trained on little real data
+mistakes for ink most often (issue 21, benchmarks/bench_real.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+def skin_mask(rgb: np.ndarray) -> np.ndarray:
+    """Skin-coloured pixels (a wide YCrCb rule that holds for light to dark skin), smoothed into areas."""
+    ycrcb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+    y, cr, cb = ycrcb[..., 0], ycrcb[..., 1], ycrcb[..., 2]
+    skin = ((cr >= 133) & (cr <= 180) & (cb >= 77) & (cb <= 135) & (y >= 35)).astype(np.uint8)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    return cv2.morphologyEx(cv2.morphologyEx(skin, cv2.MORPH_OPEN, k), cv2.MORPH_CLOSE, k) > 0
+
+
+def _disc(diameter: int) -> np.ndarray:
+    d = max(1, int(diameter)) | 1
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """The mask with every hole filled (background parts that do not reach the image's edge)."""
+    holes = (~mask).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4)
+    h, w = mask.shape
+    x, y, bw, bh = (stats[:, i] for i in range(4))
+    enclosed = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
+    enclosed[0] = False
+    return mask | enclosed[labels]
+
+
+@dataclass
+class BodyMask:
+    interior: np.ndarray  # bool: inside the body (skin with its tattoos), less the rim along its outline
+    skin_share: float  # the share of the photo that is skin-coloured
+
+
+def on_body(rgb: np.ndarray, close: float = 0.08, rim: float = 0.03) -> BodyMask:
+    """The body's interior (module docstring); `close` and `rim` are shares of the photo's short side."""
+    skin = skin_mask(rgb)
+    short = min(skin.shape)
+    body = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_CLOSE, _disc(close * short)) > 0
+    body = fill_holes(body)
+    interior = cv2.erode(body.astype(np.uint8), _disc(rim * short)) > 0
+    return BodyMask(interior, float(skin.mean()))
