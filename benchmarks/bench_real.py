@@ -50,7 +50,7 @@ PRESETS = {
     "quick": {"procedural": 60, "composites": 60, "seg_input": 128, "seg_epochs": 4, "seg_time": 240,
               "cls_epochs": 4, "cls_input": 64, "holdout": 20, "boxes_per_photo": 99},
     # the budget: 30 minutes of CPU training in all
-    "full": {"procedural": 300, "composites": 300, "seg_input": 320, "seg_epochs": 30, "seg_time": 1560,
+    "full": {"procedural": 300, "composites": 300, "seg_input": 320, "seg_epochs": 30, "seg_time": 1500,
              "cls_epochs": 20, "cls_input": 128, "holdout": 100, "boxes_per_photo": 99},
 }
 
