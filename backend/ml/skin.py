@@ -49,11 +49,21 @@ class BodyMask:
     skin_share: float  # the share of the photo that is skin-coloured
 
 
-def on_body(rgb: np.ndarray, close: float = 0.08, rim: float = 0.03) -> BodyMask:
+BODY_SIDE = 160  # px of the short side the body's shape is worked out at: it is coarse, and large discs are slow
+
+
+def on_body(rgb: np.ndarray, close: float = 0.08, rim: float = 0.05) -> BodyMask:
     """The body's interior (module docstring); `close` and `rim` are shares of the photo's short side."""
     skin = skin_mask(rgb)
-    short = min(skin.shape)
-    body = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_CLOSE, _disc(close * short)) > 0
+    h, w = skin.shape
+    factor = min(1.0, BODY_SIDE / min(h, w))
+    small = skin.astype(np.uint8)
+    if factor < 1.0:
+        small = cv2.resize(small, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
+    short = min(small.shape)
+    body = cv2.morphologyEx(small, cv2.MORPH_CLOSE, _disc(close * short)) > 0
     body = fill_holes(body)
-    interior = cv2.erode(body.astype(np.uint8), _disc(rim * short)) > 0
-    return BodyMask(interior, float(skin.mean()))
+    interior = cv2.erode(body.astype(np.uint8), _disc(rim * short))
+    if factor < 1.0:
+        interior = cv2.resize(interior, (w, h), interpolation=cv2.INTER_NEAREST)
+    return BodyMask(interior > 0, float(skin.mean()))
