@@ -21,6 +21,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from backend.ml.mask_ops import fill_holes
+
 GRABCUT_MAX_SIDE = 400  # GrabCut runs on the box's neighbourhood scaled to this long side
 
 
@@ -46,18 +48,6 @@ def _remove_small(mask: np.ndarray, min_area: int) -> np.ndarray:
     keep = np.zeros(n, bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
     return keep[labels]
-
-
-def _fill_small_holes(mask: np.ndarray, max_area: int) -> np.ndarray:
-    holes = ~mask
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=4)
-    h, w = mask.shape
-    fill = np.zeros(n, bool)
-    for i in range(1, n):
-        x, y, bw, bh, area = stats[i]
-        touches_edge = x == 0 or y == 0 or x + bw == w or y + bh == h
-        fill[i] = area <= max_area and not touches_edge
-    return mask | fill[labels]
 
 
 # --- GrabCut -----------------------------------------------------------------------------------------------------
@@ -264,7 +254,7 @@ def box_ink(rgb: np.ndarray, box: Sequence[float], margin: float = 0.1) -> np.nd
     ink = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
     box_area = (c - a) * (d - b)
     ink = _remove_small(ink, max(6, int(box_area * 0.0005)))
-    ink = _fill_small_holes(ink, max(2, int(box_area * 0.0002)))
+    ink = fill_holes(ink, max(2, int(box_area * 0.0002)))
     ink = _keep_boxed_parts(ink, inside, (wa > 0, wb > 0, wc < w, wd < h), short)
     out = np.zeros((h, w), bool)
     out[wb:wd, wa:wc] = ink

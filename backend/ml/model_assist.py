@@ -28,7 +28,8 @@ import numpy as np
 
 from backend.ml.cache import ModelCache
 
-from backend.ml.assist import _clip_box, _expand, _fill_small_holes, _keep_boxed_parts, _remove_small, ink_score, wand
+from backend.ml.assist import _clip_box, _expand, _keep_boxed_parts, _remove_small, ink_score, wand
+from backend.ml.mask_ops import fill_holes
 
 BOX_CONTEXT = 0.1  # the model sees the box plus this share of its long side on each side
 CLICK_CONTEXT = 0.18  # a click's window: this share of the photo's long side around the clicks (at least)
@@ -125,7 +126,7 @@ def model_box(rgb: np.ndarray, box: Sequence[float], runner, refine: bool = True
     short = min(c - a, d - b)
     mask = _keep_boxed_parts(mask, inside, (wa > 0, wb > 0, wc < w, wd < h), short) & inside
     area = (c - a) * (d - b)
-    mask = _fill_small_holes(_remove_small(mask, max(6, int(area * 0.0005))), max(2, int(area * 0.0002)))
+    mask = fill_holes(_remove_small(mask, max(6, int(area * 0.0005))), max(2, int(area * 0.0002)))
     if not mask.any():
         return None
     out = np.zeros((h, w), bool)

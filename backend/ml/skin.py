@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from backend.ml.mask_ops import fill_holes
+
 
 def skin_mask(rgb: np.ndarray) -> np.ndarray:
     """Skin-coloured pixels (a wide YCrCb rule that holds for light to dark skin), smoothed into areas."""
@@ -30,17 +32,6 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
 def _disc(diameter: int) -> np.ndarray:
     d = max(1, int(diameter)) | 1
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
-
-
-def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """The mask with every hole filled (background parts that do not reach the image's edge)."""
-    holes = (~mask).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4)
-    h, w = mask.shape
-    x, y, bw, bh = (stats[:, i] for i in range(4))
-    enclosed = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
-    enclosed[0] = False
-    return mask | enclosed[labels]
 
 
 @dataclass

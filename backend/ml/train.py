@@ -194,13 +194,12 @@ class StepSchedule(torch.optim.lr_scheduler.OneCycleLR):
     """The one-cycle of a run without a time limit: by steps only, deterministic."""
 
     def __init__(self, optimizer, lr: float, total_steps: int):
-        self.total_steps_planned = max(1, total_steps)
-        super().__init__(optimizer, max_lr=lr, total_steps=self.total_steps_planned, pct_start=PCT_START,
+        super().__init__(optimizer, max_lr=lr, total_steps=max(1, total_steps), pct_start=PCT_START,
                          div_factor=DIV_FACTOR, final_div_factor=FINAL_DIV_FACTOR)
 
     @property
     def progress(self) -> float:
-        return min(1.0, self.last_epoch / self.total_steps_planned)
+        return min(1.0, self.last_epoch / self.total_steps)
 
     out_of_time = False
 

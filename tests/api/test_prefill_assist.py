@@ -104,6 +104,16 @@ def test_low_concentration_threshold_is_configurable(app, annotator, tiny_bundle
     assert annotator.post(f"/api/v1/images/{image_id}/prefill").get_json()["low_concentration"] is False
 
 
+def test_the_on_body_gate_follows_the_setting(app, tiny_bundles):
+    from backend.jobs.predictions import load_current
+
+    register_models(app, tiny_bundles, classifier=False)
+    with app.app_context():
+        assert load_current().settings.on_body is True
+        app.config["PREFILL_ON_BODY"] = False  # INKLABEL_PREFILL_ON_BODY=0
+        assert load_current().settings.on_body is False
+
+
 def test_planted_pickle_is_refused(app, annotator):
     marker = Path(app.config["WORKSPACE"]) / "pwned"
 

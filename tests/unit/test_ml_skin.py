@@ -3,7 +3,8 @@ or background around it, less a rim along its outline."""
 import cv2
 import numpy as np
 
-from backend.ml.skin import fill_holes, on_body
+from backend.ml.mask_ops import fill_holes
+from backend.ml.skin import on_body
 
 SKIN = (224, 172, 140)
 GREEN = (40, 150, 60)
@@ -43,3 +44,4 @@ def test_fill_holes_fills_only_enclosed_background():
     mask[15:, 15:] = True
     filled = fill_holes(mask)
     assert filled[5:8, 5:8].all() and not filled[0, 0] and not filled[13, 13]
+    assert not fill_holes(mask, max_area=8)[5:8, 5:8].any()  # a hole of 9 pixels is over the size given

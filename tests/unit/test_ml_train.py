@@ -148,7 +148,7 @@ def test_schedule_anneals_by_the_time_limit_however_few_steps_ran():
     schedule = BudgetSchedule(opt, 1e-2, 3000, 100.0, clock=clock)
     for second in range(1, 101):
         clock.now = float(second)
-        schedule.step()  # one step a second: a third of the planned steps fit in the budget
+        schedule.step()  # one step a second: a thirtieth of the planned steps fit in the budget
         if second == 50:
             assert schedule.progress == pytest.approx(0.5) and not schedule.out_of_time
         if second == 15:  # the peak: the highest rate, the lowest momentum

@@ -51,3 +51,25 @@ def test_rounded_embeddings_are_pythons_round():
     result = {"regions": [], "details": [], "style_probs": {}, "concentration": 0.0, "uncertainty": {}}
     assert _prediction_values(result, values[:512])["embedding"] == [round(float(v), 5) for v in values[:512]]
 
+
+
+def test_the_batch_tracing_keeps_regions_on_the_body():
+    """The pool's pre-fill hands each work image to the tracing, so its regions stay on the body as the one-image
+    pre-fill's do (PrefillSettings.on_body); with the setting off both shapes are kept."""
+    from backend.jobs.predictions import CurrentModels
+    from backend.jobs.prefill import _trace_batch
+    from backend.ml.letterbox import letterbox_geometry
+    from backend.ml.prefill import PrefillSettings
+
+    img = np.full((200, 300, 3), (40, 150, 60), np.uint8)  # green background
+    img[50:150, :] = (224, 172, 140)  # an arm across the photo
+    img[60:90, 100:140] = 20  # the tattoo
+    lb = letterbox_geometry(300, 200, 300)  # a canvas as large as the image: no scaling, 50 px padding
+    canvas = np.zeros((300, 300), np.float32)
+    canvas[lb.pad_y + 60:lb.pad_y + 90, 100:140] = 0.95
+    canvas[lb.pad_y + 5:lb.pad_y + 35, 200:260] = 0.95  # on the background
+    item = {"rgb": img, "lb": lb, "work_size": (300, 200), "scale": 1.0, "size": (300, 200)}
+    for on_body, expected in ((True, 1), (False, 2)):
+        models = CurrentModels(1, None, None, None, PrefillSettings(on_body=on_body))
+        (traced,) = _trace_batch(models, [item], canvas[None])
+        assert len(traced.regions) == expected
