@@ -80,17 +80,13 @@ def main() -> None:
     threads = configure_cpu_threads(args.threads)
     if args.measure is not None:
         out = measure_again(args, settings)
-        out.update(threads=threads, preset=args.preset, settings=settings, device=args.device)
-        report(out)
-        if args.json:
-            print(json.dumps(out))
-        return
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix="inklabel-bench-real-"))
-    try:
-        out = run(args, settings, workdir)
-    finally:
-        if args.keep is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        workdir = args.keep or Path(tempfile.mkdtemp(prefix="inklabel-bench-real-"))
+        try:
+            out = run(args, settings, workdir)
+        finally:
+            if args.keep is None:
+                shutil.rmtree(workdir, ignore_errors=True)
     out.update(threads=threads, preset=args.preset, settings=settings, device=args.device)
     report(out)
     if args.json:
