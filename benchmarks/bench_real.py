@@ -24,6 +24,7 @@ Figures on the 30 held-out photos:
     python benchmarks/bench_real.py --preset full       # the issue's setting: 30 min CPU training budget
     python benchmarks/bench_real.py --preset full --keep /tmp/real    # ... and keep the workspace, then
     python benchmarks/bench_real.py --measure /tmp/real [--no-body-gate]  # measure its models again, no training
+    python benchmarks/bench_real.py --measure annotations     # the models of a tool workspace (e.g. the demo's)
 
 Pre-fill keeps its regions on the body by default (PrefillSettings.on_body, INKLABEL_PREFILL_ON_BODY);
 --no-body-gate measures it without.
@@ -63,10 +64,17 @@ def main() -> None:
         parser.add_argument("--" + key.replace("_", "-"), type=int, default=None, help=f"overrides the preset's {key}")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads [usable CPUs]")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--encoder", default=None, help="the segmenter's encoder [training's default, "
+                        "backend/ml/defaults.py: tu-tf_efficientnet_lite0]")
+    parser.add_argument("--backbone", default=None, help="the classifier's timm backbone [training's default: resnet18]")
+    parser.add_argument("--encoder-weights", choices=["imagenet", "none"], default=None,
+                        help="imagenet or random weights for both networks [training's default: imagenet where the "
+                             "weights come installed (backend/ml/packaged_weights.py), else none]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, default=None, help="build the workspace here and keep it")
     parser.add_argument("--measure", type=Path, default=None,
-                        help="a workspace kept by --keep: measure its promoted models again (no import, no training)")
+                        help="a workspace kept by --keep, or a tool workspace such as the demo's: measure its current "
+                             "models again on the held-out photos (no import of the training photos, no training)")
     parser.add_argument("--no-body-gate", action="store_true", help="pre-fill without its on-body gate")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -105,6 +113,10 @@ def report(out: dict) -> None:
               f"({p['gt_boxes']} boxes)")
         print(f"  segmenter training {out['seg_train_seconds']:.0f}s ({out['seg_epochs_run']} epochs), classifier "
               f"{out['cls_train_seconds']:.0f}s")
+        if "networks" in out:
+            start = {True: "ImageNet weights", False: "random weights", None: "?"}
+            print(f"  segmenter {out['networks'][0]} from {start[out['seg_pretrained']]}, classifier "
+                  f"{out['networks'][1]} from {start[out['cls_pretrained']]}")
     print(f"  pre-fill on-body gate: {'on' if out.get('body_gate', True) else 'off'}")
     print(f"  pre-fill: box AP50 {p['ap50']:.3f}, recall@0.5 {p['recall50']:.3f}, predicted area inside human boxes "
           f"{p['area_inside']:.3f} ({p['regions']} regions)")
@@ -120,22 +132,26 @@ def report(out: dict) -> None:
         print("  steps: " + ", ".join(f"{k} {v:.0f}s" for k, v in out["seconds"].items()))
 
 
-def _app(workspace: Path, device: str, body_gate: bool):
+def _app(workspace: Path, device: str, body_gate: bool, database: str = "db.sqlite"):
     from backend import create_app
 
-    return create_app({"WORKSPACE": str(workspace), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workspace / 'db.sqlite'}",
+    return create_app({"WORKSPACE": str(workspace), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workspace / database}",
                        "SECRET_KEY": "bench-real", "SCHEMA_CREATE_ALL": True, "TESTING": True, "DEVICE": device,
                        "PREFILL_ON_BODY": body_gate})
 
 
 def measure_again(args, settings: dict) -> dict:
-    """The held-out figures of the models a --keep run promoted, pre-filled afresh (e.g. after a change to pre-fill)."""
+    """The held-out figures of the models a --keep run promoted, pre-filled afresh (e.g. after a change to pre-fill),
+    or of a tool workspace's current models (e.g. the demo's: `--measure annotations`; the held-out photos are
+    added to it)."""
     from backend.commands.real_photos import real_photo_split
 
-    workspace = args.measure / "workspace"
-    if not (workspace / "db.sqlite").is_file():
-        sys.exit(f"{args.measure} holds no workspace kept by --keep")
-    app = _app(workspace, args.device, not args.no_body_gate)
+    workspace, database = args.measure / "workspace", "db.sqlite"
+    if not (workspace / database).is_file():
+        workspace, database = args.measure, "inklabel.db"
+    if not (workspace / database).is_file():
+        sys.exit(f"{args.measure} holds neither a workspace kept by --keep nor a tool workspace (inklabel.db)")
+    app = _app(workspace, args.device, not args.no_body_gate, database)
     _, held_names = real_photo_split(args.data)
     with app.app_context():
         held = held_out(args.data, held_names, settings["boxes_per_photo"], refresh=True)
@@ -179,13 +195,21 @@ def run(args, settings: dict, workdir: Path) -> dict:
         t = time.monotonic()
         seg = run_training("segmenter", export.id, {"epochs": settings["seg_epochs"], "input_size": settings["seg_input"],
                                                      "batch_size": 8, "device": args.device, "seed": args.seed,
-                                                     "time_limit": settings["seg_time"]}, "always")
+                                                     "time_limit": settings["seg_time"],
+                                                     **_given(encoder=args.encoder,
+                                                              encoder_weights=args.encoder_weights)}, "always")
         seconds["train segmenter"] = time.monotonic() - t
-        seg_metrics = db.session.get(ModelVersion, seg["model_version_id"]).metrics
+        seg_version = db.session.get(ModelVersion, seg["model_version_id"])
+        seg_metrics = seg_version.metrics
         t = time.monotonic()
         cls = run_training("classifier", export.id, {"epochs": settings["cls_epochs"], "input_size": settings["cls_input"],
-                                                      "device": args.device, "seed": args.seed}, "always")
+                                                      "device": args.device, "seed": args.seed,
+                                                      **_given(backbone=args.backbone,
+                                                               encoder_weights=args.encoder_weights)}, "always")
         seconds["train classifier"] = time.monotonic() - t
+        cls_version = db.session.get(ModelVersion, cls["model_version_id"])
+        cls_metrics, networks = cls_version.metrics, (seg_version.architecture["encoder"],
+                                                      cls_version.architecture["backbone"])
         t = time.monotonic()
         held = held_out(args.data, held_names, settings["boxes_per_photo"])
         seconds["held-out real"] = time.monotonic() - t
@@ -201,8 +225,14 @@ def run(args, settings: dict, workdir: Path) -> dict:
         "seg_train_box_images": seg_metrics.get("train_box_images"),
         "seg_val": seg["headline"], "cls_train_seconds": cls["train_seconds"], "cls_val": cls["headline"],
         **held, "procedural_holdout": procedural, "seconds": seconds, "pid": os.getpid(),
-        "body_gate": not args.no_body_gate,
+        "body_gate": not args.no_body_gate, "networks": networks,
+        "seg_pretrained": seg_metrics.get("pretrained"), "cls_pretrained": cls_metrics.get("pretrained"),
     }
+
+
+def _given(**options) -> dict:
+    """The options given on the command line; the others keep training's defaults."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _box_iou(a, b) -> float:

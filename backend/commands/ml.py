@@ -16,6 +16,7 @@ from backend.db.extensions import db
 from backend.db.models import IMAGE_STATUSES, Image, User
 from backend.commands.core import bind_threaded_server, prepare_workspace, public_url, serve_until_interrupted
 from backend.commands.progress import Progress
+from backend.ml.defaults import CLASSIFIER_BACKBONE, SEGMENTER_ENCODER
 
 
 def _fmt(value) -> str:
@@ -66,12 +67,14 @@ def train_and_report(kind: str, export_ref: str, options: dict, promote: str, al
               help="letterbox side in pixels [segmenter 512 (a multiple of 32), classifier 128]")
 @click.option("--lr", type=float, help="peak learning rate of the one-cycle schedule [2e-3]")
 @click.option("--arch", default="Unet", show_default=True, help="segmenter architecture (segmentation_models_pytorch)")
-@click.option("--encoder", default="resnet18", show_default=True,
+@click.option("--encoder", default=SEGMENTER_ENCODER, show_default=True,
               help="segmenter encoder: an smp encoder name or tu-<timm model>")
-@click.option("--backbone", default="resnet18", show_default=True, help="classifier backbone (a timm model name)")
-@click.option("--encoder-weights", type=click.Choice(["imagenet", "none"]), default="none", show_default=True,
-              help="imagenet: start from ImageNet weights when they can be downloaded (offline: random "
-                   "initialisation with a warning)")
+@click.option("--backbone", default=CLASSIFIER_BACKBONE, show_default=True, help="classifier backbone (a timm model name)")
+@click.option("--encoder-weights", type=click.Choice(["imagenet", "none"]), default=None,
+              help="imagenet: start from ImageNet weights, which come installed for --encoder "
+                   "tu-tf_efficientnet_lite0 and --backbone tf_efficientnet_lite0 and are downloaded for others when "
+                   "the machine can (offline: random initialisation with a warning); none: random weights "
+                   "[imagenet where the weights come installed, else none]")
 @click.option("--device", default=None,
               help="auto, cpu, cuda or cuda:N [INKLABEL_DEVICE, else auto: CUDA when present]; a missing GPU falls "
                    "back to the CPU with a warning")
@@ -112,8 +115,8 @@ def train_command(kind, export_ref, epochs, batch_size, input_size, lr, arch, en
                        ("device", device), ("workers", workers), ("time_limit", time_limit)):
         if value is not None:
             options[key] = value
-    if encoder_weights == "imagenet":
-        options["encoder_weights"] = "imagenet"
+    if encoder_weights is not None:
+        options["encoder_weights"] = encoder_weights
     if kind == "segmenter":
         options.update(arch=arch, encoder=encoder)
         if input_size is not None and input_size % 32:

@@ -1,5 +1,6 @@
 """Model factories over small registries (the segmentation_models_pytorch habit): no global state, no I/O
-except the optional download of ImageNet encoder weights.
+except ImageNet encoder weights when asked for: from an installed package where one ships them
+(backend/ml/packaged_weights.py: `tu-tf_efficientnet_lite0`, offline), else a download when reachable.
 
     model, notes = build_segmenter(arch="Unet", encoder="resnet18")          # 1 output channel: tattoo logit
     model, notes = build_classifier(backbone="resnet18", num_classes=6)      # one logit per style
@@ -55,14 +56,22 @@ def segmenter_architecture(arch: str = "Unet", encoder: str = "resnet18",
 
 def build_segmenter(arch: str = "Unet", encoder: str = "resnet18", encoder_weights: str | None = None,
                     decoder_channels: list[int] | tuple[int, ...] | None = None) -> tuple[torch.nn.Module, dict]:
-    """A one-channel (tattoo logit) smp model. `encoder_weights="imagenet"` downloads when reachable; offline it
-    warns (PretrainedUnavailable) and starts from random weights. Returns (model, notes)."""
+    """A one-channel (tattoo logit) smp model. `encoder_weights="imagenet"`: packaged weights where installed, else a
+    download when reachable; failing both it warns (PretrainedUnavailable) and starts from random weights.
+    Returns (model, notes)."""
     import segmentation_models_pytorch as smp
 
     architecture = segmenter_architecture(arch, encoder, decoder_channels)
     kwargs = {k: v for k, v in architecture.items() if k == "decoder_channels"}
     notes: dict[str, Any] = {"architecture": architecture, "pretrained": False}
     weights = _smp_weights(encoder, encoder_weights)
+    packaged = _packaged(encoder[3:]) if weights is not None and encoder.startswith("tu-") else None
+    if packaged is not None:
+        model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, classes=1, **kwargs)
+        features = model.encoder.model  # smp's timm universal encoder: timm's features_only network
+        torch.nn.Module.load_state_dict(features, {k: packaged[k] for k in features.state_dict()}, strict=True)
+        notes.update(pretrained=True, weights_source=_PACKAGED_SOURCE)
+        return model, notes
     if weights is not None:
         try:
             model = smp.create_model(arch, encoder_name=encoder, encoder_weights=weights, classes=1, **kwargs)
@@ -82,6 +91,15 @@ def _smp_weights(encoder: str, encoder_weights: str | None):
     return True if encoder.startswith("tu-") else "imagenet"
 
 
+_PACKAGED_SOURCE = "ImageNet, from an installed package (backend/ml/packaged_weights.py)"
+
+
+def _packaged(timm_name: str):
+    from backend.ml.packaged_weights import packaged_state
+
+    return packaged_state(timm_name, IMAGENET_MEAN, IMAGENET_STD)
+
+
 def classifier_architecture(backbone: str = "resnet18", num_classes: int = 6) -> dict[str, Any]:
     import timm
 
@@ -97,6 +115,15 @@ def build_classifier(backbone: str = "resnet18", num_classes: int = 6, encoder_w
 
     architecture = classifier_architecture(backbone, num_classes)
     notes: dict[str, Any] = {"architecture": architecture, "pretrained": False}
+    packaged = _packaged(backbone) if _smp_weights("tu-" + backbone, encoder_weights) else None
+    if packaged is not None:
+        model = timm.create_model(backbone, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
+        head = {k for k in model.state_dict() if k.startswith(model.default_cfg.get("classifier", "classifier"))}
+        missing, _ = model.load_state_dict({k: v for k, v in packaged.items() if k not in head}, strict=False)
+        if set(missing) != head:
+            raise ValueError(f"packaged weights for {backbone} do not fit: missing {sorted(set(missing) - head)[:3]}")
+        notes.update(pretrained=True, weights_source=_PACKAGED_SOURCE)
+        return model, notes
     if _smp_weights("tu-" + backbone, encoder_weights):
         try:
             model = timm.create_model(backbone, pretrained=True, num_classes=num_classes, drop_rate=drop_rate)

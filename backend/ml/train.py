@@ -38,7 +38,9 @@ from backend.ml.boxsup import PAIRWISE_WEIGHT, box_fill_iou, box_supervised_loss
 from backend.ml.device import autocast, cpu_count, is_cuda, prepare_model, resolve_device, to_device
 from backend.ml.infer import ClassifierRunner, SegmenterRunner
 from backend.ml.metrics import MaskCounts, classification_report
+from backend.ml.defaults import CLASSIFIER_BACKBONE, SEGMENTER_ENCODER
 from backend.ml.nets import IMAGENET_MEAN, IMAGENET_STD, build_classifier, build_segmenter
+from backend.ml.packaged_weights import packaged_file
 from backend.ml.transforms import normalize
 
 log = logging.getLogger(__name__)
@@ -61,10 +63,11 @@ class TrainOptions:
     lr: Optional[float] = None
     weight_decay: float = 1e-4
     arch: str = "Unet"
-    encoder: str = "resnet18"
+    encoder: str = SEGMENTER_ENCODER
     decoder_channels: Optional[list[int]] = None
-    backbone: str = "resnet18"
-    encoder_weights: Optional[str] = None  # "imagenet" to start from ImageNet weights (when reachable)
+    backbone: str = CLASSIFIER_BACKBONE
+    # "imagenet" or "none"; by default ImageNet where its weights come installed (packaged_weights.py), else none
+    encoder_weights: Optional[str] = None
     device: str = "auto"
     workers: Optional[int] = None  # DataLoader workers; default 0 on CPU, up to 8 on CUDA
     seed: int = 0
@@ -80,6 +83,9 @@ class TrainOptions:
         for key, value in DEFAULTS[self.kind].items():
             if getattr(out, key) is None:
                 setattr(out, key, value)
+        if out.encoder_weights is None:
+            network = out.encoder.removeprefix("tu-") if out.kind == "segmenter" else out.backbone
+            out.encoder_weights = "imagenet" if packaged_file(network) is not None else "none"
         if out.epochs < 1 or out.batch_size < 1:
             raise ValueError("epochs and batch size must be at least 1")
         if out.kind == "segmenter" and out.input_size % 32:
@@ -181,7 +187,7 @@ class BudgetSchedule:
             fraction = (t - PCT_START) / (1 - PCT_START)
             lr, beta1 = _cosine(self.lr, self.final, fraction), _cosine(BETA1[1], BETA1[0], fraction)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
             if "betas" in group:
                 group["betas"] = (beta1, group["betas"][1])
 
@@ -194,7 +200,8 @@ class StepSchedule(torch.optim.lr_scheduler.OneCycleLR):
     """The one-cycle of a run without a time limit: by steps only, deterministic."""
 
     def __init__(self, optimizer, lr: float, total_steps: int):
-        super().__init__(optimizer, max_lr=lr, total_steps=max(1, total_steps), pct_start=PCT_START,
+        super().__init__(optimizer, max_lr=[lr * g.get("lr_scale", 1.0) for g in optimizer.param_groups],
+                         total_steps=max(1, total_steps), pct_start=PCT_START,
                          div_factor=DIV_FACTOR, final_div_factor=FINAL_DIV_FACTOR)
 
     @property
@@ -202,6 +209,26 @@ class StepSchedule(torch.optim.lr_scheduler.OneCycleLR):
         return min(1.0, self.last_epoch / self.total_steps)
 
     out_of_time = False
+
+
+PRETRAINED_LR_SCALE = 0.1
+
+
+def _optimizer(model: torch.nn.Module, pretrained: Optional[torch.nn.Module], opts: TrainOptions):
+    """AdamW. With `pretrained` (the part that came with ImageNet weights) its parameters learn at a tenth of the
+    rate of the new layers, so the large early updates a randomly initialised decoder or head asks for do not wash
+    out the features the encoder brought."""
+    own = {id(p) for p in pretrained.parameters()} if pretrained is not None else set()
+    groups = [{"params": [p for p in model.parameters() if id(p) in own], "lr_scale": PRETRAINED_LR_SCALE},
+              {"params": [p for p in model.parameters() if id(p) not in own], "lr_scale": 1.0}]
+    groups = [dict(g, lr=opts.lr * g["lr_scale"]) for g in groups if g["params"]]
+    return torch.optim.AdamW(groups, lr=opts.lr, weight_decay=opts.weight_decay)
+
+
+def _backbone_only(model: torch.nn.Module) -> torch.nn.Module:
+    """A timm classifier's parameters less its head, as one module for _optimizer."""
+    head = {id(p) for p in model.get_classifier().parameters()}
+    return torch.nn.ParameterList([p for p in model.parameters() if id(p) not in head])
 
 
 def _schedule(optimizer, lr: float, total_steps: int, time_limit: Optional[float] = None):
@@ -325,7 +352,7 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
 
     model, notes = build_segmenter(opts.arch, opts.encoder, opts.encoder_weights, opts.decoder_channels)
     model = prepare_model(model, device, train=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    optimizer = _optimizer(model, model.encoder if notes["pretrained"] else None, opts)
     steps = opts.epochs * len(train_dl)
     scheduler = _schedule(optimizer, opts.lr, steps, opts.time_limit)
     clock = _Clock(steps, progress)
@@ -392,6 +419,7 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
         "val_images": len(val_s) + len(val_boxed),
         "val_source": val_source,
         "device": str(device),
+        "pretrained": notes["pretrained"],
         "first_loss": history[0]["train_loss"] if history else None,
     }
     test_s = [s for s in data.segmentation_samples("test") if not s.boxes]
@@ -456,7 +484,7 @@ def _train_classifier(data: ExportData, opts: TrainOptions, progress: Optional[P
 
     model, notes = build_classifier(opts.backbone, len(classes), opts.encoder_weights)
     model = prepare_model(model, device, train=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    optimizer = _optimizer(model, _backbone_only(model) if notes["pretrained"] else None, opts)
     steps = opts.epochs * len(train_dl)
     scheduler = _schedule(optimizer, opts.lr, steps, opts.time_limit)
     clock = _Clock(steps, progress)
@@ -520,6 +548,7 @@ def _train_classifier(data: ExportData, opts: TrainOptions, progress: Optional[P
         "val_crops": len(val_s),
         "val_source": val_source,
         "device": str(device),
+        "pretrained": notes["pretrained"],
         "first_loss": history[0]["train_loss"] if history else None,
     }
     test_s = [s for s in data.crop_samples("test") if s.style in classes]

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from backend.db.extensions import db
+from backend.ml.defaults import SEGMENTER_ENCODER
 from backend.ml.weights import load_bundle
 from backend.db.models import Export, ModelVersion, User
 
@@ -48,7 +49,7 @@ def test_train_job_registers_and_promotes(app, admin):
         weights = Path(app.config["WORKSPACE"]) / "models" / mv.weights_path
         bundle = load_bundle(weights, root=weights.parent)
         assert bundle.sidecar.export_id == export_id and bundle.sidecar.input_size == 64
-        assert bundle.sidecar.architecture["encoder"] == "resnet18"
+        assert bundle.sidecar.architecture["encoder"] == SEGMENTER_ENCODER and mv.metrics["pretrained"] is True
 
     resp = admin.post("/api/v1/models/train", json={"kind": "classifier", "export_id": export_id, "epochs": 1,
                                                    "input_size": 32, "batch_size": 8, "device": "cpu",

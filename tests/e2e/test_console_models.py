@@ -10,9 +10,13 @@ from ..support.browser import login_api
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # trains 4 tiny models
 
 
-def _train(page, kind: str, epochs: int, size: int, batch: int, promote: str) -> None:
+def _train(page, kind: str, epochs: int, size: int, batch: int, promote: str, encoder: str = "",
+           weights: str = "auto") -> None:
     form = page.locator("form[aria-label='Train a model']")
     form.locator("select[name=kind]").select_option(kind)
+    if encoder:
+        form.locator("input[name=encoder]").fill(encoder)
+    form.locator("select[name=encoder_weights]").select_option(weights)
     form.locator("input[name=epochs]").fill(str(epochs))
     form.locator("input[name=input_size]").fill(str(size))
     form.locator("input[name=batch_size]").fill(str(batch))
@@ -109,10 +113,16 @@ def test_train_watch_curves_confusion_promote_and_roll_back(console, page, monke
     page.wait_for_function("() => !document.querySelector('[data-testid=promote-model]')")
     assert _current_ids(admin)["classifier"] == cls["id"]
 
-    # a second classifier, promoted by hand, then roll back to the first from its page
-    _train(page, "classifier", 1, 32, 8, "always")
+    # a second classifier from ImageNet weights (EfficientNet-Lite0's come in a package: offline), promoted by hand,
+    # then roll back to the first from its page
+    _train(page, "classifier", 1, 32, 8, "always", encoder="tf_efficientnet_lite0", weights="imagenet")
     page.wait_for_function(f"() => document.querySelector('[data-testid=model-detail]')?.textContent.includes('Model #{cls['id'] + 1}')", timeout=120_000)
     assert _current_ids(admin)["classifier"] == cls["id"] + 1
+    second = admin.get(f"/api/v1/models/{cls['id'] + 1}").get_json()
+    assert second["architecture"]["backbone"] == "tf_efficientnet_lite0", second["architecture"]
+    assert second["metrics"]["pretrained"] is True
+    text = page.inner_text("[data-testid=model-detail]")
+    assert "tf_efficientnet_lite0 (from ImageNet weights)" in text, text[:300]
     page.click(f"tr[data-model-id='{cls['id']}'] button.link")
     page.wait_for_function(f"() => document.querySelector('[data-testid=model-detail]')?.textContent.includes('Model #{cls['id']}')")
     side = page.inner_text("[data-testid=side-by-side]")

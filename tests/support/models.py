@@ -47,3 +47,17 @@ def register_models(app, bundle_dir: Path, classifier: bool = True, promote: boo
             db.session.commit()
             ids[kind] = mv.id
     return ids
+
+
+def timm_offline(monkeypatch) -> None:
+    """timm.create_model as on a machine without network: asking for pretrained weights fails as a download would."""
+    import timm
+
+    real_create = timm.create_model
+
+    def create(name, pretrained=False, **kwargs):
+        if pretrained:
+            raise OSError("network unreachable (test)")
+        return real_create(name, pretrained=False, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", create)

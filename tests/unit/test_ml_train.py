@@ -164,3 +164,21 @@ def test_time_limited_training_stops_within_its_budget(export_dir):
     history = result.metrics["history"]
     assert len(history) < 1000 and "time limit" in result.sidecar["training"]["stopped"]
     assert history[-1]["seconds"] < 3.0 + 10  # the budget, plus the last validation pass
+
+
+@pytest.mark.parametrize("time_limit", [None, 100.0])
+def test_a_pretrained_part_learns_at_a_tenth_of_the_rate(time_limit):
+    from backend.ml.train import PRETRAINED_LR_SCALE, _optimizer, _schedule
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))  # [0]: "pretrained", [1]: new
+    opt = _optimizer(model, model[0], TrainOptions(kind="segmenter", lr=1e-2))
+    old, new = opt.param_groups
+    assert {id(p) for p in old["params"]} == {id(p) for p in model[0].parameters()}
+    assert len(old["params"]) + len(new["params"]) == len(list(model.parameters()))
+    schedule = _schedule(opt, 1e-2, 100, time_limit)
+    for _ in range(40):
+        opt.step()
+        schedule.step()
+        assert old["lr"] == pytest.approx(new["lr"] * PRETRAINED_LR_SCALE)
+    assert new["lr"] > 1e-3  # past the peak, on the way down: the new layers at the full rate
+    assert len(_optimizer(model, None, TrainOptions(kind="segmenter", lr=1e-2)).param_groups) == 1

@@ -9,6 +9,8 @@ import torch
 from backend.ml.nets import PretrainedUnavailable, build_classifier, build_segmenter
 from backend.ml.weights import UnsafeModelFile, load_bundle, save_bundle
 
+from ..support.models import timm_offline
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -117,7 +119,6 @@ def test_sidecar_with_unknown_fields_or_wrong_architecture_is_refused(tmp_path):
 
 def test_imagenet_weights_offline_fall_back_to_random_init(monkeypatch):
     import segmentation_models_pytorch.encoders as encoders
-    import timm
 
     def offline(*args, **kwargs):
         raise OSError("network unreachable (test)")
@@ -128,14 +129,7 @@ def test_imagenet_weights_offline_fall_back_to_random_init(monkeypatch):
     assert notes["pretrained"] is False and "network unreachable" in notes["warning"]
     assert isinstance(model, torch.nn.Module)
 
-    real_create = timm.create_model
-
-    def create(name, pretrained=False, **kwargs):
-        if pretrained:
-            raise OSError("network unreachable (test)")
-        return real_create(name, pretrained=False, **kwargs)
-
-    monkeypatch.setattr(timm, "create_model", create)
+    timm_offline(monkeypatch)
     with pytest.warns(PretrainedUnavailable):
         model, notes = build_classifier("resnet18", 4, "imagenet")
     assert notes["pretrained"] is False

@@ -25,6 +25,7 @@ from backend.jobs.executor import submit_job
 from backend.db.models import Image, ModelVersion
 from backend.jobs.predictions import cached_prediction, decode_work_image, prefill_image
 from backend.jobs.training import export_zip, model_dict, promote_model
+from backend.ml.defaults import CLASSIFIER_BACKBONE, SEGMENTER_ENCODER
 from backend.web.api.schemas import QueryModel, StrictModel
 from backend.web.api.endpoint import endpoint
 
@@ -75,10 +76,14 @@ class TrainIn(StrictModel):
                                                                          "segmenters (default 512; classifier 128)")
     lr: Optional[float] = Field(None, gt=0, le=1)
     arch: Optional[str] = Field(None, max_length=32, description="segmenter architecture (smp), default Unet")
-    encoder: Optional[str] = Field(None, max_length=64, description="segmenter encoder, default resnet18")
-    backbone: Optional[str] = Field(None, max_length=64, description="classifier timm backbone, default resnet18")
-    encoder_weights: Optional[Literal["imagenet"]] = Field(
-        None, description="start from ImageNet weights when reachable (offline: random init with a warning)")
+    encoder: Optional[str] = Field(None, max_length=64, description=f"segmenter encoder, default {SEGMENTER_ENCODER}")
+    backbone: Optional[str] = Field(None, max_length=64,
+                                    description=f"classifier timm backbone, default {CLASSIFIER_BACKBONE}")
+    encoder_weights: Optional[Literal["imagenet", "none"]] = Field(
+        None, description="imagenet: start from ImageNet weights, which come installed for the encoder "
+                          "tu-tf_efficientnet_lite0 and the backbone tf_efficientnet_lite0; other networks download "
+                          "them when reachable (offline: random init with a warning). none: random weights. "
+                          "Default: imagenet where the weights come installed, else none")
     device: Optional[Literal["auto", "cpu", "cuda"]] = None
     promote: Literal["never", "if_better", "always"] = "if_better"
 
@@ -221,9 +226,9 @@ def _check_names(body: TrainIn) -> None:
 
     try:
         if body.kind == "segmenter":
-            segmenter_architecture(body.arch or "Unet", body.encoder or "resnet18")
+            segmenter_architecture(body.arch or "Unet", body.encoder or SEGMENTER_ENCODER)
         else:
-            classifier_architecture(body.backbone or "resnet18", 2)
+            classifier_architecture(body.backbone or CLASSIFIER_BACKBONE, 2)
     except ValueError as err:
         raise APIError(422, "invalid_body", str(err)) from None
 

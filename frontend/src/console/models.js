@@ -16,14 +16,24 @@ const CLS_METRICS = [["accuracy", "accuracy"], ["macro_f1", "macro F1"], ["sampl
 function trainForm(app, exports, onStarted) {
   const kind = select("kind", [["segmenter", "Segmenter"], ["classifier", "Style classifier"]], "segmenter");
   const exportSel = select("export_id", exports.length ? exports.map((e) => [e.id, `${fmtDate(e.created_at)} · ${e.id.slice(0, 8)}`]) : [["", "No finished export yet"]]);
-  const encoder = h("input", { name: "encoder", value: "resnet18", maxlength: 64 });
+  // ImageNet weights come in an installed package for EfficientNet-Lite0 (offline); others are downloaded if the
+  // machine can, else training starts from random weights with a warning. The defaults: backend/ml/defaults.py.
+  const DEFAULT_NET = { segmenter: "tu-tf_efficientnet_lite0", classifier: "resnet18" };
+  const SUGGESTED = { segmenter: ["tu-tf_efficientnet_lite0", "resnet18"], classifier: ["resnet18", "tf_efficientnet_lite0"] };
+  const suggestions = h("datalist", { id: "encoder-suggestions" });
+  const suggest = (k) => suggestions.replaceChildren(...SUGGESTED[k].map((v) => h("option", { value: v })));
+  suggest("segmenter");
+  const encoder = h("input", { name: "encoder", value: DEFAULT_NET.segmenter, maxlength: 64, list: "encoder-suggestions" });
   const encoderLabel = h("span", { text: "Encoder" });
+  const weights = select("encoder_weights", [["auto", "Default"], ["imagenet", "ImageNet weights"], ["none", "Random weights"]], "auto");
   const size = numberInput("input_size", 512, { min: 32, max: 2048, step: 32 });
   const error = h("p", { class: "form-error", role: "alert" });
   const submit = h("button", { type: "submit", class: "btn btn-primary", disabled: !exports.length, "data-testid": "start-training" }, "Train");
   kind.addEventListener("change", () => {
     const seg = kind.value === "segmenter";
     encoderLabel.textContent = seg ? "Encoder" : "Backbone (timm)";
+    if (SUGGESTED[seg ? "classifier" : "segmenter"].includes(encoder.value.trim())) encoder.value = DEFAULT_NET[kind.value];
+    suggest(kind.value);
     size.value = seg ? 512 : 128;
     size.step = seg ? 32 : 1;
   });
@@ -31,10 +41,11 @@ function trainForm(app, exports, onStarted) {
     h("div", { class: "c-row" }, field("Kind", kind), field("Export", exportSel)),
     h("div", { class: "c-row" },
       field("Epochs", numberInput("epochs", 10, { min: 1, max: 1000 })),
-      h("label", { class: "field" }, encoderLabel, encoder),
+      h("label", { class: "field" }, encoderLabel, encoder, suggestions),
       field("Input size", size),
       field("Batch size", numberInput("batch_size", 8, { min: 1, max: 1024 }))),
     h("div", { class: "c-row" },
+      field("Start from", weights, "default: ImageNet if installed (EfficientNet-Lite0)"),
       field("Device", select("device", [["auto", "auto (GPU if present)"], ["cpu", "CPU"], ["cuda", "CUDA GPU"]], "auto")),
       field("Promote", select("promote", [["if_better", "If better"], ["never", "Never (by hand)"], ["always", "Always"]], "if_better"))),
     error, h("div", { class: "row" }, submit));
@@ -46,8 +57,9 @@ function trainForm(app, exports, onStarted) {
     const body = {
       kind: kind.value, export_id: exportSel.value, epochs: Number(f.epochs.value), input_size: Number(size.value),
       batch_size: Number(f.batch_size.value), device: f.device.value, promote: f.promote.value,
-      [seg ? "encoder" : "backbone"]: encoder.value.trim() || "resnet18",
+      [seg ? "encoder" : "backbone"]: encoder.value.trim() || DEFAULT_NET[kind.value],
     };
+    if (weights.value !== "auto") body.encoder_weights = weights.value;
     submit.disabled = true;
     try {
       onStarted(await app.api.post("/models/train", body), body);
@@ -112,7 +124,7 @@ async function modelDetail({ app, model, current, onChanged, charts }) {
   const parts = [
     h("div", { class: "row tight" },
       h("div", {}, h("strong", { text: model.name }), " ", isCurrent ? h("span", { class: "badge current", text: "current" }) : null,
-        h("div", { class: "muted small", text: `${model.kind} · ${model.architecture.arch || model.architecture.backbone || ""} ${model.architecture.encoder || ""} · input ${model.architecture.input_size || "?"} px · export ${model.export_id ? model.export_id.slice(0, 8) : "—"} · ${fmtDate(model.created_at)}` })),
+        h("div", { class: "muted small", text: `${model.kind} · ${[model.architecture.arch || model.architecture.backbone, model.architecture.encoder].filter(Boolean).join(" ")}${model.metrics && model.metrics.pretrained ? " (from ImageNet weights)" : ""} · input ${model.architecture.input_size || "?"} px · export ${model.export_id ? model.export_id.slice(0, 8) : "—"} · ${fmtDate(model.created_at)}` })),
       promote),
     h("div", { class: "c-grid two" },
       h("div", {}, h("h3", { text: "Loss and validation per epoch" }), history.length ? curveHost : h("p", { class: "muted", text: "No per-epoch history was stored with this model." })),
