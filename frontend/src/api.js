@@ -40,14 +40,15 @@ export function createApi({ base = "/api/v1", fetchImpl = (...a) => globalThis.f
 
     async request(method, path, body, options = {}) {
       const headers = { Accept: "application/json" };
-      if (body !== undefined) headers["Content-Type"] = "application/json";
+      const form = typeof FormData !== "undefined" && body instanceof FormData; // multipart: the browser sets the type
+      if (body !== undefined && !form) headers["Content-Type"] = "application/json";
       if (method !== "GET" && api.csrf) headers["X-CSRF-Token"] = api.csrf;
       let response;
       try {
         response = await fetchImpl(base + path, {
           method,
           headers,
-          body: body === undefined ? undefined : JSON.stringify(body),
+          body: body === undefined || form ? body : JSON.stringify(body),
           credentials: "same-origin",
           signal: options.signal,
           keepalive: options.keepalive || false,
@@ -77,6 +78,8 @@ export function createApi({ base = "/api/v1", fetchImpl = (...a) => globalThis.f
     post: (path, body = {}, options) => api.request("POST", path, body, options),
     put: (path, body, options) => api.request("PUT", path, body, options),
     del: (path, options) => api.request("DELETE", path, undefined, options),
+    /** POST a FormData (multipart), e.g. files to /images. */
+    upload: (path, form, options) => api.request("POST", path, form, options),
   };
   return api;
 }

@@ -5,6 +5,7 @@ import { h, clear } from "./dom.js";
 import { icon } from "./icons.js";
 import { query } from "./api.js";
 import { heldByOther, clockTime } from "./access.js";
+import { uploadControl } from "./upload.js";
 
 export const STATUSES = ["new", "in_progress", "submitted", "accepted", "rejected"];
 export const STRATEGIES = [
@@ -58,14 +59,18 @@ export async function openHome({ root, app, params }) {
   const pager = h("nav", { class: "pager", "aria-label": "Pages" });
   const summary = h("span", { class: "muted" });
 
-  root.replaceChildren(h("div", { class: "home" },
+  const home = h("div", { class: "home" });
+  const upload = uploadControl({ api, dropZone: home, onDone: () => loadGrid() });
+  home.append(
     h("header", { class: "topbar" }, h("div", { class: "brand" }, "ink", h("span", { text: "label" })), h("div", { class: "spacer" }), app.userMenu()),
     h("div", { class: "home-body" },
       h("section", { class: "queue-card" },
         h("div", {}, h("h1", { text: `Hello, ${app.user.username}` }), counts),
-        h("div", { class: "queue-actions" }, reviewBtn, strategy, nextBtn)),
+        h("div", { class: "queue-actions" }, upload.button, upload.input, reviewBtn, strategy, nextBtn)),
+      upload.status,
       h("div", { class: "list-head" }, filters, summary),
-      grid, pager)));
+      grid, pager));
+  root.replaceChildren(home);
 
   function go(p) {
     location.hash = "#/" + query({ status: p.status, style: p.style, flag: p.flag, page: p.page > 1 ? p.page : "" });
@@ -81,24 +86,28 @@ export async function openHome({ root, app, params }) {
   });
 
   grid.append(h("li", { class: "muted", text: "Loading images…" }));
-  try {
-    const data = await api.get("/images" + query({ status: params.status, style: params.style, flag: params.flag, page: params.page, per_page: PER_PAGE }));
-    const items = (data && data.items) || [];
-    const total = (data && data.total) || 0;
-    clear(grid);
-    if (!items.length) grid.append(h("li", { class: "empty-state" }, h("p", { text: total ? "Nothing on this page." : "No images match. Import some with python manage.py import DIR, or clear the filters." })));
-    items.forEach((img, i) => grid.append(card(img, taxonomy, app.user, i < 12)));
-    const pages = Math.max(1, Math.ceil(total / PER_PAGE));
-    summary.textContent = `${total.toLocaleString()} image${total === 1 ? "" : "s"}`;
-    clear(pager);
-    const prev = h("button", { type: "button", class: "btn", disabled: params.page <= 1, on: { click: () => go({ ...params, page: params.page - 1 }) } }, "← Previous");
-    const next = h("button", { type: "button", class: "btn", disabled: params.page >= pages, on: { click: () => go({ ...params, page: params.page + 1 }) } }, "Next →");
-    pager.append(prev, h("span", { class: "muted", text: `Page ${params.page} of ${pages}` }), next);
-  } catch (err) {
-    clear(grid);
-    grid.append(h("li", { class: "empty-state" }, h("p", { text: `Could not load images: ${err.message}` })));
-  }
+  await loadGrid();
   return { leave: async () => true, dispose() {} };
+
+  async function loadGrid() {
+    try {
+      const data = await api.get("/images" + query({ status: params.status, style: params.style, flag: params.flag, page: params.page, per_page: PER_PAGE }));
+      const items = (data && data.items) || [];
+      const total = (data && data.total) || 0;
+      clear(grid);
+      if (!items.length) grid.append(h("li", { class: "empty-state" }, h("p", { text: total ? "Nothing on this page." : "No images match. Upload some (the button above, or drop photos on this page), import a folder with python manage.py import DIR, or clear the filters." })));
+      items.forEach((img, i) => grid.append(card(img, taxonomy, app.user, i < 12)));
+      const pages = Math.max(1, Math.ceil(total / PER_PAGE));
+      summary.textContent = `${total.toLocaleString()} image${total === 1 ? "" : "s"}`;
+      clear(pager);
+      const prev = h("button", { type: "button", class: "btn", disabled: params.page <= 1, on: { click: () => go({ ...params, page: params.page - 1 }) } }, "← Previous");
+      const next = h("button", { type: "button", class: "btn", disabled: params.page >= pages, on: { click: () => go({ ...params, page: params.page + 1 }) } }, "Next →");
+      pager.append(prev, h("span", { class: "muted", text: `Page ${params.page} of ${pages}` }), next);
+    } catch (err) {
+      clear(grid);
+      grid.append(h("li", { class: "empty-state" }, h("p", { text: `Could not load images: ${err.message}` })));
+    }
+  }
 }
 
 /** "2 masks · 1 box", "boxes only"-style summary of what an image is labelled with ("" when nothing yet). */
