@@ -148,7 +148,6 @@ async function openNextReview({ after } = {}) {
   }
 }
 app.openNextReview = openNextReview;
-app.refresh = () => route(); // draw the open view again (e.g. the home grid after an upload)
 
 /**
  * Keep the queue lease of an image alive while the annotator is working on it (activity in the last 5
