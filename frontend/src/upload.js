@@ -6,12 +6,32 @@ import { h } from "./dom.js";
 
 export const ACCEPT = "image/jpeg,image/png,image/webp";
 export const UPLOAD_BATCH = 8; // files per request: progress moves, and one bad batch loses no other
+// bytes per request, well under the server's request limit (INKLABEL_MAX_REQUEST_BYTES, 200 MB), so that large
+// photos go up in smaller batches instead of being refused together; a larger file goes alone
+export const UPLOAD_BATCH_BYTES = 64 * 1024 * 1024;
+
+/** Consecutive batches of at most UPLOAD_BATCH files and UPLOAD_BATCH_BYTES bytes (a larger file alone). */
+export function uploadBatches(files) {
+  const batches = [];
+  let batch = [], bytes = 0;
+  for (const file of files) {
+    if (batch.length && (batch.length >= UPLOAD_BATCH || bytes + file.size > UPLOAD_BATCH_BYTES)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(file);
+    bytes += file.size;
+  }
+  if (batch.length) batches.push(batch);
+  return batches;
+}
 
 /** Upload `files` (an array of File) in batches; onProgress(done, total). Never throws: failures are refusals. */
 export async function uploadFiles(api, files, onProgress = () => {}) {
   const out = { added: 0, duplicates: 0, rejected: [], ids: [] };
-  for (let i = 0; i < files.length; i += UPLOAD_BATCH) {
-    const batch = files.slice(i, i + UPLOAD_BATCH);
+  let done = 0;
+  for (const batch of uploadBatches(files)) {
     const form = new FormData();
     for (const file of batch) form.append("file", file, file.name);
     try {
@@ -27,7 +47,8 @@ export async function uploadFiles(api, files, onProgress = () => {}) {
       if (refused) out.rejected.push(...refused);
       else for (const file of batch) out.rejected.push({ filename: file.name, code: err.code, message: err.message });
     }
-    onProgress(Math.min(files.length, i + batch.length), files.length);
+    done += batch.length;
+    onProgress(done, files.length);
   }
   return out;
 }

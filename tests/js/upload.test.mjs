@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { uploadFiles, uploadSummary, UPLOAD_BATCH } from "../../frontend/src/upload.js";
+import { uploadBatches, uploadFiles, uploadSummary, UPLOAD_BATCH, UPLOAD_BATCH_BYTES } from "../../frontend/src/upload.js";
 import { ApiError } from "../../frontend/src/api.js";
 
 function file(name) {
@@ -72,4 +72,14 @@ test("FormData bodies go up as multipart with the CSRF header", async () => {
   assert.equal(calls[0].init.body, form);
   assert.equal(calls[0].init.headers["Content-Type"], undefined); // the browser adds the multipart boundary
   assert.equal(calls[0].init.headers["X-CSRF-Token"], "tok");
+});
+
+test("large photos go up in smaller batches, one too large for a batch alone", () => {
+  const sized = (name, bytes) => ({ name, size: bytes });
+  const mb = 1024 * 1024;
+  const files = [sized("a", 30 * mb), sized("b", 30 * mb), sized("c", 30 * mb), sized("huge", UPLOAD_BATCH_BYTES + mb), sized("d", mb)];
+  assert.deepEqual(uploadBatches(files).map((b) => b.map((f) => f.name)), [["a", "b"], ["c"], ["huge"], ["d"]]);
+  const small = Array.from({ length: UPLOAD_BATCH + 1 }, (_, i) => sized(`s${i}`, 1000));
+  assert.deepEqual(uploadBatches(small).map((b) => b.length), [UPLOAD_BATCH, 1]);
+  assert.deepEqual(uploadBatches([]), []);
 });
