@@ -81,7 +81,9 @@ def test_prefill_regions_are_valid_and_cached(app, annotator, tiny_bundles):
         row = rows[0]
         assert row.segmenter_id == ids["segmenter"] and row.classifier_id == ids["classifier"]
         assert row.concentration == body["concentration"] and row.uncertainty["score"] == body["uncertainty"]["score"]
-        assert len(row.embedding) == 512 and abs(np.linalg.norm(row.embedding) - 1) < 1e-3
+        deepest = db.session.get(ModelVersion, ids["segmenter"]).architecture["encoder"]
+        width = {"resnet18": 512, "tu-tf_efficientnet_lite0": 320}[deepest]  # the encoder's last feature channels
+        assert len(row.embedding) == width and abs(np.linalg.norm(row.embedding) - 1) < 1e-3
         assert row.regions[0]["style_probs"] and row.regions[0]["geometry"] == body["regions"][0]["geometry"]
     fresh = annotator.post(f"/api/v1/images/{image_id}/prefill?refresh=true").get_json()
     assert fresh["cached"] is False
