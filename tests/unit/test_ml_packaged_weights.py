@@ -82,7 +82,7 @@ def test_without_the_package_imagenet_falls_back_as_before(monkeypatch):
 def test_training_from_packaged_weights_saves_a_loadable_model(tmp_path):
     from backend.ml.data import open_export
     from backend.ml.synth import write_export_folder
-    from backend.ml.train import PRETRAINED_LR_SCALE, TrainOptions, train_model
+    from backend.ml.train import TrainOptions, train_model
     from backend.ml.weights import load_bundle, save_bundle
 
     write_export_folder(tmp_path / "export", 12, seed=3, width=64, height=64, p_empty=0.0, n_tattoos=1)
@@ -95,7 +95,6 @@ def test_training_from_packaged_weights_saves_a_loadable_model(tmp_path):
     bundle = load_bundle(weights)  # rebuilt from the sidecar without any download, then the trained weights
     assert bundle.sidecar.architecture["encoder"] == "tu-" + LITE0
     assert torch.equal(bundle.model.encoder.model.conv_stem.weight, result.model.encoder.model.conv_stem.weight.cpu())
-    assert PRETRAINED_LR_SCALE < 1
 
 
 def test_imagenet_is_the_default_where_its_weights_come_installed(monkeypatch):
