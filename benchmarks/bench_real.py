@@ -255,6 +255,7 @@ def held_out(data: Path, names: list[str], boxes_per_photo: int = 99, refresh: b
     from backend.core.geometry import area_bbox
     from backend.core.geometry_raster import rasterize
     from backend.core.ingest import ingest_bytes
+    from backend.ml.metrics import box_ap50
     from backend.ml.model_assist import box_area, box_assist, click_segment
     from backend.ml.synth_real import yolo_boxes
     from backend.db.models import Prediction
@@ -263,11 +264,11 @@ def held_out(data: Path, names: list[str], boxes_per_photo: int = 99, refresh: b
 
     wanted = set(names)
     photos = [p for p in labelled_photos(data) if p.name in wanted]
-    ids, truth = [], {}
+    ids, held = [], {}
     for photo in photos:
         result = ingest_bytes(photo.read_bytes(), photo.name, source="upload")
         image = result.image
-        truth[image.id] = (photo, yolo_boxes(photo.with_suffix(".txt"), image.width, image.height),
+        held[image.id] = (photo, yolo_boxes(photo.with_suffix(".txt"), image.width, image.height),
                            image.width, image.height)
         ids.append(image.id)
     db.session.commit()
@@ -279,21 +280,15 @@ def held_out(data: Path, names: list[str], boxes_per_photo: int = 99, refresh: b
     predicted = {p.image_id: list(p.regions or []) for p in
                  db.session.query(Prediction).filter_by(segmenter_id=models.segmenter_id)}
     db.session.commit()  # no transaction open during the slow part
-    gt, dets, inside, total_area, n_regions = [], [], 0, 0, 0
+    truth, found, inside, total_area, n_regions = {}, {}, 0, 0, 0
     assist = {"model": [], "classical": []}
     clicks = []
     for image_id in ids:
-        photo, boxes, width, height = truth[image_id]
+        photo, boxes, width, height = held[image_id]
         regions = predicted.get(image_id, [])
         n_regions += len(regions)
-        for k, box in enumerate(boxes):
-            gt.append({"id": len(gt) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
-                       "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
-                       "area": (box[2] - box[0]) * (box[3] - box[1])})
-        for region in regions:
-            _, (x0, y0, x1, y1) = area_bbox(region["geometry"])
-            dets.append({"image_id": image_id, "category_id": 1, "bbox": [x0, y0, x1 - x0, y1 - y0],
-                         "score": float(region.get("mask_confidence") or region.get("confidence") or 0.5)})
+        truth[image_id] = boxes
+        found[image_id] = [(area_bbox(region["geometry"])[1], _score(region)) for region in regions]
         if regions:
             pmask = rasterize([r["geometry"] for r in regions], width, height) > 0
             bmask = np.zeros((height, width), bool)
@@ -324,7 +319,7 @@ def held_out(data: Path, names: list[str], boxes_per_photo: int = 99, refresh: b
             t = time.perf_counter()
             click_segment(rgb, [[min(cx, width - 1), min(cy, height - 1)]], [], runner)
             clicks.append((time.perf_counter() - t) * 1000)
-    ap50, recall50 = _coco_box_ap(gt, dets, ids)
+    ap50, recall50 = box_ap50(truth, found)
     summary = {}
     for name, rows in assist.items():
         tight = [r["tightness"] for r in rows]
@@ -339,37 +334,16 @@ def held_out(data: Path, names: list[str], boxes_per_photo: int = 99, refresh: b
             summary[name]["model_answered"] = float(np.mean([r["model"] for r in rows])) if rows else 0.0
     return {
         "prefill": {"ap50": ap50, "recall50": recall50, "area_inside": inside / total_area if total_area else 0.0,
-                    "regions": n_regions, "gt_boxes": len(gt), "seconds": prefill_seconds},
+                    "regions": n_regions, "gt_boxes": sum(len(b) for b in truth.values()), "seconds": prefill_seconds},
         "assist": summary,
         "click": {"n": len(clicks), "ms_median": float(np.median(clicks)) if clicks else 0.0,
                   "ms_p95": float(np.percentile(clicks, 95)) if clicks else 0.0},
     }
 
 
-def _coco_box_ap(gt: list, dets: list, image_ids: list) -> tuple[float, float]:
-    """pycocotools bbox AP at IoU 0.5 and recall at IoU 0.5 (100 detections an image)."""
-    import contextlib
-    import io
-
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    if not dets:
-        return 0.0, 0.0
-    coco = COCO()
-    coco.dataset = {"images": [{"id": i} for i in image_ids], "annotations": gt,
-                    "categories": [{"id": 1, "name": "tattoo"}]}
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-        found = coco.loadRes(dets)
-        ev = COCOeval(coco, found, "bbox")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    precision = ev.eval["precision"][0, :, 0, 0, 2]  # IoU 0.5, all recall points, the one class, all areas, 100 dets
-    ap50 = float(np.mean(precision[precision > -1])) if (precision > -1).any() else 0.0
-    recall = ev.eval["recall"][0, 0, 0, 2]
-    return ap50, float(max(recall, 0.0))
+def _score(region: dict) -> float:
+    """A pre-filled region's detection score (prefill.region_score; older predictions: its mask confidence)."""
+    return float(region.get("score") or region.get("mask_confidence") or region.get("confidence") or 0.5)
 
 
 def procedural_holdout(n: int, seed: int) -> dict:

@@ -48,6 +48,11 @@ def train_and_report(kind: str, export_ref: str, options: dict, promote: str, al
         line += f"; test {metric} {_fmt(test.get('iou' if kind == 'segmenter' else 'accuracy'))}"
     line += f"; {summary['train_seconds']:.0f}s"
     click.echo(line)
+    fit = summary.get("prefill_fit")
+    if fit:
+        click.echo(f"pre-fill fitted to {fit['images']} box-labelled image(s) ({fit['boxes']} boxes): probability cut "
+                   f"{fit['threshold']:g}, grouping gap {fit['group_gap']:g}; box AP50 {fit['ap50']:.3f} (unfitted "
+                   f"{fit['base_ap50']:.3f})")
     comparison = summary.get("comparison")
     if comparison and comparison.get("current_id"):
         click.echo(f"current model {comparison['current_id']} scores {_fmt(comparison['current_value'])} on the same "

@@ -6,7 +6,7 @@ rows per image and pair of model versions, and the API's synchronous calls:
     load_current()               the promoted segmenter (409 no_model without one) and classifier
 
 A Prediction row keeps the regions (each region as save_document takes it, plus its `style_probs`, `area`,
-`bbox`, `mask_confidence`), image-level style probabilities, the tattoo concentration, the uncertainty parts
+`bbox`, `mask_confidence`, `score`), image-level style probabilities, the tattoo concentration, the uncertainty parts
 (backend.ml.uncertainty.combined_score) and the encoder embedding the active-learning queue uses. The batch
 pre-fill of the pool (a job kind) is backend/jobs/prefill.py.
 """
@@ -89,8 +89,10 @@ def load_current(device=None) -> CurrentModels:
     cls_runner = _load_runner(cls, device) if cls is not None else None
     db.session.commit()  # end the read transaction before the slow part (SQLite holds the write lock in one)
     training = cls_runner.sidecar.training if cls_runner is not None else {}
+    fitted = seg_runner.sidecar.training.get("prefill") or {}  # fitted to the export's boxes (train.fit_prefill)
     settings = PrefillSettings(
-        threshold=seg_runner.threshold,
+        threshold=float(fitted.get("threshold", seg_runner.threshold)),
+        group_gap=float(fitted.get("group_gap", PrefillSettings.group_gap)),
         work_max_side=max(PrefillSettings.work_max_side, seg_runner.input_size),
         low_concentration=float(current_app.config.get("LOW_CONCENTRATION", 0.25)),
         on_body=bool(current_app.config.get("PREFILL_ON_BODY", True)),

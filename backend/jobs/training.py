@@ -280,6 +280,7 @@ def run_training(kind: str, export_ref: str, options: dict | None = None, promot
         "comparison": comparison,
         "warnings": result.warnings,
         "history": result.metrics.get("history", []),
+        "prefill_fit": result.metrics.get("prefill_fit"),
     }
 
 

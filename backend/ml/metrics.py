@@ -1,4 +1,5 @@
-"""Metrics: IoU / Dice / pixel accuracy for masks, accuracy / per-class F1 / confusion matrix for styles."""
+"""Metrics: IoU / Dice / pixel accuracy for masks, box AP50 for detections, accuracy / per-class F1 / confusion matrix
+for styles."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -76,3 +77,33 @@ def classification_report(y_true: list[int] | np.ndarray, y_pred: list[int] | np
         "confusion": {"classes": list(classes), "matrix": matrix.tolist()},
         "samples": total,
     }
+
+
+def box_ap50(truth: dict, detections: dict) -> tuple[float, float]:
+    """pycocotools' bbox AP at IoU 0.5 and recall at IoU 0.5 (100 detections an image, one class). `truth`: image
+    key → boxes (x0, y0, x1, y1); `detections`: image key → (box, score) pairs. (0, 0) when nothing is detected."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    ids = {key: i + 1 for i, key in enumerate(truth)}
+    gt = [{"id": n + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0, "bbox": [x0, y0, x1 - x0, y1 - y0],
+           "area": (x1 - x0) * (y1 - y0)}
+          for n, (image_id, (x0, y0, x1, y1)) in enumerate((ids[k], b) for k, boxes in truth.items() for b in boxes)]
+    dets = [{"image_id": ids[k], "category_id": 1, "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score)}
+            for k, found in detections.items() if k in ids for (x0, y0, x1, y1), score in found]
+    if not dets or not gt:
+        return 0.0, 0.0
+    coco = COCO()
+    coco.dataset = {"images": [{"id": i} for i in ids.values()], "annotations": gt,
+                    "categories": [{"id": 1, "name": "tattoo"}]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+        ev = COCOeval(coco, coco.loadRes(dets), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+    precision = ev.eval["precision"][0, :, 0, 0, 2]  # IoU 0.5, all recall points, the one class, all areas, 100 dets
+    ap50 = float(np.mean(precision[precision > -1])) if (precision > -1).any() else 0.0
+    return ap50, float(max(ev.eval["recall"][0, 0, 0, 2], 0.0))

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,8 @@ from backend.ml.metrics import MaskCounts, classification_report
 from backend.ml.defaults import CLASSIFIER_BACKBONE, SEGMENTER_ENCODER
 from backend.ml.nets import IMAGENET_MEAN, IMAGENET_STD, build_classifier, build_segmenter
 from backend.ml.packaged_weights import packaged_file
+from backend.ml.prefill import PrefillSettings, work_size
+from backend.ml.prefill_calibration import MIN_BOXED_IMAGES, BoxedImage, calibrate_prefill
 from backend.ml.transforms import normalize
 
 log = logging.getLogger(__name__)
@@ -311,6 +314,29 @@ def calibrate_threshold(runner: SegmenterRunner, samples: list[SegSample]) -> tu
     return float(best), scores
 
 
+def fit_prefill(runner: SegmenterRunner, samples: list[SegSample], batch_size: int = 8) -> dict | None:
+    """prefill_calibration.calibrate_prefill on the box-labelled samples (train and validation alike, see its
+    docstring), each seen as the pre-fill sees a photo: at its working resolution, through the runner; None with
+    too few of them. The probability cut the runner already has is the candidate that wins ties."""
+    boxed = [s for s in samples if s.boxes]
+    if len(boxed) < MIN_BOXED_IMAGES:
+        return None
+    max_side = max(PrefillSettings.work_max_side, runner.input_size)
+    items = []
+    for i in range(0, len(boxed), batch_size):
+        chunk = boxed[i:i + batch_size]
+        images, factors = [], []
+        for s in chunk:
+            rgb = read_rgb(s.image)
+            w, h, _ = work_size(rgb.shape[1], rgb.shape[0], max_side)
+            factors.append(w / rgb.shape[1])
+            images.append(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA) if w != rgb.shape[1] else rgb)
+        probs, _ = runner.predict(images)
+        items += [BoxedImage(prob, rgb, [[v * f for v in box] for box in s.boxes])
+                  for s, rgb, prob, f in zip(chunk, images, probs, factors)]
+    return calibrate_prefill(items, PrefillSettings(threshold=runner.threshold))
+
+
 def _epoch_val_segmenter(model, loader, device, boxes: bool = False) -> dict:
     """Validation IoU/Dice on masks; with `boxes`, the box-fill IoU of box-labelled images (boxsup.box_fill_iou)
     reported as "iou" so that the best epoch is chosen the same way."""
@@ -406,6 +432,9 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
     runner = SegmenterRunner(model, opts.input_size, IMAGENET_MEAN, IMAGENET_STD, device, opts.threshold)
     threshold, by_threshold = calibrate_threshold(runner, val_s)
     runner.threshold = threshold
+    if progress and any(s.boxes for s in train_s + val_all):
+        progress(clock.done, clock.total, "fitting the pre-fill to the boxes")
+    prefill_fit = fit_prefill(runner, train_s + val_all)
     metrics = {
         "val": evaluate_segmenter(runner, val_s) if val_s else {"iou": best, "measure": "box_fill_iou"},
         "threshold": threshold,
@@ -422,6 +451,8 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
         "pretrained": notes["pretrained"],
         "first_loss": history[0]["train_loss"] if history else None,
     }
+    if prefill_fit is not None:
+        metrics["prefill_fit"] = prefill_fit
     test_s = [s for s in data.segmentation_samples("test") if not s.boxes]
     if test_s:
         metrics["test"] = evaluate_segmenter(runner, test_s)
@@ -435,6 +466,7 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
         "export_id": data.export_id,
         "metrics": metrics,
         "training": {**opts.public(), "threshold": threshold, "pretrained": notes["pretrained"],
+                     **({"prefill": {k: prefill_fit[k] for k in ("threshold", "group_gap")}} if prefill_fit else {}),
                      "device": str(device), **({"stopped": notes["stopped"]} if "stopped" in notes else {})},
     }
     return TrainResult(model, sidecar, metrics, [notes["warning"]] if "warning" in notes else [])

@@ -1,5 +1,6 @@
 """Pre-fill (409 without a model, valid geometry inside the image, caching, stored Prediction, the pool command and
 job, upload-time suggestions, a planted pickle refused) and the assist endpoints on procedural images."""
+import json
 import pickle
 from pathlib import Path
 
@@ -114,6 +115,28 @@ def test_the_on_body_gate_follows_the_setting(app, tiny_bundles):
         assert load_current().settings.on_body is True
         app.config["PREFILL_ON_BODY"] = False  # INKLABEL_PREFILL_ON_BODY=0
         assert load_current().settings.on_body is False
+
+
+def test_the_prefill_uses_the_settings_fitted_to_the_boxes(app, tiny_bundles):
+    """A segmenter trained with box-labelled images carries the pre-fill's fitted threshold and grouping
+    (train.fit_prefill); one without keeps its own threshold and the default grouping."""
+    from backend.jobs.predictions import clear_model_cache, load_current
+    from backend.ml.prefill import PrefillSettings
+
+    register_models(app, tiny_bundles, classifier=False)
+    with app.app_context():
+        plain = load_current()
+        assert plain.settings.threshold == plain.segmenter.threshold
+        assert plain.settings.group_gap == PrefillSettings.group_gap
+    sidecar = Path(app.config["WORKSPACE"]) / "models" / "tiny-seg.json"
+    side = json.loads(sidecar.read_text())
+    side["training"]["prefill"] = {"threshold": 0.85, "group_gap": 0.015}
+    sidecar.write_text(json.dumps(side))
+    clear_model_cache()
+    with app.app_context():
+        fitted = load_current()
+        assert (fitted.settings.threshold, fitted.settings.group_gap) == (0.85, 0.015)
+        assert fitted.segmenter.threshold == plain.segmenter.threshold  # box assist keeps the model's own cut
 
 
 def test_planted_pickle_is_refused(app, annotator):

@@ -79,6 +79,8 @@ def test_train_watch_curves_confusion_promote_and_roll_back(console, page, monke
     assert detail.locator(".badge.current").count() == 1
     page.locator("[data-testid=overlay]").first.wait_for(timeout=60_000)
     shoot(page, "models-segmenter")
+    # trained on masks alone: the pre-fill is not fitted to boxes, and the page says how to get there
+    assert "Not fitted" in detail.locator("[data-testid=prefill-fit]").inner_text()
 
     # pre-fill the new images with the current segmenter, with a progress bar (the promotion pre-filled them
     # already: recompute)
@@ -133,4 +135,23 @@ def test_train_watch_curves_confusion_promote_and_roll_back(console, page, monke
     page.click("dialog [data-value=true]")
     page.wait_for_function("() => !document.querySelector('[data-testid=promote-model]')")
     assert _current_ids(admin)["classifier"] == cls["id"]
+
+    # a segmenter whose training fitted the pre-fill to boxes (train.fit_prefill) shows what was fitted
+    fit = {"threshold": 0.85, "group_gap": 0.015, "ap50": 0.1565, "recall50": 0.2871, "base_ap50": 0.0948,
+           "images": 89, "boxes": 202, "measure": "box_ap50", "grid": {}}
+    with console.app.app_context():
+        from backend.db.extensions import db
+        from backend.db.models import ModelVersion
+
+        row = db.session.get(ModelVersion, seg["id"])
+        row.metrics = {**row.metrics, "prefill_fit": fit}
+        db.session.commit()
+    page.click(f"tr[data-model-id='{seg['id']}'] button.link")
+    page.wait_for_function(f"() => document.querySelector('[data-testid=model-detail]')?.textContent.includes('Model #{seg['id']}')")
+    fitted = page.locator("[data-testid=prefill-fit]")
+    fitted.scroll_into_view_if_needed()
+    text = fitted.inner_text()
+    assert "Fitted to 89 box-labelled photos (202 boxes)" in text and "at least 85 % sure" in text, text
+    assert "closer than 3 % of the photo's short side" in text and "AP50 0.157" in text and "0.095" in text, text
+    shoot(page, "models-prefill-fit")
     assert not page.js_errors, page.js_errors

@@ -21,6 +21,7 @@ from backend.ml.boxsup import (
     projection_loss,
 )
 from backend.ml.data import SegmentationDataset, open_export
+from backend.ml.prefill_calibration import MIN_BOXED_IMAGES
 from backend.ml.synth import write_export_folder
 from backend.ml.train import TrainOptions, train_model
 
@@ -114,9 +115,9 @@ def _to_box_only(export, every: int = 2) -> int:
 @pytest.mark.slow  # trains a tiny model (~30 s on a loaded 2-core machine)
 def test_box_and_mask_labelled_images_train_together(tmp_path):
     export = tmp_path / "export"
-    write_export_folder(export, 18, seed=5, width=96, height=96, p_empty=0.0, n_tattoos=1)
+    write_export_folder(export, 24, seed=5, width=96, height=96, p_empty=0.0, n_tattoos=1)
     boxed = _to_box_only(export)
-    assert boxed >= 5
+    assert boxed >= MIN_BOXED_IMAGES
     with open_export(export) as data:
         samples = data.segmentation_samples("train")
         assert sum(1 for s in samples if s.boxes) == boxed
@@ -126,6 +127,10 @@ def test_box_and_mask_labelled_images_train_together(tmp_path):
                                                 decoder_channels=TINY_DECODER, device="cpu"))
     assert result.metrics["train_box_images"] == boxed
     assert all(np.isfinite(h["train_loss"]) for h in result.metrics["history"])
+    # the pre-fill is fitted to the boxes (train.fit_prefill), and the model file says how
+    fit = result.metrics["prefill_fit"]
+    assert fit["images"] == boxed and fit["measure"] == "box_ap50" and 0 <= fit["ap50"] <= 1
+    assert result.sidecar["training"]["prefill"] == {"threshold": fit["threshold"], "group_gap": fit["group_gap"]}
 
 
 def test_a_small_net_learns_shapes_tighter_than_their_boxes_from_boxes_alone():

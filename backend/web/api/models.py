@@ -110,7 +110,8 @@ class PrefillOut(BaseModel):
     classifier_id: Optional[int]
     regions: list[RegionOut] = Field(description="suggested regions, in the shape PUT /annotation accepts")
     details: list[dict[str, Any]] = Field(description="per region (same order, same id): style_probs, area, bbox, "
-                                                      "mask_confidence")
+                                                      "mask_confidence, score (mask confidence lowered for small "
+                                                      "regions: how likely the region is a tattoo)")
     concentration: float = Field(description="tattoo pixels / image pixels")
     low_concentration: bool
     low_concentration_threshold: float

@@ -137,11 +137,24 @@ async function modelDetail({ app, model, current, onChanged, charts }) {
       h("div", {}, h("h3", { text: "Confusion matrix (validation crops)" }), h("div", { class: "heatmap" }, confusionHeatmap({ ...val.confusion, label: (k) => taxonomy.label(k) }))),
       h("div", {}, h("h3", { text: "F1 per style" }), f1 ? f1.el : h("p", { class: "muted", text: "—" }))));
   }
+  if (model.kind === "segmenter") parts.push(prefillFit(model.metrics.prefill_fit));
   if (model.kind === "segmenter") parts.push(h("div", {}, h("h3", { text: "Validation images: predicted (cyan) vs true (yellow) masks" }), overlayGallery(api, model)));
   const el = card(`Model #${model.id}`, parts);
   el.dataset.testid = "model-detail";
   el.setAttribute("data-testid", "model-detail");
   if (history.length) requestAnimationFrame(() => curve.update(history));
+  return el;
+}
+
+// How training fitted the pre-fill's cut and grouping to the export's boxes (backend/ml/prefill_calibration.py).
+function prefillFit(fit) {
+  const pct = (v) => `${Math.round(v * 1000) / 10} %`;
+  const body = fit
+    ? [h("p", { class: "small", text: `Fitted to ${fit.images} box-labelled photos (${fit.boxes} boxes): ink where the model is at least ${pct(fit.threshold)} sure; parts closer than ${pct(2 * fit.group_gap)} of the photo's short side are one tattoo.` }),
+      h("p", { class: "small muted", text: `Pre-filled regions match those boxes at box AP50 ${fit.ap50.toFixed(3)} (recall ${fit.recall50.toFixed(3)}); with the unfitted settings ${fit.base_ap50.toFixed(3)}.` })]
+    : [h("p", { class: "small muted", text: "Not fitted: the export had fewer than 8 box-labelled photos. Box tattoos on a few photos (the Box tool, N, in the editor) and retrain, and the pre-fill learns how your team draws one tattoo." })];
+  const el = h("div", {}, h("h3", { text: "Pre-fill fitted to your boxes" }), ...body);
+  el.setAttribute("data-testid", "prefill-fit");
   return el;
 }
 
