@@ -93,6 +93,7 @@ def load_current(device=None) -> CurrentModels:
     settings = PrefillSettings(
         threshold=float(fitted.get("threshold", seg_runner.threshold)),
         group_gap=float(fitted.get("group_gap", PrefillSettings.group_gap)),
+        min_score=float(fitted.get("min_score", PrefillSettings.min_score)),
         work_max_side=max(PrefillSettings.work_max_side, seg_runner.input_size),
         low_concentration=float(current_app.config.get("LOW_CONCENTRATION", 0.25)),
         on_body=bool(current_app.config.get("PREFILL_ON_BODY", True)),

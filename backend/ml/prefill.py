@@ -14,7 +14,9 @@ This module does not import torch.
 maps working pixels to the original image's pixels, the frame every returned geometry is in. Regions are the
 connected groups of predicted ink (parts closer than `group_gap` of the short side belong to one tattoo, so the
 strokes of one line drawing stay one region), traced by backend.core.geometry.mask_to_polygons (OpenCV contours with
-hierarchy, holes kept, shapely simplify), specks under `min_region_fraction` of the image dropped.
+hierarchy, holes kept, shapely simplify), specks under `min_region_fraction` of the image dropped, and regions
+scored (`region_score`) under `min_score` not suggested. Training fits `threshold`, `group_gap` and `min_score` to
+the boxes of its export (backend/ml/prefill_calibration.py).
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ class PrefillSettings:
     work_max_side: int = 512  # the pre-fill works at max(this, the model's input size)
     min_region_fraction: float = 0.0002
     group_gap: float = 0.03
+    min_score: float = 0.0  # regions scored under this (region_score) are not suggested
     simplify_tolerance: float = 1.0
     not_tattoo_below: float = NOT_TATTOO_BELOW
     crop_margin: float = CROP_MARGIN  # the classifier's crops, as its export made them
@@ -372,12 +375,14 @@ def trace_prefill(prob: np.ndarray, settings: PrefillSettings | None = None, sca
     min_area = _min_area(settings, h, w)
     regions = []
     for inst in prefill_instances(prob, settings, body_gate(rgb, settings)):
+        confidence, score = instance_confidence(prob, inst)
+        if score < settings.min_score:
+            continue
         traced = _fast_region(inst.mask, scale, settings.simplify_tolerance, min(16.0, min_area),
                               (inst.x0, inst.y0), (w, h), image_size)
         if traced is None:
             continue
         geometry, area, bbox = traced
-        confidence, score = instance_confidence(prob, inst)
         regions.append(TracedRegion(geometry, area, bbox, confidence, score, inst.area, inst.bbox,
                                     inst.mask if settings.crop_mask_background else None))
     concentration = sum(region.ink for region in regions) / float(h * w)

@@ -43,7 +43,7 @@ from backend.ml.defaults import CLASSIFIER_BACKBONE, SEGMENTER_ENCODER
 from backend.ml.nets import IMAGENET_MEAN, IMAGENET_STD, build_classifier, build_segmenter
 from backend.ml.packaged_weights import packaged_file
 from backend.ml.prefill import PrefillSettings, work_size
-from backend.ml.prefill_calibration import MIN_BOXED_IMAGES, BoxedImage, calibrate_prefill
+from backend.ml.prefill_calibration import MIN_BOXED_IMAGES, PREFILL_FIT_KEYS, BoxedImage, calibrate_prefill
 from backend.ml.transforms import normalize
 
 log = logging.getLogger(__name__)
@@ -466,7 +466,7 @@ def _train_segmenter(data: ExportData, opts: TrainOptions, progress: Optional[Pr
         "export_id": data.export_id,
         "metrics": metrics,
         "training": {**opts.public(), "threshold": threshold, "pretrained": notes["pretrained"],
-                     **({"prefill": {k: prefill_fit[k] for k in ("threshold", "group_gap")}} if prefill_fit else {}),
+                     **({"prefill": {k: prefill_fit[k] for k in PREFILL_FIT_KEYS}} if prefill_fit else {}),
                      "device": str(device), **({"stopped": notes["stopped"]} if "stopped" in notes else {})},
     }
     return TrainResult(model, sidecar, metrics, [notes["warning"]] if "warning" in notes else [])

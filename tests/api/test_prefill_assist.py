@@ -130,12 +130,12 @@ def test_the_prefill_uses_the_settings_fitted_to_the_boxes(app, tiny_bundles):
         assert plain.settings.group_gap == PrefillSettings.group_gap
     sidecar = Path(app.config["WORKSPACE"]) / "models" / "tiny-seg.json"
     side = json.loads(sidecar.read_text())
-    side["training"]["prefill"] = {"threshold": 0.85, "group_gap": 0.015}
+    side["training"]["prefill"] = {"threshold": 0.85, "group_gap": 0.015, "min_score": 0.4}
     sidecar.write_text(json.dumps(side))
     clear_model_cache()
     with app.app_context():
         fitted = load_current()
-        assert (fitted.settings.threshold, fitted.settings.group_gap) == (0.85, 0.015)
+        assert (fitted.settings.threshold, fitted.settings.group_gap, fitted.settings.min_score) == (0.85, 0.015, 0.4)
         assert fitted.segmenter.threshold == plain.segmenter.threshold  # box assist keeps the model's own cut
 
 

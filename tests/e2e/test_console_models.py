@@ -137,8 +137,9 @@ def test_train_watch_curves_confusion_promote_and_roll_back(console, page, monke
     assert _current_ids(admin)["classifier"] == cls["id"]
 
     # a segmenter whose training fitted the pre-fill to boxes (train.fit_prefill) shows what was fitted
-    fit = {"threshold": 0.85, "group_gap": 0.015, "ap50": 0.1565, "recall50": 0.2871, "base_ap50": 0.0948,
-           "images": 89, "boxes": 202, "measure": "box_ap50", "grid": {}}
+    fit = {"threshold": 0.85, "group_gap": 0.015, "min_score": 0.4, "regions": 490, "regions_kept": 234,
+           "ap50": 0.1565, "recall50": 0.2871, "base_ap50": 0.0948, "images": 89, "boxes": 202,
+           "measure": "box_ap50", "grid": {}}
     with console.app.app_context():
         from backend.db.extensions import db
         from backend.db.models import ModelVersion
@@ -153,5 +154,6 @@ def test_train_watch_curves_confusion_promote_and_roll_back(console, page, monke
     text = fitted.inner_text()
     assert "Fitted to 89 box-labelled photos (202 boxes)" in text and "at least 85 % sure" in text, text
     assert "closer than 3 % of the photo's short side" in text and "AP50 0.157" in text and "0.095" in text, text
+    assert "score under 0.4) are not suggested" in text and "256 of the 490 suggestions" in text, text
     shoot(page, "models-prefill-fit")
     assert not page.js_errors, page.js_errors

@@ -130,7 +130,7 @@ def test_box_and_mask_labelled_images_train_together(tmp_path):
     # the pre-fill is fitted to the boxes (train.fit_prefill), and the model file says how
     fit = result.metrics["prefill_fit"]
     assert fit["images"] == boxed and fit["measure"] == "box_ap50" and 0 <= fit["ap50"] <= 1
-    assert result.sidecar["training"]["prefill"] == {"threshold": fit["threshold"], "group_gap": fit["group_gap"]}
+    assert result.sidecar["training"]["prefill"] == {k: fit[k] for k in ("threshold", "group_gap", "min_score")}
 
 
 def test_a_small_net_learns_shapes_tighter_than_their_boxes_from_boxes_alone():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from backend.ml.metrics import box_ap50
-from backend.ml.prefill import PrefillSettings, region_score
+from backend.ml.prefill import PrefillSettings, region_score, trace_prefill
 from backend.ml.prefill_calibration import MIN_BOXED_IMAGES, BoxedImage, calibrate_prefill
 
 
@@ -63,3 +63,22 @@ def test_the_base_pair_wins_ties_and_too_few_images_fit_nothing():
     fit = calibrate_prefill(items, base)
     assert (fit["threshold"], fit["group_gap"]) == (0.6, 0.1) and fit["base_ap50"] == fit["ap50"] == 1.0
     assert calibrate_prefill(items[:MIN_BOXED_IMAGES - 1], base) is None
+
+
+def test_the_fit_drops_doubtful_specks_that_match_no_box():
+    """Small faint blobs (a necklace link, a hem) that match no box: the fit raises the score cut until just before
+    a boxed tattoo would be lost, and the pre-fill then does not suggest them."""
+    rng = np.random.default_rng(2)
+    items = []
+    for _ in range(MIN_BOXED_IMAGES):
+        item = _pair_photo(rng, far=True)
+        item.prob[20:26, 20:26] = 0.55  # 36 px of a 40,000 px image: score 0.55 × sqrt(0.09) ≈ 0.17
+        items.append(item)
+    fit = calibrate_prefill(items, PrefillSettings(threshold=0.5, group_gap=0.03, on_body=False))
+    assert fit["recall50"] == pytest.approx(1.0)
+    assert 0.17 < fit["min_score"] <= 0.6 and fit["regions"] == 3 * MIN_BOXED_IMAGES
+    assert fit["regions_kept"] == 2 * MIN_BOXED_IMAGES
+    settings = PrefillSettings(threshold=fit["threshold"], group_gap=fit["group_gap"], on_body=False)
+    assert len(trace_prefill(items[0].prob, settings).regions) == 3
+    settings.min_score = fit["min_score"]
+    assert len(trace_prefill(items[0].prob, settings).regions) == 2

@@ -151,8 +151,9 @@ function prefillFit(fit) {
   const pct = (v) => `${Math.round(v * 1000) / 10} %`;
   const body = fit
     ? [h("p", { class: "small", text: `Fitted to ${fit.images} box-labelled photos (${fit.boxes} boxes): ink where the model is at least ${pct(fit.threshold)} sure; parts closer than ${pct(2 * fit.group_gap)} of the photo's short side are one tattoo.` }),
+      fit.min_score ? h("p", { class: "small", text: `Doubtful regions (small or faint: score under ${fit.min_score}) are not suggested. On those photos none of them matched a box; they were ${fit.regions - fit.regions_kept} of the ${fit.regions} suggestions.` }) : null,
       h("p", { class: "small muted", text: `Pre-filled regions match those boxes at box AP50 ${fit.ap50.toFixed(3)} (recall ${fit.recall50.toFixed(3)}); with the unfitted settings ${fit.base_ap50.toFixed(3)}.` })]
-    : [h("p", { class: "small muted", text: "Not fitted: the export had fewer than 8 box-labelled photos. Box tattoos on a few photos (the Box tool, N, in the editor) and retrain, and the pre-fill learns how your team draws one tattoo." })];
+    : [h("p", { class: "small muted", text: "Not fitted: the pre-fill uses the default grouping and this model's own probability cut. Training fits both when its export holds at least 8 box-labelled photos: box the tattoos on a few photos (the Box tool, N, in the editor) and retrain, and the pre-fill learns how your team draws one tattoo." })];
   const el = h("div", {}, h("h3", { text: "Pre-fill fitted to your boxes" }), ...body);
   el.setAttribute("data-testid", "prefill-fit");
   return el;
