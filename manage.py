@@ -11,8 +11,12 @@ LIGHT_COMMANDS = frozenset({"init", "create-user", "create-token", "import", "ex
 
 def create_app():
     from backend import create_app as factory  # the app (and what it imports) only when a command runs
+    from backend.config import SetupError
 
-    return factory(full=_running_command() not in LIGHT_COMMANDS)
+    try:
+        return factory(full=_running_command() not in LIGHT_COMMANDS)
+    except SetupError as err:
+        raise click.ClickException(str(err)) from None
 
 
 def _running_command() -> str | None:

@@ -9,6 +9,11 @@ import os
 from pathlib import Path
 
 DEFAULT_WORKSPACE = "annotations"
+
+
+class SetupError(RuntimeError):
+    """The tool cannot start as configured; the message says what to do (manage.py prints it without a traceback)."""
+
 INSECURE_SECRET_KEYS = {"", "dev", "changeme", "secret", "change-me", "default"}
 
 

@@ -278,7 +278,8 @@ def demo_command(n_images, label_fraction, epochs, seed, username, password, ser
     if existing:
         raise click.ClickException(
             f"the workspace {current_app.config['WORKSPACE']} already has {existing} image(s); the demo builds a "
-            "fresh one: INKLABEL_WORKSPACE=/tmp/inklabel-demo python manage.py demo")
+            "fresh one: INKLABEL_WORKSPACE=/tmp/inklabel-demo python manage.py demo (or, to start this one over, "
+            "delete everything in it but taxonomy.json)")
     # Bound before the long build, so a port in use is said at once rather than after minutes.
     server = bind_threaded_server(current_app._get_current_object(), host, port) if serve else None
     password = password or secrets.token_urlsafe(9)

@@ -9,6 +9,8 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
+from backend.config import SetupError
+
 DEFAULT_TAXONOMY = Path(__file__).resolve().parents[2] / "annotations" / "taxonomy.json"
 
 
@@ -18,8 +20,19 @@ def taxonomy_path(workspace: str | Path) -> Path:
 
 
 def ensure_taxonomy(workspace: str | Path) -> None:
+    """Give a new workspace its copy of the default taxonomy. Deleting the default workspace folder to start over
+    also deletes the checked-in default, which every workspace needs: that is said here, with the way back, rather
+    than failing on the first document saved."""
     path = Path(workspace) / "taxonomy.json"
-    if not path.exists() and path.resolve() != DEFAULT_TAXONOMY:
+    if path.exists():
+        return
+    if not DEFAULT_TAXONOMY.exists():
+        raise SetupError(
+            f"the default taxonomy {DEFAULT_TAXONOMY} is missing (it is part of the project; deleting the annotations/ "
+            "folder deletes it too): restore it with `git checkout -- annotations/taxonomy.json`. To start the demo "
+            "over, delete everything in annotations/ but taxonomy.json, or use another workspace "
+            "(INKLABEL_WORKSPACE=/tmp/inklabel-demo).")
+    if path.resolve() != DEFAULT_TAXONOMY:
         shutil.copyfile(DEFAULT_TAXONOMY, path)
 
 

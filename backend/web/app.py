@@ -12,7 +12,7 @@ from pathlib import Path
 
 from flask import Flask, jsonify, send_from_directory
 
-from backend.config import INSECURE_SECRET_KEYS, load_config, normalize_database_url
+from backend.config import INSECURE_SECRET_KEYS, SetupError, load_config, normalize_database_url
 
 FRONTEND_DIR = Path(__file__).resolve().parents[2] / "frontend"
 SECRET_KEY_FILE = "secret_key"
@@ -47,7 +47,7 @@ def _secret_key(app: Flask) -> str:
         key_file = Path(app.config["WORKSPACE"]) / SECRET_KEY_FILE
         key = key_file.read_text().strip() if key_file.exists() else ""
     if (key in INSECURE_SECRET_KEYS or len(key) < MIN_SECRET_KEY_LENGTH) and not app.config.get("TESTING"):
-        raise RuntimeError(
+        raise SetupError(
             "No usable secret key: run `python manage.py init` to make one in the workspace, or set "
             f"INKLABEL_SECRET_KEY to a long random value (at least {MIN_SECRET_KEY_LENGTH} characters; "
             "python -c 'import secrets; print(secrets.token_hex(32))')."

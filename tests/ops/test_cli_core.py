@@ -59,6 +59,22 @@ def test_refuses_to_start_without_a_usable_secret_key(tmp_path, monkeypatch):
     monkeypatch.setenv("INKLABEL_SECRET_KEY", "changeme")
     with pytest.raises(RuntimeError, match="secret key"):
         create_app({"WORKSPACE": str(tmp_path / "ws")})
+    # on the command line: the reason and what to do, without a traceback
+    result = _run(["init"], tmp_path / "ws", env_extra={"INKLABEL_SECRET_KEY": "short"})
+    assert result.returncode == 1 and "Error: No usable secret key" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_deleted_default_taxonomy_is_explained(tmp_path, monkeypatch):
+    """`rm -rf annotations` to start the demo over also deletes the checked-in default taxonomy: a new workspace
+    then says how to get it back instead of failing on its first saved document."""
+    from backend.config import SetupError
+    from backend.core import taxonomy
+
+    monkeypatch.setattr(taxonomy, "DEFAULT_TAXONOMY", tmp_path / "annotations" / "taxonomy.json")
+    with pytest.raises(SetupError, match="git checkout -- annotations/taxonomy.json"):
+        taxonomy.ensure_taxonomy(tmp_path / "ws")
+    assert not (tmp_path / "ws" / "taxonomy.json").exists()
 
 
 def test_secret_key_is_generated_once(tmp_path):
