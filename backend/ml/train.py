@@ -316,8 +316,9 @@ def calibrate_threshold(runner: SegmenterRunner, samples: list[SegSample]) -> tu
 
 def fit_prefill(runner: SegmenterRunner, samples: list[SegSample], batch_size: int = 8) -> dict | None:
     """prefill_calibration.calibrate_prefill on the box-labelled samples (train and validation alike, see its
-    docstring), each seen as the pre-fill sees a photo: at its working resolution, through the runner; None with
-    too few of them. The probability cut the runner already has is the candidate that wins ties."""
+    docstring), each seen as the pre-fill sees a photo: at its working resolution, through the runner, with the
+    on-body gate on (the default; INKLABEL_PREFILL_ON_BODY=0 serves without it); None with too few of them. The
+    probability cut the runner already has is the candidate that wins ties."""
     boxed = [s for s in samples if s.boxes]
     if len(boxed) < MIN_BOXED_IMAGES:
         return None
