@@ -52,7 +52,7 @@ def train_and_report(kind: str, export_ref: str, options: dict, promote: str, al
     if fit:
         click.echo(f"pre-fill fitted to {fit['images']} box-labelled image(s) ({fit['boxes']} boxes): probability cut "
                    f"{fit['threshold']:g}, grouping gap {fit['group_gap']:g}, regions scored under "
-                   f"{fit.get('min_score', 0):g} not suggested; box AP50 {fit['ap50']:.3f} (unfitted "
+                   f"{fit['min_score']:g} not suggested; box AP50 {fit['ap50']:.3f} (unfitted "
                    f"{fit['base_ap50']:.3f})")
     comparison = summary.get("comparison")
     if comparison and comparison.get("current_id"):

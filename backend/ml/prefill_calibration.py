@@ -77,14 +77,14 @@ def calibrate_prefill(items: Sequence[BoxedImage], base: PrefillSettings,
     truth = {i: [tuple(map(float, box)) for box in item.boxes] for i, item in enumerate(items)}
     candidates = [(base.threshold, base.group_gap)] + [(t, g) for t in thresholds for g in gaps
                                                         if (t, g) != (base.threshold, base.group_gap)]
-    scores = {pair: box_ap50(truth, _detections(items, gates, replace(base, threshold=pair[0], group_gap=pair[1])))
-              for pair in candidates}
+    found = {pair: _detections(items, gates, replace(base, threshold=pair[0], group_gap=pair[1]))
+             for pair in candidates}
+    scores = {pair: box_ap50(truth, found[pair]) for pair in candidates}
     best = max(candidates, key=lambda pair: scores[pair][0])  # max keeps the first of equals: the base pair
-    found = _detections(items, gates, replace(base, threshold=best[0], group_gap=best[1]))
-    min_score, kept = _min_score(truth, found, scores[best][1])
+    min_score, kept = _min_score(truth, found[best], scores[best][1])
     return {
         "threshold": best[0], "group_gap": best[1], "min_score": min_score,
-        "regions": sum(len(d) for d in found.values()), "regions_kept": kept,
+        "regions": sum(len(d) for d in found[best].values()), "regions_kept": kept,
         "ap50": round(scores[best][0], 4), "recall50": round(scores[best][1], 4),
         "base_ap50": round(scores[candidates[0]][0], 4),
         "images": len(items), "boxes": sum(len(b) for b in truth.values()), "measure": "box_ap50",
